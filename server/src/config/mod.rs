@@ -1,0 +1,242 @@
+//! The one typed configuration of a jitgate server: read once at start from a TOML file,
+//! overridden by `JITGATE_*` environment variables, validated as a whole so that every
+//! mistake is reported at once with the key that holds it.
+//!
+//! Submodules: `load` (file + environment → [`Config`]), `validate` (cross-field rules),
+//! `human` (durations such as `8h` and redacted secrets).
+
+mod human;
+mod load;
+mod validate;
+
+pub use human::{HumanDuration, Secret};
+pub use load::{ConfigError, Problem, load_from_file, load_from_str};
+
+use serde::{Deserialize, Serialize};
+
+use crate::domain::{AccountId, OsUser, RunAsMode};
+
+/// Everything a server process needs to know, as read from its config file.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    #[serde(default)]
+    pub server: ServerConfig,
+    #[serde(default)]
+    pub database: DatabaseConfig,
+    #[serde(default)]
+    pub aws: AwsConfig,
+    #[serde(default)]
+    pub scheduler: SchedulerConfig,
+    #[serde(default)]
+    pub auth: AuthConfig,
+    #[serde(default)]
+    pub profiles: Vec<ProfileConfig>,
+}
+
+/// `[server]`: where the HTTP listener binds.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ServerConfig {
+    /// Socket address of the HTTP listener (health, readiness; the web app later).
+    pub listen: String,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        Self {
+            listen: "127.0.0.1:8080".into(),
+        }
+    }
+}
+
+/// `[database]`: SQLite (embedded default) or Postgres (several replicas).
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DatabaseConfig {
+    /// `sqlite://FILE` (created on first run) or `postgres://USER:PASSWORD@HOST/DB`.
+    pub url: Secret,
+    /// Upper bound of the connection pool (SQLite in-memory databases always use one).
+    pub max_connections: u32,
+}
+
+impl Default for DatabaseConfig {
+    fn default() -> Self {
+        Self {
+            url: Secret::new("sqlite://jitgate.db"),
+            max_connections: 10,
+        }
+    }
+}
+
+/// `[aws]`: how to reach IAM Identity Center and the identity store.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AwsConfig {
+    /// Region of the IAM Identity Center instance.
+    pub region: String,
+    /// IdC instance ARN; discovered with `sso-admin:ListInstances` when absent.
+    pub instance_arn: Option<String>,
+    /// Identity store id; discovered with `ListInstances` when absent.
+    pub identity_store_id: Option<String>,
+    /// Endpoint for emulators (moto); absent means the real AWS endpoints.
+    pub endpoint_url: Option<String>,
+    /// Identity-store user attribute that IdC maps to the `SSMSessionRunAs` principal tag
+    /// ("attributes for access control"); used by profiles in `principal-tag` mode.
+    pub run_as_attribute: String,
+    /// Client-side ceiling on IdC admin API calls per second (the AWS quota is 20, shared
+    /// by every caller in the account: give each of N replicas 20/N).
+    pub tps_limit: u32,
+    /// Client-side ceiling on account-assignment operations in progress at once
+    /// (IdC allows about 10 outstanding asynchronous assignment writes).
+    pub max_outstanding_assignments: u32,
+    /// Attempts per AWS call, with exponential backoff and jitter on throttling and 5xx.
+    pub max_attempts: u32,
+    /// How long to poll an assignment operation before treating it as failed.
+    pub operation_timeout: HumanDuration,
+}
+
+impl Default for AwsConfig {
+    fn default() -> Self {
+        Self {
+            region: "us-east-1".into(),
+            instance_arn: None,
+            identity_store_id: None,
+            endpoint_url: None,
+            run_as_attribute: "nickName".into(),
+            tps_limit: 20,
+            max_outstanding_assignments: 10,
+            max_attempts: 6,
+            operation_timeout: HumanDuration::from_secs(300),
+        }
+    }
+}
+
+/// `[scheduler]`: expiry timers, the cron sweep and work leases.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SchedulerConfig {
+    /// Cron expression (seconds first, 6 or 7 fields) of the sweep that lapses unanswered
+    /// requests, expires anything a timer missed and checks drift.
+    pub sweep: String,
+    /// How often to look for work that another process (or a restart) left behind.
+    pub poll_interval: HumanDuration,
+    /// How long a claimed piece of work stays ours without renewal; a dead process's work
+    /// is taken over after this.
+    pub lease: HumanDuration,
+    /// Principals converged concurrently by this process.
+    pub workers: u32,
+    /// What to do with assignments on jitgate's permission sets that no grant wants.
+    pub drift: DriftAction,
+    /// Provisioning attempts before an approved request is marked failed.
+    pub grant_attempts: u32,
+}
+
+impl Default for SchedulerConfig {
+    fn default() -> Self {
+        Self {
+            sweep: "0 * * * * *".into(),
+            poll_interval: HumanDuration::from_secs(2),
+            lease: HumanDuration::from_secs(60),
+            workers: 16,
+            drift: DriftAction::Report,
+            grant_attempts: 5,
+        }
+    }
+}
+
+/// What the sweep does with drift (assignments on managed permission sets nobody wants).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum DriftAction {
+    /// Audit and log it, leave AWS alone.
+    Report,
+    /// Audit it and delete the assignment.
+    Remove,
+}
+
+/// `[auth]`: who is an administrator.
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AuthConfig {
+    /// OIDC groups whose members administer jitgate (all grants, audit, revoke any).
+    pub admin_groups: Vec<String>,
+}
+
+/// `[[profiles]]`: one thing people can request.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct ProfileConfig {
+    /// Unique name, used in requests and URLs.
+    pub name: String,
+    #[serde(default)]
+    pub description: String,
+    /// AWS accounts the grant may be for.
+    pub accounts: Vec<AccountId>,
+    /// Permission set carrying the SSM role: a name or an ARN. In `session-document` mode
+    /// a name template containing `{os_user}` (one permission set per OS user).
+    pub permission_set: String,
+    #[serde(default = "default_run_as_mode")]
+    pub run_as_mode: RunAsMode,
+    pub allowed_os_users: Vec<OsUser>,
+    pub max_duration: HumanDuration,
+    pub requester_groups: Vec<String>,
+    #[serde(default)]
+    pub approver_groups: Vec<String>,
+    /// Individual approvers (user ids), in addition to `approver_groups`.
+    #[serde(default)]
+    pub approvers: Vec<String>,
+    #[serde(default = "one")]
+    pub approvals_required: u32,
+    #[serde(default)]
+    pub auto_approve: bool,
+    #[serde(default = "default_approval_timeout")]
+    pub approval_timeout: HumanDuration,
+}
+
+fn default_run_as_mode() -> RunAsMode {
+    RunAsMode::PrincipalTag
+}
+
+fn one() -> u32 {
+    1
+}
+
+fn default_approval_timeout() -> HumanDuration {
+    HumanDuration::from_secs(3600)
+}
+
+/// The placeholder a `session-document` permission set name carries.
+pub const OS_USER_PLACEHOLDER: &str = "{os_user}";
+
+impl Config {
+    /// The profile called `name`, if configured.
+    pub fn profile(&self, name: &str) -> Option<&ProfileConfig> {
+        self.profiles.iter().find(|p| p.name == name)
+    }
+}
+
+impl ProfileConfig {
+    /// The domain's view of this profile.
+    pub fn policy(&self) -> crate::domain::Policy {
+        crate::domain::Policy {
+            profile: self.name.clone(),
+            accounts: self.accounts.clone(),
+            allowed_os_users: self.allowed_os_users.clone(),
+            max_duration: self.max_duration.get(),
+            requester_groups: self.requester_groups.clone(),
+            approver_groups: self.approver_groups.clone(),
+            approvers: self.approvers.iter().map(crate::domain::UserId::new).collect(),
+            approvals_required: self.approvals_required,
+            auto_approve: self.auto_approve,
+            approval_timeout: self.approval_timeout.get(),
+            run_as_mode: self.run_as_mode,
+        }
+    }
+
+    /// The permission set (name or ARN) a grant for `os_user` uses.
+    pub fn permission_set_for(&self, os_user: &OsUser) -> String {
+        self.permission_set
+            .replace(OS_USER_PLACEHOLDER, os_user.as_str())
+    }
+}

@@ -1,0 +1,265 @@
+//! Rules that span fields or need more than a type to check. Each problem names its key
+//! and says what to write instead.
+
+use std::collections::HashSet;
+use std::net::SocketAddr;
+use std::str::FromStr;
+
+use super::{Config, OS_USER_PLACEHOLDER, ProfileConfig, load::Problem};
+use crate::domain::RunAsMode;
+
+/// Longest grant a profile may allow; beyond a month "just in time" has lost its meaning.
+const MAX_PROFILE_DURATION_SECS: u64 = 31 * 24 * 3600;
+
+/// Every rule broken by `config`; empty when it is good.
+pub fn check(config: &Config) -> Vec<Problem> {
+    let mut out = Problems::default();
+    if config.server.listen.parse::<SocketAddr>().is_err() {
+        out.add(
+            "server.listen",
+            format!(
+                "`{}` is not a socket address; write it like 127.0.0.1:8080",
+                config.server.listen
+            ),
+        );
+    }
+    let url = config.database.url.expose();
+    if !(url.starts_with("sqlite:")
+        || url.starts_with("postgres://")
+        || url.starts_with("postgresql://"))
+    {
+        out.add(
+            "database.url",
+            "must start with sqlite:// (a file) or postgres:// (a server)",
+        );
+    }
+    if config.database.max_connections == 0 {
+        out.add("database.max_connections", "must be at least 1");
+    }
+    check_aws(config, &mut out);
+    check_scheduler(config, &mut out);
+    if config.profiles.is_empty() {
+        out.add(
+            "profiles",
+            "no [[profiles]] configured: add at least one (see deploy/jitgate.example.toml)",
+        );
+    }
+    let mut names = HashSet::new();
+    for (i, profile) in config.profiles.iter().enumerate() {
+        if !names.insert(profile.name.as_str()) {
+            out.add(
+                format!("profiles[{i}].name"),
+                format!("profile `{}` is defined twice", profile.name),
+            );
+        }
+        check_profile(&format!("profiles[{i}]"), profile, &mut out);
+    }
+    out.0
+}
+
+fn check_aws(config: &Config, out: &mut Problems) {
+    let aws = &config.aws;
+    if aws.region.trim().is_empty() {
+        out.add("aws.region", "must not be empty (e.g. us-east-1)");
+    }
+    if let Some(url) = &aws.endpoint_url {
+        if !(url.starts_with("http://") || url.starts_with("https://")) {
+            out.add(
+                "aws.endpoint_url",
+                format!("`{url}` must be an http:// or https:// URL"),
+            );
+        }
+    }
+    if let Some(arn) = &aws.instance_arn {
+        if !arn.starts_with("arn:aws:sso:::instance/") {
+            out.add(
+                "aws.instance_arn",
+                format!("`{arn}` is not an IdC instance ARN (arn:aws:sso:::instance/ssoins-...)"),
+            );
+        }
+    }
+    if aws.instance_arn.is_some() != aws.identity_store_id.is_some() {
+        out.add(
+            "aws.identity_store_id",
+            "set both instance_arn and identity_store_id, or neither (both are then discovered)",
+        );
+    }
+    if aws.run_as_attribute.trim().is_empty() {
+        out.add(
+            "aws.run_as_attribute",
+            "must name the identity-store user attribute mapped to SSMSessionRunAs (e.g. nickName)",
+        );
+    }
+    if aws.tps_limit == 0 {
+        out.add("aws.tps_limit", "must be at least 1");
+    }
+    if aws.max_outstanding_assignments == 0 {
+        out.add("aws.max_outstanding_assignments", "must be at least 1");
+    }
+    if !(1..=20).contains(&aws.max_attempts) {
+        out.add("aws.max_attempts", "must be between 1 and 20");
+    }
+    if aws.operation_timeout.get().is_zero() {
+        out.add("aws.operation_timeout", "must be longer than zero");
+    }
+}
+
+fn check_scheduler(config: &Config, out: &mut Problems) {
+    let s = &config.scheduler;
+    if let Err(message) = parse_cron(&s.sweep) {
+        out.add("scheduler.sweep", message);
+    }
+    if s.poll_interval.get().is_zero() {
+        out.add("scheduler.poll_interval", "must be longer than zero");
+    }
+    if s.lease.get() < std::time::Duration::from_secs(1) {
+        out.add("scheduler.lease", "must be at least 1s");
+    }
+    if s.workers == 0 {
+        out.add("scheduler.workers", "must be at least 1");
+    }
+    if s.grant_attempts == 0 {
+        out.add("scheduler.grant_attempts", "must be at least 1");
+    }
+}
+
+/// Parses a sweep schedule, explaining the seconds-first form that the `cron` crate wants
+/// (its own error for a 5-field expression does not say so).
+pub fn parse_cron(expr: &str) -> Result<cron::Schedule, String> {
+    let fields = expr.split_whitespace().count();
+    if fields == 5 {
+        return Err(format!(
+            "`{expr}` has 5 fields; jitgate's cron has seconds first (6 or 7 fields): \
+             write `0 {expr}`"
+        ));
+    }
+    cron::Schedule::from_str(expr).map_err(|e| {
+        format!("`{expr}` is not a cron expression ({e}); e.g. `0 */5 * * * *` = every 5 minutes")
+    })
+}
+
+fn check_profile(key: &str, p: &ProfileConfig, out: &mut Problems) {
+    let name_ok = !p.name.is_empty()
+        && p.name.len() <= 64
+        && p.name
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '_');
+    if !name_ok {
+        out.add(
+            format!("{key}.name"),
+            format!(
+                "`{}` must be 1-64 characters of a-z, 0-9, - and _ (it appears in URLs)",
+                p.name
+            ),
+        );
+    }
+    if p.accounts.is_empty() {
+        out.add(
+            format!("{key}.accounts"),
+            "list at least one AWS account id",
+        );
+    }
+    check_permission_set(key, p, out);
+    if p.allowed_os_users.is_empty() {
+        out.add(
+            format!("{key}.allowed_os_users"),
+            "list at least one OS user (e.g. [\"app\", \"readonly\"])",
+        );
+    }
+    let max = p.max_duration.get();
+    if max.is_zero() || max.as_secs() > MAX_PROFILE_DURATION_SECS {
+        out.add(
+            format!("{key}.max_duration"),
+            "must be longer than zero and at most 31 days",
+        );
+    }
+    if p.approval_timeout.get().is_zero() {
+        out.add(
+            format!("{key}.approval_timeout"),
+            "must be longer than zero",
+        );
+    }
+    if p.requester_groups.is_empty() {
+        out.add(
+            format!("{key}.requester_groups"),
+            "list the OIDC groups whose members may request this profile",
+        );
+    }
+    let approvers = p.approver_groups.len() + p.approvers.len();
+    if approvers == 0 {
+        out.add(
+            format!("{key}.approver_groups"),
+            "list the OIDC groups (or `approvers`, user ids) who may approve this profile; \
+             they also revoke and approve extensions, even with auto_approve",
+        );
+    }
+    if p.approvals_required == 0 {
+        out.add(
+            format!("{key}.approvals_required"),
+            "must be at least 1 (use auto_approve = true for no human approval)",
+        );
+    }
+    // With groups the number of people is unknown here; with only named approvers it is not.
+    if p.approver_groups.is_empty()
+        && !p.approvers.is_empty()
+        && p.approvals_required as usize > p.approvers.len()
+    {
+        out.add(
+            format!("{key}.approvals_required"),
+            format!(
+                "{} approvals can never be reached with {} approvers listed",
+                p.approvals_required,
+                p.approvers.len()
+            ),
+        );
+    }
+}
+
+fn check_permission_set(key: &str, p: &ProfileConfig, out: &mut Problems) {
+    let ps = p.permission_set.trim();
+    let field = format!("{key}.permission_set");
+    if ps.is_empty() {
+        out.add(field, "name the permission set that carries the SSM role");
+        return;
+    }
+    let templated = ps.contains(OS_USER_PLACEHOLDER);
+    let is_arn = ps.starts_with("arn:");
+    if is_arn && !ps.starts_with("arn:aws:sso:::permissionSet/") {
+        out.add(
+            field.clone(),
+            format!("`{ps}` is not a permission set ARN (arn:aws:sso:::permissionSet/...)"),
+        );
+    }
+    match p.run_as_mode {
+        RunAsMode::SessionDocument if !templated => out.add(
+            field,
+            format!(
+                "session-document mode needs one permission set per OS user: \
+                 write a name with {OS_USER_PLACEHOLDER}, e.g. \"JitSsm-{OS_USER_PLACEHOLDER}\""
+            ),
+        ),
+        RunAsMode::SessionDocument if is_arn => out.add(
+            field,
+            "session-document mode takes a permission set name template, not an ARN",
+        ),
+        RunAsMode::PrincipalTag if templated => out.add(
+            field,
+            format!(
+                "{OS_USER_PLACEHOLDER} only makes sense with run_as_mode = \"session-document\""
+            ),
+        ),
+        _ => {}
+    }
+}
+
+#[derive(Default)]
+struct Problems(Vec<Problem>);
+
+impl Problems {
+    fn add(&mut self, key: impl Into<String>, message: impl Into<String>) {
+        self.0.push(Problem {
+            key: key.into(),
+            message: message.into(),
+        });
+    }
+}

@@ -1,0 +1,172 @@
+//! Storage: every SQL statement jitgate runs lives under this module. One schema on two
+//! backends, SQLite (a file, WAL; the embedded default) and Postgres (several replicas),
+//! reached through sqlx's `Any` driver so the same queries serve both; the few
+//! statements that must differ (row locks, `SKIP LOCKED`) branch on [`Backend`].
+//!
+//! A state change is one [`WriteTx`]: it carries the audit events appended in it and
+//! writes them to the structured log only once the transaction has committed.
+
+pub mod assignments;
+pub mod audit;
+pub mod principals;
+pub mod requests;
+
+use chrono::{DateTime, TimeZone, Utc};
+use sqlx::any::{AnyPoolOptions, install_default_drivers};
+use sqlx::{Any, AnyPool, Executor, Transaction};
+
+use crate::audit::AuditEvent;
+
+/// Why a storage call failed.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("database error: {0}")]
+    Db(#[from] sqlx::Error),
+    #[error("database migration failed: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+    #[error("stored data is unreadable: {0}")]
+    Corrupt(String),
+    #[error("unsupported database URL: {0} (use sqlite://FILE or postgres://...)")]
+    UnsupportedUrl(String),
+}
+
+/// Which SQL dialect the pool speaks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+/// A connection pool to jitgate's database.
+#[derive(Clone)]
+pub struct Db {
+    pool: AnyPool,
+    backend: Backend,
+}
+
+impl Db {
+    /// Connects to `url`; a SQLite file is created when missing and put in WAL mode.
+    pub async fn connect(url: &str, max_connections: u32) -> Result<Db, StoreError> {
+        install_default_drivers();
+        let (backend, url) = if url.starts_with("sqlite:") {
+            (Backend::Sqlite, sqlite_url(url))
+        } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            (Backend::Postgres, url.to_owned())
+        } else {
+            return Err(StoreError::UnsupportedUrl(scheme_of(url)));
+        };
+        let in_memory = url.contains(":memory:") || url.contains("mode=memory");
+        let mut options = AnyPoolOptions::new().max_connections(if in_memory {
+            // Each connection to an in-memory SQLite database is a database of its own.
+            1
+        } else {
+            max_connections.max(1)
+        });
+        if backend == Backend::Sqlite {
+            options = options.after_connect(|conn, _meta| {
+                Box::pin(async move {
+                    // WAL lets readers run beside the one writer; busy_timeout makes a
+                    // second process wait for the write lock instead of failing.
+                    conn.execute("PRAGMA journal_mode = WAL").await?;
+                    conn.execute("PRAGMA busy_timeout = 10000").await?;
+                    conn.execute("PRAGMA synchronous = NORMAL").await?;
+                    Ok(())
+                })
+            });
+        }
+        let pool = options.connect(&url).await?;
+        Ok(Db { pool, backend })
+    }
+
+    /// Applies the migrations of this backend that have not run yet.
+    pub async fn migrate(&self) -> Result<(), StoreError> {
+        match self.backend {
+            Backend::Sqlite => sqlx::migrate!("../migrations/sqlite").run(&self.pool).await?,
+            Backend::Postgres => sqlx::migrate!("../migrations/postgres").run(&self.pool).await?,
+        }
+        Ok(())
+    }
+
+    pub fn backend(&self) -> Backend {
+        self.backend
+    }
+
+    pub(crate) fn pool(&self) -> &AnyPool {
+        &self.pool
+    }
+
+    /// Starts a transaction that will write. On SQLite it takes the write lock up front
+    /// (`BEGIN IMMEDIATE`): a deferred transaction that reads first cannot upgrade to a
+    /// writer once another connection has committed, and fails instead of waiting.
+    pub async fn begin(&self) -> Result<WriteTx, StoreError> {
+        let tx = match self.backend {
+            Backend::Sqlite => self.pool.begin_with("BEGIN IMMEDIATE").await?,
+            Backend::Postgres => self.pool.begin().await?,
+        };
+        Ok(WriteTx {
+            tx,
+            backend: self.backend,
+            events: Vec::new(),
+        })
+    }
+
+    /// Closes the pool, waiting for connections in use to come back.
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+}
+
+/// A write transaction and the audit events appended in it.
+pub struct WriteTx {
+    pub(crate) tx: Transaction<'static, Any>,
+    pub(crate) backend: Backend,
+    pub(crate) events: Vec<AuditEvent>,
+}
+
+impl WriteTx {
+    /// Commits, then writes each audit event of the transaction to the structured log.
+    pub async fn commit(self) -> Result<Vec<AuditEvent>, StoreError> {
+        self.tx.commit().await?;
+        for event in &self.events {
+            event.log();
+        }
+        Ok(self.events)
+    }
+
+    /// `FOR UPDATE` where the backend has row locks; SQLite's `BEGIN IMMEDIATE` already
+    /// holds the one write lock.
+    pub(crate) fn row_lock(&self) -> &'static str {
+        match self.backend {
+            Backend::Sqlite => "",
+            Backend::Postgres => " FOR UPDATE",
+        }
+    }
+}
+
+/// sqlx opens SQLite read-write but will not create the file unless asked.
+fn sqlite_url(url: &str) -> String {
+    if url.contains("mode=") || url.contains(":memory:") {
+        url.to_owned()
+    } else if url.contains('?') {
+        format!("{url}&mode=rwc")
+    } else {
+        format!("{url}?mode=rwc")
+    }
+}
+
+fn scheme_of(url: &str) -> String {
+    url.split_once(':')
+        .map_or_else(|| "(no scheme)".to_owned(), |(s, _)| format!("{s}:"))
+}
+
+/// Milliseconds since the epoch, the form every time column holds.
+pub fn to_millis(t: DateTime<Utc>) -> i64 {
+    t.timestamp_millis()
+}
+
+/// The inverse of [`to_millis`]; out-of-range values are corrupt data.
+pub fn from_millis(ms: i64) -> Result<DateTime<Utc>, StoreError> {
+    Utc.timestamp_millis_opt(ms)
+        .single()
+        .ok_or_else(|| StoreError::Corrupt(format!("timestamp {ms} out of range")))
+}

@@ -1,0 +1,172 @@
+//! SQL of principals, the unit of convergence, and their work leases.
+
+use chrono::{DateTime, Utc};
+use sqlx::Row;
+
+use super::{Backend, Db, StoreError, WriteTx, to_millis};
+
+/// A principal claimed for convergence: the generation of its desired state we saw.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Claim {
+    pub principal_id: String,
+    pub generation: i64,
+    pub attempts: i64,
+}
+
+/// Marks that `principal_id`'s desired state changed, inside the transaction that
+/// changed it; the principal is created on first use. A pending retry delay is dropped:
+/// a new decision (a revoke, say) is worked on at once.
+pub async fn touch(tx: &mut WriteTx, principal_id: &str) -> Result<(), StoreError> {
+    sqlx::query(
+        "INSERT INTO principals (principal_id) VALUES ($1) \
+         ON CONFLICT (principal_id) DO UPDATE SET generation = principals.generation + 1, \
+         next_attempt_at = 0",
+    )
+    .bind(principal_id)
+    .execute(&mut *tx.tx)
+    .await?;
+    Ok(())
+}
+
+/// Claims up to `limit` principals whose desired state is not converged and whose lease
+/// is free or expired, leasing them to `owner` until `lease_until`. On Postgres,
+/// `SKIP LOCKED` lets replicas claim side by side without waiting on each other.
+pub async fn claim(
+    db: &Db,
+    owner: &str,
+    now: DateTime<Utc>,
+    lease_until: DateTime<Utc>,
+    limit: i64,
+) -> Result<Vec<Claim>, StoreError> {
+    let lock = match db.backend() {
+        Backend::Postgres => " FOR UPDATE SKIP LOCKED",
+        Backend::Sqlite => "",
+    };
+    let sql = format!(
+        "UPDATE principals SET lease_owner = $1, lease_until = $2 WHERE principal_id IN (\
+           SELECT principal_id FROM principals \
+           WHERE generation > converged_generation AND next_attempt_at <= $3 \
+             AND (lease_until IS NULL OR lease_until < $3) \
+           ORDER BY next_attempt_at LIMIT $4{lock}) \
+         RETURNING principal_id, generation, attempts"
+    );
+    let mut tx = db.begin().await?;
+    let rows = sqlx::query(&sql)
+        .bind(owner)
+        .bind(to_millis(lease_until))
+        .bind(to_millis(now))
+        .bind(limit)
+        .fetch_all(&mut *tx.tx)
+        .await?;
+    tx.commit().await?;
+    rows.iter()
+        .map(|r| {
+            Ok(Claim {
+                principal_id: r.try_get("principal_id")?,
+                generation: r.try_get("generation")?,
+                attempts: r.try_get("attempts")?,
+            })
+        })
+        .collect()
+}
+
+/// Extends our lease; `false` when it is no longer ours (it expired and was taken).
+pub async fn renew(db: &Db, principal_id: &str, owner: &str, lease_until: DateTime<Utc>) -> Result<bool, StoreError> {
+    let done = sqlx::query("UPDATE principals SET lease_until = $1 WHERE principal_id = $2 AND lease_owner = $3")
+        .bind(to_millis(lease_until))
+        .bind(principal_id)
+        .bind(owner)
+        .execute(db.pool())
+        .await?;
+    Ok(done.rows_affected() == 1)
+}
+
+/// Checks inside `tx` that we still hold the lease, so a result is only recorded by the
+/// worker entitled to it.
+pub async fn holds_lease(tx: &mut WriteTx, principal_id: &str, owner: &str) -> Result<bool, StoreError> {
+    let sql = format!(
+        "SELECT lease_owner FROM principals WHERE principal_id = $1{}",
+        tx.row_lock()
+    );
+    let row = sqlx::query(&sql).bind(principal_id).fetch_optional(&mut *tx.tx).await?;
+    let holder: Option<String> = match row {
+        Some(r) => r.try_get("lease_owner")?,
+        None => None,
+    };
+    Ok(holder.as_deref() == Some(owner))
+}
+
+/// Records that the desired state of `generation` is now real and releases the lease.
+pub async fn converged(tx: &mut WriteTx, principal_id: &str, owner: &str, generation: i64) -> Result<(), StoreError> {
+    sqlx::query(
+        "UPDATE principals SET converged_generation = $1, lease_owner = NULL, lease_until = NULL, \
+         attempts = 0, last_error = NULL WHERE principal_id = $2 AND lease_owner = $3",
+    )
+    .bind(generation)
+    .bind(principal_id)
+    .bind(owner)
+    .execute(&mut *tx.tx)
+    .await?;
+    Ok(())
+}
+
+/// Records a failed attempt, releases the lease and sets when to try again.
+pub async fn failed(
+    tx: &mut WriteTx,
+    principal_id: &str,
+    owner: &str,
+    error: &str,
+    next_attempt_at: DateTime<Utc>,
+) -> Result<(), StoreError> {
+    sqlx::query(
+        "UPDATE principals SET lease_owner = NULL, lease_until = NULL, attempts = attempts + 1, \
+         last_error = $1, next_attempt_at = $2 WHERE principal_id = $3 AND lease_owner = $4",
+    )
+    .bind(error)
+    .bind(to_millis(next_attempt_at))
+    .bind(principal_id)
+    .bind(owner)
+    .execute(&mut *tx.tx)
+    .await?;
+    Ok(())
+}
+
+/// Releases a lease without recording anything (shutdown).
+pub async fn release(db: &Db, principal_id: &str, owner: &str) -> Result<(), StoreError> {
+    sqlx::query("UPDATE principals SET lease_owner = NULL, lease_until = NULL WHERE principal_id = $1 AND lease_owner = $2")
+        .bind(principal_id)
+        .bind(owner)
+        .execute(db.pool())
+        .await?;
+    Ok(())
+}
+
+/// What jitgate may have written into the principal's run-as attribute.
+pub async fn run_as_written(db: &Db, principal_id: &str) -> Result<Option<String>, StoreError> {
+    let row = sqlx::query("SELECT run_as_written FROM principals WHERE principal_id = $1")
+        .bind(principal_id)
+        .fetch_optional(db.pool())
+        .await?;
+    match row {
+        Some(r) => Ok(r.try_get("run_as_written")?),
+        None => Ok(None),
+    }
+}
+
+/// Records what the run-as attribute may hold (before a write) or that it is clear.
+pub async fn set_run_as_written(tx: &mut WriteTx, principal_id: &str, value: Option<&str>) -> Result<(), StoreError> {
+    sqlx::query("UPDATE principals SET run_as_written = $1 WHERE principal_id = $2")
+        .bind(value)
+        .bind(principal_id)
+        .execute(&mut *tx.tx)
+        .await?;
+    Ok(())
+}
+
+/// Principals not yet converged (for readiness and the benchmark).
+pub async fn unconverged_count(db: &Db) -> Result<i64, StoreError> {
+    let row = sqlx::query("SELECT COUNT(*) AS n FROM principals WHERE generation > converged_generation")
+        .fetch_one(db.pool())
+        .await?;
+    Ok(row.try_get("n")?)
+}

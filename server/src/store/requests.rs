@@ -1,0 +1,179 @@
+//! SQL of access requests. A row holds the whole domain request as JSON in `detail`,
+//! plus the columns that queries filter on, all written together from one `Request`.
+
+use chrono::{DateTime, Utc};
+use sqlx::Row;
+
+use super::{Db, StoreError, WriteTx, from_millis, to_millis};
+use crate::domain::{Request, RequestId, StateName, UserId};
+
+/// A request with what jitgate resolved for it in AWS.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StoredRequest {
+    pub request: Request,
+    /// Identity-store user id of the requester.
+    pub principal_id: String,
+    /// Permission set the grant assigns.
+    pub permission_set_arn: String,
+    /// When AWS stopped carrying anything for this ended request.
+    pub settled_at: Option<DateTime<Utc>>,
+}
+
+const COLUMNS: &str = "detail, principal_id, permission_set_arn, settled_at";
+
+/// Inserts a new request.
+pub async fn insert(tx: &mut WriteTx, stored: &StoredRequest) -> Result<(), StoreError> {
+    let r = &stored.request;
+    sqlx::query(
+        "INSERT INTO requests (id, requester, profile, account_id, os_user, run_as_mode, \
+         duration_secs, reason, ticket, created_at, state, expires_at, principal_id, \
+         permission_set_arn, detail, updated_at, settled_at) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)",
+    )
+    .bind(r.id.to_string())
+    .bind(r.requester.as_str())
+    .bind(&r.profile)
+    .bind(r.account.as_str())
+    .bind(r.os_user.as_str())
+    .bind(r.run_as_mode.as_str())
+    .bind(i64::try_from(r.duration.as_secs()).unwrap_or(i64::MAX))
+    .bind(&r.reason)
+    .bind(r.ticket.as_deref())
+    .bind(to_millis(r.created_at))
+    .bind(r.state.name().as_str())
+    .bind(r.expires_at().map(to_millis))
+    .bind(&stored.principal_id)
+    .bind(&stored.permission_set_arn)
+    .bind(detail(r)?)
+    .bind(to_millis(r.created_at))
+    .bind(stored.settled_at.map(to_millis))
+    .execute(&mut *tx.tx)
+    .await?;
+    Ok(())
+}
+
+/// Writes a request's new state (and anything the transition changed).
+pub async fn save(tx: &mut WriteTx, stored: &StoredRequest, now: DateTime<Utc>) -> Result<(), StoreError> {
+    let r = &stored.request;
+    sqlx::query(
+        "UPDATE requests SET state = $1, expires_at = $2, detail = $3, updated_at = $4, \
+         settled_at = $5 WHERE id = $6",
+    )
+    .bind(r.state.name().as_str())
+    .bind(r.expires_at().map(to_millis))
+    .bind(detail(r)?)
+    .bind(to_millis(now))
+    .bind(stored.settled_at.map(to_millis))
+    .bind(r.id.to_string())
+    .execute(&mut *tx.tx)
+    .await?;
+    Ok(())
+}
+
+/// Reads a request inside `tx`, locking its row on Postgres so concurrent transitions of
+/// the same request queue up and the second sees the first's result.
+pub async fn lock(tx: &mut WriteTx, id: RequestId) -> Result<Option<StoredRequest>, StoreError> {
+    let sql = format!("SELECT {COLUMNS} FROM requests WHERE id = $1{}", tx.row_lock());
+    let row = sqlx::query(&sql)
+        .bind(id.to_string())
+        .fetch_optional(&mut *tx.tx)
+        .await?;
+    row.as_ref().map(from_row).transpose()
+}
+
+/// Reads a request.
+pub async fn get(db: &Db, id: RequestId) -> Result<Option<StoredRequest>, StoreError> {
+    let row = sqlx::query(&format!("SELECT {COLUMNS} FROM requests WHERE id = $1"))
+        .bind(id.to_string())
+        .fetch_optional(db.pool())
+        .await?;
+    row.as_ref().map(from_row).transpose()
+}
+
+/// The open (pending, approved, active) requests of one requester, inside `tx`.
+pub async fn open_of_requester(tx: &mut WriteTx, requester: &UserId) -> Result<Vec<Request>, StoreError> {
+    let rows = sqlx::query(&format!(
+        "SELECT {COLUMNS} FROM requests WHERE requester = $1 AND state IN ('pending', 'approved', 'active')"
+    ))
+    .bind(requester.as_str())
+    .fetch_all(&mut *tx.tx)
+    .await?;
+    rows.iter().map(|r| from_row(r).map(|s| s.request)).collect()
+}
+
+/// The requests of one principal that matter to convergence: those that want their
+/// assignment (approved, active) and ended ones whose revocation is not settled yet.
+pub async fn of_principal_unsettled(db: &Db, principal_id: &str) -> Result<Vec<StoredRequest>, StoreError> {
+    let rows = sqlx::query(&format!(
+        "SELECT {COLUMNS} FROM requests WHERE principal_id = $1 AND \
+         (state IN ('approved', 'active') OR (settled_at IS NULL AND state IN ('ended', 'failed', 'cancelled'))) \
+         ORDER BY created_at"
+    ))
+    .bind(principal_id)
+    .fetch_all(db.pool())
+    .await?;
+    rows.iter().map(from_row).collect()
+}
+
+/// Ids of requests in `state`, oldest first, at most `limit`.
+pub async fn ids_in_state(db: &Db, state: StateName, limit: i64) -> Result<Vec<RequestId>, StoreError> {
+    let rows = sqlx::query("SELECT id FROM requests WHERE state = $1 ORDER BY created_at LIMIT $2")
+        .bind(state.as_str())
+        .bind(limit)
+        .fetch_all(db.pool())
+        .await?;
+    rows.iter().map(|r| parse_id(r.try_get("id")?)).collect()
+}
+
+/// Active grants whose `expires_at` has passed, soonest first.
+pub async fn due_for_expiry(db: &Db, now: DateTime<Utc>, limit: i64) -> Result<Vec<RequestId>, StoreError> {
+    let rows = sqlx::query(
+        "SELECT id FROM requests WHERE state = 'active' AND expires_at <= $1 ORDER BY expires_at LIMIT $2",
+    )
+    .bind(to_millis(now))
+    .bind(limit)
+    .fetch_all(db.pool())
+    .await?;
+    rows.iter().map(|r| parse_id(r.try_get("id")?)).collect()
+}
+
+/// The next `expires_at` among active grants.
+pub async fn next_expiry(db: &Db) -> Result<Option<DateTime<Utc>>, StoreError> {
+    let row = sqlx::query("SELECT MIN(expires_at) AS next FROM requests WHERE state = 'active'")
+        .fetch_one(db.pool())
+        .await?;
+    let next: Option<i64> = row.try_get("next")?;
+    next.map(from_millis).transpose()
+}
+
+/// Number of requests per state, for metrics and the benchmark.
+pub async fn count_by_state(db: &Db) -> Result<Vec<(String, i64)>, StoreError> {
+    let rows = sqlx::query("SELECT state, COUNT(*) AS n FROM requests GROUP BY state ORDER BY state")
+        .fetch_all(db.pool())
+        .await?;
+    rows.iter()
+        .map(|r| Ok((r.try_get("state")?, r.try_get("n")?)))
+        .collect()
+}
+
+fn detail(r: &Request) -> Result<String, StoreError> {
+    serde_json::to_string(r).map_err(|e| StoreError::Corrupt(format!("request {}: {e}", r.id)))
+}
+
+fn parse_id(text: String) -> Result<RequestId, StoreError> {
+    text.parse()
+        .map_err(|_| StoreError::Corrupt(format!("request id `{text}` is not a uuid")))
+}
+
+fn from_row(row: &sqlx::any::AnyRow) -> Result<StoredRequest, StoreError> {
+    let detail: String = row.try_get("detail")?;
+    let request: Request = serde_json::from_str(&detail)
+        .map_err(|e| StoreError::Corrupt(format!("request detail: {e}")))?;
+    let settled_at: Option<i64> = row.try_get("settled_at")?;
+    Ok(StoredRequest {
+        request,
+        principal_id: row.try_get("principal_id")?,
+        permission_set_arn: row.try_get("permission_set_arn")?,
+        settled_at: settled_at.map(from_millis).transpose()?,
+    })
+}
