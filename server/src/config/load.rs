@@ -188,7 +188,7 @@ mod tests {
         let p = problems(&example_with("max_connections = 10", "max_conections = 10"));
         assert_eq!(p.len(), 1);
         assert_eq!(p[0].key, "database.max_conections");
-        assert!(p[0].message.contains("expected one of"), "{}", p[0].message);
+        assert!(p[0].message.contains("`max_connections`"), "{}", p[0].message);
         let p = problems(&example_with("auto_approve = false", "auto_aprove = false"));
         assert_eq!(p[0].key, "profiles[0].auto_aprove");
     }
