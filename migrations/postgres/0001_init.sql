@@ -95,3 +95,10 @@ END;
 $$ LANGUAGE plpgsql;
 CREATE TRIGGER audit_events_no_change BEFORE UPDATE OR DELETE ON audit_events
 FOR EACH ROW EXECUTE FUNCTION audit_events_append_only();
+
+-- Leases on singleton jobs (the sweep), so one replica at a time runs each.
+CREATE TABLE job_leases (
+    name        TEXT PRIMARY KEY,
+    owner       TEXT NOT NULL,
+    lease_until BIGINT NOT NULL
+);

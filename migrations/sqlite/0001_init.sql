@@ -96,3 +96,10 @@ CREATE TRIGGER audit_events_no_delete BEFORE DELETE ON audit_events
 BEGIN
     SELECT RAISE(ABORT, 'audit events are append-only');
 END;
+
+-- Leases on singleton jobs (the sweep), so one replica at a time runs each.
+CREATE TABLE job_leases (
+    name        TEXT PRIMARY KEY,
+    owner       TEXT NOT NULL,
+    lease_until INTEGER NOT NULL
+);

@@ -5,6 +5,9 @@
 
 pub mod audit;
 pub mod aws;
+pub mod broker;
 pub mod config;
 pub mod domain;
+pub mod http;
+pub mod scheduler;
 pub mod store;

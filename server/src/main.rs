@@ -1,1 +1,251 @@
-fn main(){}
+//! `jitgate-server`: the broker process and its admin commands.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use chrono::{DateTime, NaiveDate, Utc};
+use clap::{Parser, Subcommand};
+use jitgate_server::audit::{self, ExportFormat};
+use jitgate_server::aws::IdcClient;
+use jitgate_server::broker::{Broker, Catalog, Wakers};
+use jitgate_server::config::{self, Config};
+use jitgate_server::http::{AppState, router};
+use jitgate_server::scheduler::{Scheduler, owner_id};
+use jitgate_server::store::Db;
+
+#[derive(Parser)]
+#[command(name = "jitgate-server", version, about = "Just-in-time SSM access broker for AWS EC2")]
+struct Cli {
+    /// Config file (TOML); every key can be overridden with JITGATE_<SECTION>_<KEY>.
+    #[arg(long, short, global = true, env = "JITGATE_CONFIG", default_value = "jitgate.toml")]
+    config: PathBuf,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the broker: HTTP listener, expiry timers, provisioning workers, sweep.
+    Serve,
+    /// Create or upgrade the database schema, then exit.
+    Migrate,
+    /// Validate the config and print it as loaded, secrets redacted; exit 1 on errors.
+    CheckConfig,
+    /// The audit trail.
+    Audit {
+        #[command(subcommand)]
+        command: AuditCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum AuditCommand {
+    /// Walk the hash chain; exit 1 naming the first bad event.
+    Verify,
+    /// Write events as JSON lines or CSV to standard output.
+    Export {
+        /// Only events at or after this time: RFC 3339 (2026-11-01T00:00:00Z), a date
+        /// (2026-11-01, UTC) or an age (24h, 7d).
+        #[arg(long)]
+        since: Option<String>,
+        #[arg(long, value_enum, default_value = "jsonl")]
+        format: ExportFormat,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_logging(matches!(cli.command, Command::Serve));
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(cli)) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    if let Command::CheckConfig = cli.command {
+        return check_config(&cli.config);
+    }
+    let config = Arc::new(load(&cli.config)?);
+    match cli.command {
+        Command::Serve => serve(config).await,
+        Command::Migrate => {
+            let db = open(&config, true).await?;
+            db.migrate().await.context("migrating the database")?;
+            eprintln!("database schema is up to date");
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Audit { command } => {
+            let db = open(&config, false).await?;
+            match command {
+                AuditCommand::Verify => verify(&db).await,
+                AuditCommand::Export { since, format } => {
+                    let since = since.as_deref().map(parse_since).transpose()?;
+                    let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+                    let n = audit::export(&db, since, format, &mut out).await?;
+                    eprintln!("exported {n} events");
+                    Ok(ExitCode::SUCCESS)
+                }
+            }
+        }
+        Command::CheckConfig => Ok(ExitCode::SUCCESS),
+    }
+}
+
+fn load(path: &std::path::Path) -> anyhow::Result<Config> {
+    Ok(config::load_from_file(path)?)
+}
+
+fn check_config(path: &std::path::Path) -> anyhow::Result<ExitCode> {
+    match config::load_from_file(path) {
+        Ok(config) => {
+            print!("{}", toml::to_string_pretty(&config).context("rendering the config")?);
+            eprintln!("{}: configuration OK", path.display());
+            Ok(ExitCode::SUCCESS)
+        }
+        Err(e) => {
+            eprintln!("{}: {e}", path.display());
+            Ok(ExitCode::FAILURE)
+        }
+    }
+}
+
+async fn open(config: &Config, create: bool) -> anyhow::Result<Db> {
+    let url = config.database.url.expose();
+    if !create {
+        if let Some(path) = sqlite_path(url) {
+            if !std::path::Path::new(path).exists() {
+                bail!("no database at {path} (database.url); run `jitgate-server migrate` or `serve` first");
+            }
+        }
+    }
+    Db::connect(url, config.database.max_connections)
+        .await
+        .with_context(|| format!("connecting to {}", config.database.url.redacted()))
+}
+
+fn sqlite_path(url: &str) -> Option<&str> {
+    let rest = url.strip_prefix("sqlite://").or_else(|| url.strip_prefix("sqlite:"))?;
+    let path = rest.split('?').next().unwrap_or(rest);
+    (!path.is_empty() && !path.contains(":memory:")).then_some(path)
+}
+
+async fn verify(db: &Db) -> anyhow::Result<ExitCode> {
+    match audit::verify(db).await? {
+        Ok(v) => {
+            println!("audit chain OK: {} events, head {}", v.events, v.head_hash);
+            Ok(ExitCode::SUCCESS)
+        }
+        Err(broken) => {
+            println!("audit chain BROKEN at event {}: {}", broken.seq, broken.why);
+            Ok(ExitCode::FAILURE)
+        }
+    }
+}
+
+fn parse_since(text: &str) -> anyhow::Result<DateTime<Utc>> {
+    if let Ok(t) = DateTime::parse_from_rfc3339(text) {
+        return Ok(t.with_timezone(&Utc));
+    }
+    if let Ok(d) = NaiveDate::parse_from_str(text, "%Y-%m-%d") {
+        if let Some(t) = d.and_hms_opt(0, 0, 0) {
+            return Ok(t.and_utc());
+        }
+    }
+    if let Ok(age) = humantime::parse_duration(text) {
+        if let Ok(age) = chrono::TimeDelta::from_std(age) {
+            return Ok(Utc::now() - age);
+        }
+    }
+    bail!("--since `{text}`: write a time (2026-11-01T00:00:00Z), a date (2026-11-01) or an age (24h)")
+}
+
+async fn serve(config: Arc<Config>) -> anyhow::Result<ExitCode> {
+    let db = open(&config, true).await?;
+    db.migrate().await.context("migrating the database")?;
+    let idc = IdcClient::connect(&config.aws)
+        .await
+        .context("connecting to IAM Identity Center")?;
+    let by_name = idc
+        .permission_sets_by_name()
+        .await
+        .context("listing permission sets")?;
+    let catalog = match Catalog::resolve(&config, &by_name) {
+        Ok(c) => Arc::new(c),
+        Err(missing) => {
+            for m in &missing {
+                eprintln!("error: {m}");
+            }
+            return Ok(ExitCode::FAILURE);
+        }
+    };
+    let wakers = Arc::new(Wakers::default());
+    let broker = Broker::new(db.clone(), config.clone(), Arc::new(idc), catalog.clone(), wakers);
+    let owner = owner_id();
+    tracing::info!(owner, listen = %config.server.listen, "jitgate-server starting");
+    let scheduler = Scheduler::start(broker, catalog, owner);
+
+    let listener = tokio::net::TcpListener::bind(&config.server.listen)
+        .await
+        .with_context(|| format!("binding {} (server.listen)", config.server.listen))?;
+    axum::serve(listener, router(AppState { db: db.clone() }))
+        .with_graceful_shutdown(shutdown_signal())
+        .await
+        .context("HTTP server")?;
+    tracing::info!("shutting down: finishing work in progress");
+    if tokio::time::timeout(Duration::from_secs(30), scheduler.shutdown())
+        .await
+        .is_err()
+    {
+        tracing::warn!("work still in progress after 30s; its leases expire and another process resumes it");
+    }
+    db.close().await;
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn shutdown_signal() {
+    let interrupt = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(s) => s,
+            Err(_) => {
+                let _ = interrupt.await;
+                return;
+            }
+        };
+        tokio::select! {
+            _ = interrupt => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = interrupt.await;
+}
+
+/// JSON logs on stderr for `serve` (RUST_LOG filters, default info); warnings only,
+/// as text, for the one-shot commands whose output is on stdout.
+fn init_logging(serve: bool) {
+    use tracing_subscriber::EnvFilter;
+    let default = if serve { "info" } else { "warn" };
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    if serve {
+        builder.json().flatten_event(true).init();
+    } else {
+        builder.init();
+    }
+}

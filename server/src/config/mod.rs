@@ -11,6 +11,7 @@ mod validate;
 
 pub use human::{HumanDuration, Secret};
 pub use load::{ConfigError, Problem, load_from_file, load_from_str};
+pub use validate::parse_cron;
 
 use serde::{Deserialize, Serialize};
 

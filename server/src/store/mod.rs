@@ -8,6 +8,7 @@
 
 pub mod assignments;
 pub mod audit;
+pub mod jobs;
 pub mod principals;
 pub mod requests;
 
@@ -108,6 +109,12 @@ impl Db {
             backend: self.backend,
             events: Vec::new(),
         })
+    }
+
+    /// Checks that the database answers.
+    pub async fn ping(&self) -> Result<(), StoreError> {
+        sqlx::query("SELECT 1").execute(&self.pool).await?;
+        Ok(())
     }
 
     /// Closes the pool, waiting for connections in use to come back.

@@ -14,13 +14,13 @@ pub struct Claim {
 }
 
 /// Marks that `principal_id`'s desired state changed, inside the transaction that
-/// changed it; the principal is created on first use. A pending retry delay is dropped:
-/// a new decision (a revoke, say) is worked on at once.
+/// changed it; the principal is created on first use. A pending retry delay and the
+/// failure count are dropped: a new decision (a revoke, say) is worked on at once.
 pub async fn touch(tx: &mut WriteTx, principal_id: &str) -> Result<(), StoreError> {
     sqlx::query(
         "INSERT INTO principals (principal_id) VALUES ($1) \
          ON CONFLICT (principal_id) DO UPDATE SET generation = principals.generation + 1, \
-         next_attempt_at = 0",
+         next_attempt_at = 0, attempts = 0",
     )
     .bind(principal_id)
     .execute(&mut *tx.tx)

@@ -177,3 +177,13 @@ fn from_row(row: &sqlx::any::AnyRow) -> Result<StoredRequest, StoreError> {
         settled_at: settled_at.map(from_millis).transpose()?,
     })
 }
+
+/// Marks an ended request's revocation as done (nothing left for it in AWS).
+pub async fn settle(tx: &mut WriteTx, id: RequestId, now: DateTime<Utc>) -> Result<(), StoreError> {
+    sqlx::query("UPDATE requests SET settled_at = $1 WHERE id = $2 AND settled_at IS NULL")
+        .bind(to_millis(now))
+        .bind(id.to_string())
+        .execute(&mut *tx.tx)
+        .await?;
+    Ok(())
+}

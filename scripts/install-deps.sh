@@ -1,0 +1,42 @@
+#!/usr/bin/env bash
+# Installs what jitgate's tests, demo and benchmark need, pinned, and does nothing
+# (quietly) when it is all there already. Run as root for the apt part (CI is).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+CACHE=${JITGATE_CACHE:-$HOME/.cache/jitgate}
+VENV=${JITGATE_VENV:-$CACHE/venv}
+mkdir -p "$CACHE"
+
+need_apt=()
+compgen -G "/usr/lib/postgresql/*/bin/postgres" >/dev/null || need_apt+=(postgresql)
+command -v runuser >/dev/null || need_apt+=(util-linux)
+if [ "${WITH_BENCH_TOOLS:-0}" = 1 ]; then
+  command -v hyperfine >/dev/null || need_apt+=(hyperfine)
+fi
+if [ ${#need_apt[@]} -gt 0 ]; then
+  if [ "$(id -u)" != 0 ]; then
+    echo "install-deps: need root to apt-get install ${need_apt[*]}" >&2
+    exit 1
+  fi
+  echo "install-deps: apt-get install ${need_apt[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq --no-install-recommends "${need_apt[@]}" >/dev/null
+  # Debian starts a cluster on install; tests run their own, so stop it.
+  if command -v pg_ctlcluster >/dev/null; then
+    for c in /etc/postgresql/*/main; do
+      [ -d "$c" ] && pg_ctlcluster "$(basename "$(dirname "$c")")" main stop 2>/dev/null || true
+    done
+  fi
+fi
+
+# The AWS peer: moto plus our extensions, in a venv keyed by its requirements.
+req=tests/peers/requirements.txt
+stamp="$VENV/.installed-$(sha256sum "$req" | cut -c1-16)"
+if [ ! -f "$stamp" ]; then
+  echo "install-deps: creating the AWS peer venv in $VENV"
+  rm -rf "$VENV"
+  python3 -m venv "$VENV"
+  "$VENV/bin/pip" install --quiet --disable-pip-version-check -r "$req"
+  touch "$stamp"
+fi

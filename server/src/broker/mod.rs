@@ -1,0 +1,312 @@
+//! The broker: each use of jitgate (submit, approve, deny, cancel, revoke, extend, and
+//! the scheduler's expire, lapse, activate, fail) as one transaction that loads the
+//! request, applies the pure domain transition, saves it, appends its audit event and
+//! marks the person's AWS state for convergence. AWS is never called inside it.
+
+mod catalog;
+mod events;
+
+pub use catalog::Catalog;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use tokio::sync::Notify;
+
+use crate::audit::SYSTEM_ACTOR;
+use crate::aws::{AwsError, IdentityCenter};
+use crate::config::Config;
+use crate::domain::{Actor, DomainError, Draft, Request, RequestId, UserId};
+use crate::store::requests::{self, StoredRequest};
+use crate::store::{Db, StoreError, audit, principals};
+
+/// Why the broker refused or could not do something.
+#[derive(Debug, thiserror::Error)]
+pub enum BrokerError {
+    #[error(transparent)]
+    Domain(#[from] DomainError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(transparent)]
+    Aws(#[from] AwsError),
+    #[error("no request {0}")]
+    NotFound(RequestId),
+    #[error("no profile `{name}`; configured: {}", .known.join(", "))]
+    UnknownProfile { name: String, known: Vec<String> },
+    #[error(
+        "no IAM Identity Center user for `{user_name}`{}: ask an administrator to create one \
+         (jitgate looks users up by userName, then by email)",
+        .email.as_ref().map(|e| format!(" or {e}")).unwrap_or_default()
+    )]
+    NoIdcUser {
+        user_name: String,
+        email: Option<String>,
+    },
+    #[error(transparent)]
+    Catalog(#[from] catalog::CatalogError),
+}
+
+/// A signed-in person as the broker sees them.
+#[derive(Debug, Clone)]
+pub struct Person {
+    /// Stable jitgate user id (the OIDC subject).
+    pub id: UserId,
+    /// Name used to find the IdC user (`userName`).
+    pub user_name: String,
+    /// Fallback for finding the IdC user.
+    pub email: Option<String>,
+    pub groups: Vec<String>,
+}
+
+/// Wake-ups for the scheduler when this process changed something it should act on.
+#[derive(Debug, Default)]
+pub struct Wakers {
+    /// A person's desired AWS state changed.
+    pub converge: Notify,
+    /// The set of active grants or their `expires_at` changed.
+    pub expiry: Notify,
+}
+
+/// The broker of one server process.
+pub struct Broker<I> {
+    db: Db,
+    config: Arc<Config>,
+    idc: Arc<I>,
+    catalog: Arc<Catalog>,
+    wakers: Arc<Wakers>,
+}
+
+impl<I> Clone for Broker<I> {
+    fn clone(&self) -> Self {
+        Self {
+            db: self.db.clone(),
+            config: self.config.clone(),
+            idc: self.idc.clone(),
+            catalog: self.catalog.clone(),
+            wakers: self.wakers.clone(),
+        }
+    }
+}
+
+impl<I: IdentityCenter> Broker<I> {
+    pub fn new(db: Db, config: Arc<Config>, idc: Arc<I>, catalog: Arc<Catalog>, wakers: Arc<Wakers>) -> Self {
+        Self {
+            db,
+            config,
+            idc,
+            catalog,
+            wakers,
+        }
+    }
+
+    pub fn db(&self) -> &Db {
+        &self.db
+    }
+
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    pub fn idc(&self) -> &I {
+        &self.idc
+    }
+
+    pub fn wakers(&self) -> &Arc<Wakers> {
+        &self.wakers
+    }
+
+    /// The domain actor for `person`: admin when in any `[auth] admin_groups`.
+    pub fn actor(&self, person: &Person) -> Actor {
+        Actor {
+            user: person.id.clone(),
+            groups: person.groups.clone(),
+            is_admin: person
+                .groups
+                .iter()
+                .any(|g| self.config.auth.admin_groups.contains(g)),
+        }
+    }
+
+    fn policy(&self, profile: &str) -> Result<crate::domain::Policy, BrokerError> {
+        self.config
+            .profile(profile)
+            .map(|p| p.policy())
+            .ok_or_else(|| BrokerError::UnknownProfile {
+                name: profile.to_owned(),
+                known: self.config.profiles.iter().map(|p| p.name.clone()).collect(),
+            })
+    }
+
+    /// Files a new request. The person's IdC user is looked up first, so someone
+    /// without one is refused now rather than failing at provisioning.
+    pub async fn submit(&self, person: &Person, draft: Draft, now: DateTime<Utc>) -> Result<StoredRequest, BrokerError> {
+        let policy = self.policy(&draft.profile)?;
+        let profile = self.config.profile(&draft.profile).ok_or_else(|| BrokerError::UnknownProfile {
+            name: draft.profile.clone(),
+            known: Vec::new(),
+        })?;
+        let actor = self.actor(person);
+        // Validate before calling AWS: bad input must not cost an IdC call.
+        let probe = Request::submit(RequestId::new_v4(), draft.clone(), &actor, &policy, &[], now)?;
+        let permission_set_arn = self.catalog.arn_for(profile, &probe.os_user)?;
+        let principal_id = self
+            .idc
+            .find_user(&person.user_name, person.email.as_deref())
+            .await?
+            .ok_or_else(|| BrokerError::NoIdcUser {
+                user_name: person.user_name.clone(),
+                email: person.email.clone(),
+            })?;
+
+        let mut tx = self.db.begin().await?;
+        let open = requests::open_of_requester(&mut tx, &person.id).await?;
+        let request = Request::submit(RequestId::new_v4(), draft, &actor, &policy, &open, now)?;
+        let stored = StoredRequest {
+            settled_at: (!request.wants_assignment()).then_some(now),
+            request,
+            principal_id,
+            permission_set_arn,
+        };
+        requests::insert(&mut tx, &stored).await?;
+        audit::append(&mut tx, events::submitted(&stored, person.id.as_str(), now)).await?;
+        if stored.request.wants_assignment() {
+            principals::touch(&mut tx, &stored.principal_id).await?;
+        }
+        tx.commit().await?;
+        self.wakers.converge.notify_one();
+        Ok(stored)
+    }
+
+    /// Records `person`'s approval (of the request or its pending extension).
+    pub async fn approve(&self, person: &Person, id: RequestId, now: DateTime<Utc>) -> Result<StoredRequest, BrokerError> {
+        let actor = self.actor(person);
+        self.apply(id, person.id.as_str(), None, now, |r, p| r.approve(&actor, p, now))
+            .await
+    }
+
+    /// Denies the request (or drops its pending extension).
+    pub async fn deny(
+        &self,
+        person: &Person,
+        id: RequestId,
+        comment: Option<String>,
+        now: DateTime<Utc>,
+    ) -> Result<StoredRequest, BrokerError> {
+        let actor = self.actor(person);
+        self.apply(id, person.id.as_str(), comment.clone(), now, |r, p| {
+            r.deny(&actor, p, comment, now)
+        })
+        .await
+    }
+
+    /// Withdraws a request that is not active yet.
+    pub async fn cancel(&self, person: &Person, id: RequestId, now: DateTime<Utc>) -> Result<StoredRequest, BrokerError> {
+        let actor = self.actor(person);
+        self.apply(id, person.id.as_str(), None, now, |r, _| r.cancel(&actor, now))
+            .await
+    }
+
+    /// Ends a grant early.
+    pub async fn revoke(
+        &self,
+        person: &Person,
+        id: RequestId,
+        comment: Option<String>,
+        now: DateTime<Utc>,
+    ) -> Result<StoredRequest, BrokerError> {
+        let actor = self.actor(person);
+        self.apply(id, person.id.as_str(), comment.clone(), now, |r, p| {
+            r.revoke(&actor, p, comment, now)
+        })
+        .await
+    }
+
+    /// Asks for more time on an active grant.
+    pub async fn extend(
+        &self,
+        person: &Person,
+        id: RequestId,
+        extra: Duration,
+        reason: String,
+        now: DateTime<Utc>,
+    ) -> Result<StoredRequest, BrokerError> {
+        let actor = self.actor(person);
+        self.apply(id, person.id.as_str(), Some(reason.clone()), now, |r, p| {
+            r.request_extension(&actor, extra, reason, p, now)
+        })
+        .await
+    }
+
+    /// Ends an active grant whose time is up. `Ok(None)` when it is not (or no longer)
+    /// due: another process got there first, or it was extended.
+    pub async fn expire(&self, id: RequestId, now: DateTime<Utc>) -> Result<Option<StoredRequest>, BrokerError> {
+        self.system(id, now, |r, _| r.expire(now)).await
+    }
+
+    /// Lapses a pending request nobody answered in time; `Ok(None)` when not due.
+    pub async fn lapse(&self, id: RequestId, now: DateTime<Utc>) -> Result<Option<StoredRequest>, BrokerError> {
+        self.system(id, now, |r, p| r.lapse(p, now)).await
+    }
+
+    /// Marks an approved request active once its assignment exists; `Ok(None)` when it
+    /// is no longer approved (revoked or cancelled meanwhile).
+    pub async fn activate(&self, id: RequestId, now: DateTime<Utc>) -> Result<Option<StoredRequest>, BrokerError> {
+        self.system(id, now, |r, _| r.activate(now)).await
+    }
+
+    /// Marks an approved request failed after provisioning gave up.
+    pub async fn fail(&self, id: RequestId, reason: String, now: DateTime<Utc>) -> Result<Option<StoredRequest>, BrokerError> {
+        self.system(id, now, |r, _| r.fail(reason, now)).await
+    }
+
+    /// A transition jitgate makes on its own; a refusal means "nothing to do".
+    async fn system(
+        &self,
+        id: RequestId,
+        now: DateTime<Utc>,
+        step: impl FnOnce(Request, &crate::domain::Policy) -> Result<Request, DomainError>,
+    ) -> Result<Option<StoredRequest>, BrokerError> {
+        match self.apply(id, SYSTEM_ACTOR, None, now, step).await {
+            Ok(stored) => Ok(Some(stored)),
+            Err(BrokerError::Domain(_)) => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Loads and locks the request, applies `step`, and saves the result with its audit
+    /// event in one transaction. A refused step rolls back and changes nothing.
+    async fn apply(
+        &self,
+        id: RequestId,
+        actor: &str,
+        comment: Option<String>,
+        now: DateTime<Utc>,
+        step: impl FnOnce(Request, &crate::domain::Policy) -> Result<Request, DomainError>,
+    ) -> Result<StoredRequest, BrokerError> {
+        let mut tx = self.db.begin().await?;
+        let mut stored = requests::lock(&mut tx, id).await?.ok_or(BrokerError::NotFound(id))?;
+        let policy = self.policy(&stored.request.profile)?;
+        let before = stored.request.clone();
+        stored.request = step(before.clone(), &policy)?;
+        if !before.wants_assignment() && !stored.request.wants_assignment() && !stored.request.is_open() {
+            // Closed without ever holding an assignment: nothing owed in AWS.
+            stored.settled_at.get_or_insert(now);
+        }
+        requests::save(&mut tx, &stored, now).await?;
+        let event = events::transition(&before, &stored, actor, comment, now);
+        audit::append(&mut tx, event).await?;
+        let aws_changes = before.wants_assignment() != stored.request.wants_assignment();
+        if aws_changes {
+            principals::touch(&mut tx, &stored.principal_id).await?;
+        }
+        tx.commit().await?;
+        if aws_changes {
+            self.wakers.converge.notify_one();
+        }
+        if before.expires_at() != stored.request.expires_at() {
+            self.wakers.expiry.notify_one();
+        }
+        Ok(stored)
+    }
+}
