@@ -63,6 +63,9 @@ mod tests {
             },
         };
         let json = serde_json::to_string(&body).unwrap_or_default();
-        assert_eq!(json, r#"{"error":{"code":"invalid","message":"duration must be more than zero"}}"#);
+        assert_eq!(
+            json,
+            r#"{"error":{"code":"invalid","message":"duration must be more than zero"}}"#
+        );
     }
 }

@@ -17,10 +17,20 @@ use jitgate_server::scheduler::{Scheduler, owner_id};
 use jitgate_server::store::Db;
 
 #[derive(Parser)]
-#[command(name = "jitgate-server", version, about = "Just-in-time SSM access broker for AWS EC2")]
+#[command(
+    name = "jitgate-server",
+    version,
+    about = "Just-in-time SSM access broker for AWS EC2"
+)]
 struct Cli {
     /// Config file (TOML); every key can be overridden with JITGATE_<SECTION>_<KEY>.
-    #[arg(long, short, global = true, env = "JITGATE_CONFIG", default_value = "jitgate.toml")]
+    #[arg(
+        long,
+        short,
+        global = true,
+        env = "JITGATE_CONFIG",
+        default_value = "jitgate.toml"
+    )]
     config: PathBuf,
     #[command(subcommand)]
     command: Command,
@@ -59,7 +69,10 @@ enum AuditCommand {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     init_logging(matches!(cli.command, Command::Serve));
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("error: cannot start the async runtime: {e}");
@@ -112,7 +125,10 @@ fn load(path: &std::path::Path) -> anyhow::Result<Config> {
 fn check_config(path: &std::path::Path) -> anyhow::Result<ExitCode> {
     match config::load_from_file(path) {
         Ok(config) => {
-            print!("{}", toml::to_string_pretty(&config).context("rendering the config")?);
+            print!(
+                "{}",
+                toml::to_string_pretty(&config).context("rendering the config")?
+            );
             eprintln!("{}: configuration OK", path.display());
             Ok(ExitCode::SUCCESS)
         }
@@ -125,12 +141,13 @@ fn check_config(path: &std::path::Path) -> anyhow::Result<ExitCode> {
 
 async fn open(config: &Config, create: bool) -> anyhow::Result<Db> {
     let url = config.database.url.expose();
-    if !create {
-        if let Some(path) = sqlite_path(url) {
-            if !std::path::Path::new(path).exists() {
-                bail!("no database at {path} (database.url); run `jitgate-server migrate` or `serve` first");
-            }
-        }
+    if !create
+        && let Some(path) = sqlite_path(url)
+        && !std::path::Path::new(path).exists()
+    {
+        bail!(
+            "no database at {path} (database.url); run `jitgate-server migrate` or `serve` first"
+        );
     }
     Db::connect(url, config.database.max_connections)
         .await
@@ -138,7 +155,9 @@ async fn open(config: &Config, create: bool) -> anyhow::Result<Db> {
 }
 
 fn sqlite_path(url: &str) -> Option<&str> {
-    let rest = url.strip_prefix("sqlite://").or_else(|| url.strip_prefix("sqlite:"))?;
+    let rest = url
+        .strip_prefix("sqlite://")
+        .or_else(|| url.strip_prefix("sqlite:"))?;
     let path = rest.split('?').next().unwrap_or(rest);
     (!path.is_empty() && !path.contains(":memory:")).then_some(path)
 }
@@ -160,17 +179,19 @@ fn parse_since(text: &str) -> anyhow::Result<DateTime<Utc>> {
     if let Ok(t) = DateTime::parse_from_rfc3339(text) {
         return Ok(t.with_timezone(&Utc));
     }
-    if let Ok(d) = NaiveDate::parse_from_str(text, "%Y-%m-%d") {
-        if let Some(t) = d.and_hms_opt(0, 0, 0) {
-            return Ok(t.and_utc());
-        }
+    if let Ok(d) = NaiveDate::parse_from_str(text, "%Y-%m-%d")
+        && let Some(t) = d.and_hms_opt(0, 0, 0)
+    {
+        return Ok(t.and_utc());
     }
-    if let Ok(age) = humantime::parse_duration(text) {
-        if let Ok(age) = chrono::TimeDelta::from_std(age) {
-            return Ok(Utc::now() - age);
-        }
+    if let Ok(age) = humantime::parse_duration(text)
+        && let Ok(age) = chrono::TimeDelta::from_std(age)
+    {
+        return Ok(Utc::now() - age);
     }
-    bail!("--since `{text}`: write a time (2026-11-01T00:00:00Z), a date (2026-11-01) or an age (24h)")
+    bail!(
+        "--since `{text}`: write a time (2026-11-01T00:00:00Z), a date (2026-11-01) or an age (24h)"
+    )
 }
 
 async fn serve(config: Arc<Config>) -> anyhow::Result<ExitCode> {
@@ -193,7 +214,13 @@ async fn serve(config: Arc<Config>) -> anyhow::Result<ExitCode> {
         }
     };
     let wakers = Arc::new(Wakers::default());
-    let broker = Broker::new(db.clone(), config.clone(), Arc::new(idc), catalog.clone(), wakers);
+    let broker = Broker::new(
+        db.clone(),
+        config.clone(),
+        Arc::new(idc),
+        catalog.clone(),
+        wakers,
+    );
     let owner = owner_id();
     tracing::info!(owner, listen = %config.server.listen, "jitgate-server starting");
     let scheduler = Scheduler::start(broker, catalog, owner);
@@ -210,7 +237,9 @@ async fn serve(config: Arc<Config>) -> anyhow::Result<ExitCode> {
         .await
         .is_err()
     {
-        tracing::warn!("work still in progress after 30s; its leases expire and another process resumes it");
+        tracing::warn!(
+            "work still in progress after 30s; its leases expire and another process resumes it"
+        );
     }
     db.close().await;
     Ok(ExitCode::SUCCESS)
@@ -220,13 +249,14 @@ async fn shutdown_signal() {
     let interrupt = tokio::signal::ctrl_c();
     #[cfg(unix)]
     {
-        let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(s) => s,
-            Err(_) => {
-                let _ = interrupt.await;
-                return;
-            }
-        };
+        let mut term =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(s) => s,
+                Err(_) => {
+                    let _ = interrupt.await;
+                    return;
+                }
+            };
         tokio::select! {
             _ = interrupt => {}
             _ = term.recv() => {}
@@ -242,7 +272,9 @@ fn init_logging(serve: bool) {
     use tracing_subscriber::EnvFilter;
     let default = if serve { "info" } else { "warn" };
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
     if serve {
         builder.json().flatten_event(true).init();
     } else {

@@ -1,1 +1,8 @@
-fn main(){}
+//! jitgate's end-to-end tests: the real `jitgate-server` binary against real peers
+//! (Postgres, the AWS peer), all in one test binary so they share one link step and one
+//! Postgres server (STYLE.md §4).
+
+mod harness;
+mod lifecycle;
+mod smoke;
+mod world;

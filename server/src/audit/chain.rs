@@ -172,12 +172,44 @@ mod tests {
     #[test]
     fn every_field_is_covered_by_the_hash() {
         let d = serde_json::json!({"k": "v"});
-        let base = event_hash(GENESIS_HASH, 1, 5, "alice", "request.submitted", Some("r"), &d);
+        let base = event_hash(
+            GENESIS_HASH,
+            1,
+            5,
+            "alice",
+            "request.submitted",
+            Some("r"),
+            &d,
+        );
         let changed = [
             event_hash("1", 1, 5, "alice", "request.submitted", Some("r"), &d),
-            event_hash(GENESIS_HASH, 2, 5, "alice", "request.submitted", Some("r"), &d),
-            event_hash(GENESIS_HASH, 1, 6, "alice", "request.submitted", Some("r"), &d),
-            event_hash(GENESIS_HASH, 1, 5, "mallory", "request.submitted", Some("r"), &d),
+            event_hash(
+                GENESIS_HASH,
+                2,
+                5,
+                "alice",
+                "request.submitted",
+                Some("r"),
+                &d,
+            ),
+            event_hash(
+                GENESIS_HASH,
+                1,
+                6,
+                "alice",
+                "request.submitted",
+                Some("r"),
+                &d,
+            ),
+            event_hash(
+                GENESIS_HASH,
+                1,
+                5,
+                "mallory",
+                "request.submitted",
+                Some("r"),
+                &d,
+            ),
             event_hash(GENESIS_HASH, 1, 5, "alice", "request.denied", Some("r"), &d),
             event_hash(GENESIS_HASH, 1, 5, "alice", "request.submitted", None, &d),
             event_hash(

@@ -51,7 +51,14 @@ pub async fn export(
         ExportFormat::Csv => {
             let mut w = csv::Writer::from_writer(out);
             w.write_record([
-                "seq", "at", "actor", "action", "request_id", "details", "prev_hash", "hash",
+                "seq",
+                "at",
+                "actor",
+                "action",
+                "request_id",
+                "details",
+                "prev_hash",
+                "hash",
             ])?;
             while let Some(page) = pages.next(db).await? {
                 for event in page {

@@ -30,9 +30,14 @@ pub(super) enum Verdict {
     Final,
 }
 
-pub(super) fn classify<E: ProvideErrorMetadata, R>(err: &SdkError<E, R>, status: Option<u16>) -> Verdict {
+pub(super) fn classify<E: ProvideErrorMetadata, R>(
+    err: &SdkError<E, R>,
+    status: Option<u16>,
+) -> Verdict {
     match err {
-        SdkError::TimeoutError(_) | SdkError::DispatchFailure(_) | SdkError::ResponseError(_) => Verdict::Retry,
+        SdkError::TimeoutError(_) | SdkError::DispatchFailure(_) | SdkError::ResponseError(_) => {
+            Verdict::Retry
+        }
         _ if status.is_some_and(|s| s >= 500 || s == 429) => Verdict::Retry,
         _ if err.code().is_some_and(|c| RETRYABLE_CODES.contains(&c)) => Verdict::Retry,
         _ => Verdict::Final,
@@ -74,7 +79,12 @@ where
                 if !retry || attempt >= max_attempts {
                     return Err(SdkFailure { operation, err });
                 }
-                tracing::debug!(operation, attempt, code = err.code().unwrap_or(""), "retrying AWS call");
+                tracing::debug!(
+                    operation,
+                    attempt,
+                    code = err.code().unwrap_or(""),
+                    "retrying AWS call"
+                );
                 tokio::time::sleep(backoff(attempt)).await;
             }
         }

@@ -11,7 +11,9 @@ use std::time::{Duration, Instant};
 
 use aws_config::{BehaviorVersion, Region, retry::RetryConfig, timeout::TimeoutConfig};
 use aws_sdk_identitystore::types::{AlternateIdentifier, AttributeOperation, UniqueAttribute};
-use aws_sdk_ssoadmin::types::{AccountAssignmentOperationStatus, PrincipalType, StatusValues, TargetType};
+use aws_sdk_ssoadmin::types::{
+    AccountAssignmentOperationStatus, PrincipalType, StatusValues, TargetType,
+};
 use aws_smithy_types::Document;
 
 use super::retry::{SdkFailure, with_retries};
@@ -41,6 +43,15 @@ impl IdcClient {
     /// Builds the SDK clients from `config` (credentials from the default chain) and
     /// discovers the IdC instance with `ListInstances` when it is not configured.
     pub async fn connect(config: &AwsConfig) -> Result<Self, AwsError> {
+        Self::connect_with(config, None).await
+    }
+
+    /// [`Self::connect`] with fixed credentials instead of the default chain (tools and
+    /// tests that talk to an emulator).
+    pub async fn connect_with(
+        config: &AwsConfig,
+        credentials: Option<aws_sdk_ssoadmin::config::Credentials>,
+    ) -> Result<Self, AwsError> {
         let mut loader = aws_config::defaults(BehaviorVersion::latest())
             .region(Region::new(config.region.clone()))
             // Our own retry loop paces every attempt through the limiter.
@@ -53,6 +64,9 @@ impl IdcClient {
             );
         if let Some(url) = &config.endpoint_url {
             loader = loader.endpoint_url(url);
+        }
+        if let Some(credentials) = credentials {
+            loader = loader.credentials_provider(credentials);
         }
         let shared = loader.load().await;
         let mut client = IdcClient {
@@ -90,7 +104,8 @@ impl IdcClient {
             )));
         };
         self.settings.instance_arn = instance.instance_arn().unwrap_or_default().to_owned();
-        self.settings.identity_store_id = instance.identity_store_id().unwrap_or_default().to_owned();
+        self.settings.identity_store_id =
+            instance.identity_store_id().unwrap_or_default().to_owned();
         tracing::info!(instance_arn = %self.settings.instance_arn, identity_store_id = %self.settings.identity_store_id, "discovered IAM Identity Center instance");
         Ok(())
     }
@@ -138,11 +153,19 @@ impl IdcClient {
     where
         F: FnMut() -> Fut,
         Fut: std::future::Future<
-                Output = Result<T, aws_sdk_ssoadmin::error::SdkError<E, aws_sdk_ssoadmin::config::http::HttpResponse>>,
+                Output = Result<
+                    T,
+                    aws_sdk_ssoadmin::error::SdkError<
+                        E,
+                        aws_sdk_ssoadmin::config::http::HttpResponse,
+                    >,
+                >,
             >,
         E: aws_sdk_ssoadmin::error::ProvideErrorMetadata + std::error::Error,
     {
-        self.admin_raw(operation, call).await.map_err(AwsError::from)
+        self.admin_raw(operation, call)
+            .await
+            .map_err(AwsError::from)
     }
 
     async fn admin_raw<T, E, F, Fut>(
@@ -153,11 +176,23 @@ impl IdcClient {
     where
         F: FnMut() -> Fut,
         Fut: std::future::Future<
-                Output = Result<T, aws_sdk_ssoadmin::error::SdkError<E, aws_sdk_ssoadmin::config::http::HttpResponse>>,
+                Output = Result<
+                    T,
+                    aws_sdk_ssoadmin::error::SdkError<
+                        E,
+                        aws_sdk_ssoadmin::config::http::HttpResponse,
+                    >,
+                >,
             >,
         E: aws_sdk_ssoadmin::error::ProvideErrorMetadata + std::error::Error,
     {
-        with_retries(operation, self.settings.max_attempts, || self.limits.admin_call(), call).await
+        with_retries(
+            operation,
+            self.settings.max_attempts,
+            || self.limits.admin_call(),
+            call,
+        )
+        .await
     }
 
     /// One identity-store call: retried; its quota is separate from the admin APIs'.
@@ -169,14 +204,24 @@ impl IdcClient {
     where
         F: FnMut() -> Fut,
         Fut: std::future::Future<
-                Output = Result<T, aws_sdk_ssoadmin::error::SdkError<E, aws_sdk_ssoadmin::config::http::HttpResponse>>,
+                Output = Result<
+                    T,
+                    aws_sdk_ssoadmin::error::SdkError<
+                        E,
+                        aws_sdk_ssoadmin::config::http::HttpResponse,
+                    >,
+                >,
             >,
         E: aws_sdk_ssoadmin::error::ProvideErrorMetadata + std::error::Error,
     {
         with_retries(operation, self.settings.max_attempts, || async {}, call).await
     }
 
-    async fn user_id_by(&self, attribute_path: &str, value: &str) -> Result<Option<String>, AwsError> {
+    async fn user_id_by(
+        &self,
+        attribute_path: &str,
+        value: &str,
+    ) -> Result<Option<String>, AwsError> {
         let identifier = AlternateIdentifier::UniqueAttribute(
             UniqueAttribute::builder()
                 .attribute_path(attribute_path)
@@ -224,7 +269,11 @@ impl IdcClient {
                 }
                 _ => {}
             }
-            let Some(request_id) = status.as_ref().and_then(|s| s.request_id()).map(str::to_owned) else {
+            let Some(request_id) = status
+                .as_ref()
+                .and_then(|s| s.request_id())
+                .map(str::to_owned)
+            else {
                 return Err(AwsError::OperationFailed {
                     operation,
                     reason: "IdC returned no request id to follow".into(),
@@ -266,7 +315,11 @@ impl IdcClient {
 }
 
 impl IdentityCenter for IdcClient {
-    async fn find_user(&self, user_name: &str, email: Option<&str>) -> Result<Option<String>, AwsError> {
+    async fn find_user(
+        &self,
+        user_name: &str,
+        email: Option<&str>,
+    ) -> Result<Option<String>, AwsError> {
         if let Some(id) = self.user_id_by("userName", user_name).await? {
             return Ok(Some(id));
         }
@@ -310,8 +363,12 @@ impl IdentityCenter for IdcClient {
                     .send()
             })
             .await?;
-        self.wait_for("CreateAccountAssignment", out.account_assignment_creation_status(), false)
-            .await
+        self.wait_for(
+            "CreateAccountAssignment",
+            out.account_assignment_creation_status(),
+            false,
+        )
+        .await
     }
 
     async fn delete_assignment(&self, key: &AssignmentKey) -> Result<(), AwsError> {
@@ -331,8 +388,12 @@ impl IdentityCenter for IdcClient {
             .await;
         match result {
             Ok(out) => {
-                self.wait_for("DeleteAccountAssignment", out.account_assignment_deletion_status(), true)
-                    .await
+                self.wait_for(
+                    "DeleteAccountAssignment",
+                    out.account_assignment_deletion_status(),
+                    true,
+                )
+                .await
             }
             // Already gone (a previous attempt got through before a crash): done.
             Err(f) if f.code() == Some("ResourceNotFoundException") => Ok(()),
@@ -340,7 +401,11 @@ impl IdentityCenter for IdcClient {
         }
     }
 
-    async fn assigned_users(&self, account_id: &str, permission_set_arn: &str) -> Result<Vec<String>, AwsError> {
+    async fn assigned_users(
+        &self,
+        account_id: &str,
+        permission_set_arn: &str,
+    ) -> Result<Vec<String>, AwsError> {
         let mut users = Vec::new();
         let mut token: Option<String> = None;
         loop {

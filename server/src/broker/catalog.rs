@@ -26,7 +26,10 @@ pub struct Catalog {
 impl Catalog {
     /// Resolves every profile's permission set(s) with `by_name` (name → ARN, as listed
     /// from IdC); ARNs in the config are taken as they are.
-    pub fn resolve(config: &Config, by_name: &HashMap<String, String>) -> Result<Self, Vec<CatalogError>> {
+    pub fn resolve(
+        config: &Config,
+        by_name: &HashMap<String, String>,
+    ) -> Result<Self, Vec<CatalogError>> {
         let mut arns = HashMap::new();
         let mut missing = Vec::new();
         for profile in &config.profiles {
@@ -48,11 +51,19 @@ impl Catalog {
                 }
             }
         }
-        if missing.is_empty() { Ok(Self { arns }) } else { Err(missing) }
+        if missing.is_empty() {
+            Ok(Self { arns })
+        } else {
+            Err(missing)
+        }
     }
 
     /// The ARN for a grant of `profile` as `os_user`.
-    pub fn arn_for(&self, profile: &ProfileConfig, os_user: &OsUser) -> Result<String, CatalogError> {
+    pub fn arn_for(
+        &self,
+        profile: &ProfileConfig,
+        os_user: &OsUser,
+    ) -> Result<String, CatalogError> {
         self.arns
             .get(&(profile.name.clone(), os_user.to_string()))
             .cloned()
@@ -69,7 +80,9 @@ impl Catalog {
             .iter()
             .flat_map(|p| {
                 p.allowed_os_users.iter().filter_map(move |u| {
-                    self.arns.get(&(p.name.clone(), u.to_string())).map(|arn| (p, arn))
+                    self.arns
+                        .get(&(p.name.clone(), u.to_string()))
+                        .map(|arn| (p, arn))
                 })
             })
             .flat_map(|(p, arn)| p.accounts.iter().map(move |a| (a.to_string(), arn.clone())))

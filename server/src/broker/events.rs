@@ -45,7 +45,9 @@ pub fn transition(
     if let (Some(comment), Value::Object(map)) = (comment, &mut details) {
         map.insert("comment".into(), Value::String(comment));
     }
-    NewEvent::new(action, actor, now).request(r.id).details(details)
+    NewEvent::new(action, actor, now)
+        .request(r.id)
+        .details(details)
 }
 
 fn action_of(before: &Request, after: &Request, details: &mut Value) -> Action {
@@ -67,13 +69,32 @@ fn action_of(before: &Request, after: &Request, details: &mut Value) -> Action {
             put("reason", json!(reason));
             Action::RequestFailed
         }
-        (_, RequestState::Ended { why: EndReason::Expired, .. }) => Action::RequestExpired,
-        (_, RequestState::Ended { why: EndReason::Revoked { .. }, .. }) => Action::RequestRevoked,
+        (
+            _,
+            RequestState::Ended {
+                why: EndReason::Expired,
+                ..
+            },
+        ) => Action::RequestExpired,
+        (
+            _,
+            RequestState::Ended {
+                why: EndReason::Revoked { .. },
+                ..
+            },
+        ) => Action::RequestRevoked,
         (RequestState::Approved { .. }, RequestState::Active { expires_at, .. }) => {
             put("expires_at", json!(expires_at));
             Action::RequestActivated
         }
-        (RequestState::Active { expires_at: old, .. }, RequestState::Active { expires_at: new, .. }) => {
+        (
+            RequestState::Active {
+                expires_at: old, ..
+            },
+            RequestState::Active {
+                expires_at: new, ..
+            },
+        ) => {
             put("expires_at", json!(new));
             match (&before.extension, &after.extension) {
                 (None, Some(ext)) => {

@@ -90,7 +90,13 @@ impl<I> Clone for Broker<I> {
 }
 
 impl<I: IdentityCenter> Broker<I> {
-    pub fn new(db: Db, config: Arc<Config>, idc: Arc<I>, catalog: Arc<Catalog>, wakers: Arc<Wakers>) -> Self {
+    pub fn new(
+        db: Db,
+        config: Arc<Config>,
+        idc: Arc<I>,
+        catalog: Arc<Catalog>,
+        wakers: Arc<Wakers>,
+    ) -> Self {
         Self {
             db,
             config,
@@ -134,21 +140,41 @@ impl<I: IdentityCenter> Broker<I> {
             .map(|p| p.policy())
             .ok_or_else(|| BrokerError::UnknownProfile {
                 name: profile.to_owned(),
-                known: self.config.profiles.iter().map(|p| p.name.clone()).collect(),
+                known: self
+                    .config
+                    .profiles
+                    .iter()
+                    .map(|p| p.name.clone())
+                    .collect(),
             })
     }
 
     /// Files a new request. The person's IdC user is looked up first, so someone
     /// without one is refused now rather than failing at provisioning.
-    pub async fn submit(&self, person: &Person, draft: Draft, now: DateTime<Utc>) -> Result<StoredRequest, BrokerError> {
+    pub async fn submit(
+        &self,
+        person: &Person,
+        draft: Draft,
+        now: DateTime<Utc>,
+    ) -> Result<StoredRequest, BrokerError> {
         let policy = self.policy(&draft.profile)?;
-        let profile = self.config.profile(&draft.profile).ok_or_else(|| BrokerError::UnknownProfile {
-            name: draft.profile.clone(),
-            known: Vec::new(),
-        })?;
+        let profile =
+            self.config
+                .profile(&draft.profile)
+                .ok_or_else(|| BrokerError::UnknownProfile {
+                    name: draft.profile.clone(),
+                    known: Vec::new(),
+                })?;
         let actor = self.actor(person);
         // Validate before calling AWS: bad input must not cost an IdC call.
-        let probe = Request::submit(RequestId::new_v4(), draft.clone(), &actor, &policy, &[], now)?;
+        let probe = Request::submit(
+            RequestId::new_v4(),
+            draft.clone(),
+            &actor,
+            &policy,
+            &[],
+            now,
+        )?;
         let permission_set_arn = self.catalog.arn_for(profile, &probe.os_user)?;
         let principal_id = self
             .idc
@@ -163,7 +189,8 @@ impl<I: IdentityCenter> Broker<I> {
         let open = requests::open_of_requester(&mut tx, &person.id).await?;
         let request = Request::submit(RequestId::new_v4(), draft, &actor, &policy, &open, now)?;
         let stored = StoredRequest {
-            settled_at: (!request.wants_assignment()).then_some(now),
+            // Open, so nothing is settled yet: it may still come to hold an assignment.
+            settled_at: None,
             request,
             principal_id,
             permission_set_arn,
@@ -179,10 +206,17 @@ impl<I: IdentityCenter> Broker<I> {
     }
 
     /// Records `person`'s approval (of the request or its pending extension).
-    pub async fn approve(&self, person: &Person, id: RequestId, now: DateTime<Utc>) -> Result<StoredRequest, BrokerError> {
+    pub async fn approve(
+        &self,
+        person: &Person,
+        id: RequestId,
+        now: DateTime<Utc>,
+    ) -> Result<StoredRequest, BrokerError> {
         let actor = self.actor(person);
-        self.apply(id, person.id.as_str(), None, now, |r, p| r.approve(&actor, p, now))
-            .await
+        self.apply(id, person.id.as_str(), None, now, |r, p| {
+            r.approve(&actor, p, now)
+        })
+        .await
     }
 
     /// Denies the request (or drops its pending extension).
@@ -201,10 +235,17 @@ impl<I: IdentityCenter> Broker<I> {
     }
 
     /// Withdraws a request that is not active yet.
-    pub async fn cancel(&self, person: &Person, id: RequestId, now: DateTime<Utc>) -> Result<StoredRequest, BrokerError> {
+    pub async fn cancel(
+        &self,
+        person: &Person,
+        id: RequestId,
+        now: DateTime<Utc>,
+    ) -> Result<StoredRequest, BrokerError> {
         let actor = self.actor(person);
-        self.apply(id, person.id.as_str(), None, now, |r, _| r.cancel(&actor, now))
-            .await
+        self.apply(id, person.id.as_str(), None, now, |r, _| {
+            r.cancel(&actor, now)
+        })
+        .await
     }
 
     /// Ends a grant early.
@@ -240,23 +281,40 @@ impl<I: IdentityCenter> Broker<I> {
 
     /// Ends an active grant whose time is up. `Ok(None)` when it is not (or no longer)
     /// due: another process got there first, or it was extended.
-    pub async fn expire(&self, id: RequestId, now: DateTime<Utc>) -> Result<Option<StoredRequest>, BrokerError> {
+    pub async fn expire(
+        &self,
+        id: RequestId,
+        now: DateTime<Utc>,
+    ) -> Result<Option<StoredRequest>, BrokerError> {
         self.system(id, now, |r, _| r.expire(now)).await
     }
 
     /// Lapses a pending request nobody answered in time; `Ok(None)` when not due.
-    pub async fn lapse(&self, id: RequestId, now: DateTime<Utc>) -> Result<Option<StoredRequest>, BrokerError> {
+    pub async fn lapse(
+        &self,
+        id: RequestId,
+        now: DateTime<Utc>,
+    ) -> Result<Option<StoredRequest>, BrokerError> {
         self.system(id, now, |r, p| r.lapse(p, now)).await
     }
 
     /// Marks an approved request active once its assignment exists; `Ok(None)` when it
     /// is no longer approved (revoked or cancelled meanwhile).
-    pub async fn activate(&self, id: RequestId, now: DateTime<Utc>) -> Result<Option<StoredRequest>, BrokerError> {
+    pub async fn activate(
+        &self,
+        id: RequestId,
+        now: DateTime<Utc>,
+    ) -> Result<Option<StoredRequest>, BrokerError> {
         self.system(id, now, |r, _| r.activate(now)).await
     }
 
     /// Marks an approved request failed after provisioning gave up.
-    pub async fn fail(&self, id: RequestId, reason: String, now: DateTime<Utc>) -> Result<Option<StoredRequest>, BrokerError> {
+    pub async fn fail(
+        &self,
+        id: RequestId,
+        reason: String,
+        now: DateTime<Utc>,
+    ) -> Result<Option<StoredRequest>, BrokerError> {
         self.system(id, now, |r, _| r.fail(reason, now)).await
     }
 
@@ -285,11 +343,16 @@ impl<I: IdentityCenter> Broker<I> {
         step: impl FnOnce(Request, &crate::domain::Policy) -> Result<Request, DomainError>,
     ) -> Result<StoredRequest, BrokerError> {
         let mut tx = self.db.begin().await?;
-        let mut stored = requests::lock(&mut tx, id).await?.ok_or(BrokerError::NotFound(id))?;
+        let mut stored = requests::lock(&mut tx, id)
+            .await?
+            .ok_or(BrokerError::NotFound(id))?;
         let policy = self.policy(&stored.request.profile)?;
         let before = stored.request.clone();
         stored.request = step(before.clone(), &policy)?;
-        if !before.wants_assignment() && !stored.request.wants_assignment() && !stored.request.is_open() {
+        if !before.wants_assignment()
+            && !stored.request.wants_assignment()
+            && !stored.request.is_open()
+        {
             // Closed without ever holding an assignment: nothing owed in AWS.
             stored.settled_at.get_or_insert(now);
         }

@@ -126,7 +126,8 @@ mod tests {
 
     #[test]
     fn durations_read_as_people_write_them() {
-        let d: HumanDuration = serde_json::from_str("\"1h30m\"").unwrap_or(HumanDuration(Duration::ZERO));
+        let d: HumanDuration =
+            serde_json::from_str("\"1h30m\"").unwrap_or(HumanDuration(Duration::ZERO));
         assert_eq!(d.get(), Duration::from_secs(5400));
         let err = serde_json::from_str::<HumanDuration>("\"soon\"")
             .err()

@@ -54,11 +54,13 @@ pub fn load_from_str(
     env: impl IntoIterator<Item = (String, String)>,
 ) -> Result<Config, ConfigError> {
     let mut table: toml::Table = text.parse().map_err(|e: toml::de::Error| {
-        ConfigError::Invalid(vec![Problem {
-            key: "(file)".into(),
-            message: format!("not valid TOML: {}", e.message().trim()),
-        }
-        .with_span(text, e.span())])
+        ConfigError::Invalid(vec![
+            Problem {
+                key: "(file)".into(),
+                message: format!("not valid TOML: {}", e.message().trim()),
+            }
+            .with_span(text, e.span()),
+        ])
     })?;
     let mut problems = apply_env_overrides(&mut table, env);
     match serde_path_to_error::deserialize::<_, Config>(toml::Value::Table(table)) {
@@ -172,15 +174,24 @@ mod tests {
     #[test]
     fn environment_overrides_file_values_with_their_types() {
         let env = vec![
-            ("JITGATE_DATABASE_URL".to_string(), "postgres://u:p@h/d".to_string()),
+            (
+                "JITGATE_DATABASE_URL".to_string(),
+                "postgres://u:p@h/d".to_string(),
+            ),
             ("JITGATE_SCHEDULER_WORKERS".to_string(), "3".to_string()),
-            ("JITGATE_AWS_ENDPOINT_URL".to_string(), "http://127.0.0.1:9".to_string()),
+            (
+                "JITGATE_AWS_ENDPOINT_URL".to_string(),
+                "http://127.0.0.1:9".to_string(),
+            ),
             ("JITGATE_CONFIG".to_string(), "ignored.toml".to_string()),
         ];
         let config = load_from_str(EXAMPLE, env).unwrap();
         assert_eq!(config.database.url.expose(), "postgres://u:p@h/d");
         assert_eq!(config.scheduler.workers, 3);
-        assert_eq!(config.aws.endpoint_url.as_deref(), Some("http://127.0.0.1:9"));
+        assert_eq!(
+            config.aws.endpoint_url.as_deref(),
+            Some("http://127.0.0.1:9")
+        );
     }
 
     #[test]
@@ -188,18 +199,28 @@ mod tests {
         let p = problems(&example_with("max_connections = 10", "max_conections = 10"));
         assert_eq!(p.len(), 1);
         assert_eq!(p[0].key, "database.max_conections");
-        assert!(p[0].message.contains("`max_connections`"), "{}", p[0].message);
+        assert!(
+            p[0].message.contains("`max_connections`"),
+            "{}",
+            p[0].message
+        );
         let p = problems(&example_with("auto_approve = false", "auto_aprove = false"));
         assert_eq!(p[0].key, "profiles[0].auto_aprove");
     }
 
     #[test]
     fn bad_durations_name_the_key_and_the_fix() {
-        let p = problems(&example_with("max_duration = \"4h\"", "max_duration = \"four hours\""));
+        let p = problems(&example_with(
+            "max_duration = \"4h\"",
+            "max_duration = \"four hours\"",
+        ));
         assert_eq!(p[0].key, "profiles[0].max_duration");
         assert!(p[0].message.contains("8h"), "{}", p[0].message);
         assert_eq!(
-            keys(&example_with("max_duration = \"4h\"", "max_duration = \"0s\"")),
+            keys(&example_with(
+                "max_duration = \"4h\"",
+                "max_duration = \"0s\""
+            )),
             ["profiles[0].max_duration"]
         );
     }
@@ -207,7 +228,10 @@ mod tests {
     #[test]
     fn empty_approver_lists_are_refused() {
         assert_eq!(
-            keys(&example_with("approver_groups = [\"sre\"]", "approver_groups = []")),
+            keys(&example_with(
+                "approver_groups = [\"sre\"]",
+                "approver_groups = []"
+            )),
             ["profiles[0].approver_groups"]
         );
     }
@@ -238,15 +262,25 @@ mod tests {
 
     #[test]
     fn five_field_cron_gets_a_clear_fix() {
-        let p = problems(&example_with("sweep = \"0 * * * * *\"", "sweep = \"*/5 * * * *\""));
+        let p = problems(&example_with(
+            "sweep = \"0 * * * * *\"",
+            "sweep = \"*/5 * * * *\"",
+        ));
         assert_eq!(p[0].key, "scheduler.sweep");
-        assert!(p[0].message.contains("write `0 */5 * * * *`"), "{}", p[0].message);
+        assert!(
+            p[0].message.contains("write `0 */5 * * * *`"),
+            "{}",
+            p[0].message
+        );
     }
 
     #[test]
     fn permission_set_must_fit_the_run_as_mode() {
         assert_eq!(
-            keys(&example_with("permission_set = \"JitSsm-{os_user}\"", "permission_set = \"JitSsm\"")),
+            keys(&example_with(
+                "permission_set = \"JitSsm-{os_user}\"",
+                "permission_set = \"JitSsm\""
+            )),
             ["profiles[1].permission_set"]
         );
     }
@@ -255,10 +289,18 @@ mod tests {
     fn every_problem_is_reported_at_once() {
         let text = example_with("region = \"us-east-1\"", "region = \"\"")
             .replacen("workers = 16", "workers = 0", 1)
-            .replacen("requester_groups = [\"developers\"]", "requester_groups = []", 1);
+            .replacen(
+                "requester_groups = [\"developers\"]",
+                "requester_groups = []",
+                1,
+            );
         assert_eq!(
             keys(&text),
-            ["aws.region", "scheduler.workers", "profiles[0].requester_groups"]
+            [
+                "aws.region",
+                "scheduler.workers",
+                "profiles[0].requester_groups"
+            ]
         );
     }
 

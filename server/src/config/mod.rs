@@ -227,7 +227,11 @@ impl ProfileConfig {
             max_duration: self.max_duration.get(),
             requester_groups: self.requester_groups.clone(),
             approver_groups: self.approver_groups.clone(),
-            approvers: self.approvers.iter().map(crate::domain::UserId::new).collect(),
+            approvers: self
+                .approvers
+                .iter()
+                .map(crate::domain::UserId::new)
+                .collect(),
             approvals_required: self.approvals_required,
             auto_approve: self.auto_approve,
             approval_timeout: self.approval_timeout.get(),

@@ -62,21 +62,21 @@ fn check_aws(config: &Config, out: &mut Problems) {
     if aws.region.trim().is_empty() {
         out.add("aws.region", "must not be empty (e.g. us-east-1)");
     }
-    if let Some(url) = &aws.endpoint_url {
-        if !(url.starts_with("http://") || url.starts_with("https://")) {
-            out.add(
-                "aws.endpoint_url",
-                format!("`{url}` must be an http:// or https:// URL"),
-            );
-        }
+    if let Some(url) = &aws.endpoint_url
+        && !(url.starts_with("http://") || url.starts_with("https://"))
+    {
+        out.add(
+            "aws.endpoint_url",
+            format!("`{url}` must be an http:// or https:// URL"),
+        );
     }
-    if let Some(arn) = &aws.instance_arn {
-        if !arn.starts_with("arn:aws:sso:::instance/") {
-            out.add(
-                "aws.instance_arn",
-                format!("`{arn}` is not an IdC instance ARN (arn:aws:sso:::instance/ssoins-...)"),
-            );
-        }
+    if let Some(arn) = &aws.instance_arn
+        && !arn.starts_with("arn:aws:sso:::instance/")
+    {
+        out.add(
+            "aws.instance_arn",
+            format!("`{arn}` is not an IdC instance ARN (arn:aws:sso:::instance/ssoins-...)"),
+        );
     }
     if aws.instance_arn.is_some() != aws.identity_store_id.is_some() {
         out.add(

@@ -116,7 +116,9 @@ impl Policy {
     /// a member of any approver group or a named approver. Self-approval is refused
     /// separately.
     pub fn may_approve(&self, actor: &Actor) -> bool {
-        actor.is_admin || actor.in_any(&self.approver_groups) || self.approvers.contains(&actor.user)
+        actor.is_admin
+            || actor.in_any(&self.approver_groups)
+            || self.approvers.contains(&actor.user)
     }
 
     /// Approvals a non-auto-approved request needs: `approvals_required`, but at

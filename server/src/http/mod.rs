@@ -1,10 +1,10 @@
 //! HTTP: health and readiness for load balancers and orchestrators. (The web app and
 //! JSON API mount here too.)
 
+use axum::Router;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::routing::get;
-use axum::Router;
 
 use crate::store::Db;
 

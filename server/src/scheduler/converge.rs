@@ -77,31 +77,41 @@ fn ids(requests: &[&StoredRequest]) -> Vec<String> {
 }
 
 /// One converge of one claimed principal, as lease holder `owner`.
-pub async fn converge<I: IdentityCenter>(broker: &Broker<I>, owner: &str, claim: &Claim) -> Result<(), ConvergeError> {
+pub async fn converge<I: IdentityCenter>(
+    broker: &Broker<I>,
+    owner: &str,
+    claim: &Claim,
+) -> Result<(), ConvergeError> {
     let db = broker.db();
     let principal = claim.principal_id.as_str();
     let requests = requests::of_principal_unsettled(db, principal).await?;
     let want = desired(&requests);
-    let have: BTreeMap<AssignmentKey, AssignmentState> =
-        assignments::of_principal(db, principal).await?.into_iter().collect();
+    let have: BTreeMap<AssignmentKey, AssignmentState> = assignments::of_principal(db, principal)
+        .await?
+        .into_iter()
+        .collect();
     let written = principals::run_as_written(db, principal).await?;
-    let step = Step { broker, owner, principal };
+    let step = Step {
+        broker,
+        owner,
+        principal,
+    };
 
-    if let Some(os_user) = &want.run_as {
-        if written.as_deref() != Some(os_user.as_str()) {
-            let mut tx = step.tx().await?;
-            principals::set_run_as_written(&mut tx, principal, Some(os_user)).await?;
-            tx.commit().await?;
-            broker.idc().set_run_as(principal, Some(os_user)).await?;
-            let mut tx = step.tx().await?;
-            let event = NewEvent::new(Action::AttributeSet, SYSTEM_ACTOR, Utc::now()).details(json!({
-                "principal_id": principal,
-                "attribute": broker.config().aws.run_as_attribute,
-                "os_user": os_user,
-            }));
-            audit::append(&mut tx, event).await?;
-            tx.commit().await?;
-        }
+    if let Some(os_user) = &want.run_as
+        && written.as_deref() != Some(os_user.as_str())
+    {
+        let mut tx = step.tx().await?;
+        principals::set_run_as_written(&mut tx, principal, Some(os_user)).await?;
+        tx.commit().await?;
+        broker.idc().set_run_as(principal, Some(os_user)).await?;
+        let mut tx = step.tx().await?;
+        let event = NewEvent::new(Action::AttributeSet, SYSTEM_ACTOR, Utc::now()).details(json!({
+            "principal_id": principal,
+            "attribute": broker.config().aws.run_as_attribute,
+            "os_user": os_user,
+        }));
+        audit::append(&mut tx, event).await?;
+        tx.commit().await?;
     }
 
     for (key, wanting) in &want.assignments {
@@ -130,10 +140,17 @@ pub async fn converge<I: IdentityCenter>(broker: &Broker<I>, owner: &str, claim:
         }
     }
 
-    let ended: Vec<&StoredRequest> = requests.iter().filter(|s| !s.request.wants_assignment()).collect();
+    let ended: Vec<&StoredRequest> = requests
+        .iter()
+        .filter(|s| !s.request.wants_assignment())
+        .collect();
     for key in have.keys().filter(|k| !want.assignments.contains_key(*k)) {
         broker.idc().delete_assignment(key).await?;
-        let owed: Vec<&StoredRequest> = ended.iter().copied().filter(|s| &key_of(s) == key).collect();
+        let owed: Vec<&StoredRequest> = ended
+            .iter()
+            .copied()
+            .filter(|s| &key_of(s) == key)
+            .collect();
         let event = NewEvent::new(Action::AssignmentDeleted, SYSTEM_ACTOR, Utc::now())
             .details(json!({ "assignment": key, "requests": ids(&owed) }));
         let event = match owed.last() {
@@ -167,10 +184,11 @@ pub async fn converge<I: IdentityCenter>(broker: &Broker<I>, owner: &str, claim:
 
     if want.run_as.is_none() && written.is_some() {
         broker.idc().set_run_as(principal, None).await?;
-        let event = NewEvent::new(Action::AttributeCleared, SYSTEM_ACTOR, Utc::now()).details(json!({
-            "principal_id": principal,
-            "attribute": broker.config().aws.run_as_attribute,
-        }));
+        let event =
+            NewEvent::new(Action::AttributeCleared, SYSTEM_ACTOR, Utc::now()).details(json!({
+                "principal_id": principal,
+                "attribute": broker.config().aws.run_as_attribute,
+            }));
         let mut tx = step.tx().await?;
         principals::set_run_as_written(&mut tx, principal, None).await?;
         audit::append(&mut tx, event).await?;

@@ -43,7 +43,9 @@ pub(super) enum ExpiryPass {
 }
 
 /// Ends every grant due now, each in its own transaction; how long until the next.
-pub(super) async fn expire_due<I: IdentityCenter>(broker: &Broker<I>) -> Result<ExpiryPass, BrokerError> {
+pub(super) async fn expire_due<I: IdentityCenter>(
+    broker: &Broker<I>,
+) -> Result<ExpiryPass, BrokerError> {
     let now = Utc::now();
     let due = requests::due_for_expiry(broker.db(), now, BATCH).await?;
     for id in &due {

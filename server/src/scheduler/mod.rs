@@ -44,7 +44,11 @@ pub struct Scheduler {
 
 impl Scheduler {
     /// Starts the expiry timer, the convergence workers and the sweep.
-    pub fn start<I: IdentityCenter>(broker: Broker<I>, catalog: Arc<Catalog>, owner: String) -> Self {
+    pub fn start<I: IdentityCenter>(
+        broker: Broker<I>,
+        catalog: Arc<Catalog>,
+        owner: String,
+    ) -> Self {
         let (stop, stopped) = watch::channel(false);
         let mut tasks = JoinSet::new();
         tasks.spawn(expiry::run(broker.clone(), stopped.clone()));

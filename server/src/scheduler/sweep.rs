@@ -83,7 +83,11 @@ async fn check_drift<I: IdentityCenter>(
 ) -> Result<(), BrokerError> {
     let mut in_aws = Vec::new();
     for (account_id, permission_set_arn) in catalog.managed(broker.config()) {
-        for principal_id in broker.idc().assigned_users(&account_id, &permission_set_arn).await? {
+        for principal_id in broker
+            .idc()
+            .assigned_users(&account_id, &permission_set_arn)
+            .await?
+        {
             in_aws.push(AssignmentKey {
                 principal_id,
                 account_id: account_id.clone(),
@@ -93,7 +97,11 @@ async fn check_drift<I: IdentityCenter>(
     }
     // Read our records only after listing AWS: a row is written before its create is
     // sent, so anything the listing saw that jitgate made is already recorded here.
-    let known: HashSet<AssignmentKey> = assignments::all(broker.db()).await?.into_iter().map(|(k, _)| k).collect();
+    let known: HashSet<AssignmentKey> = assignments::all(broker.db())
+        .await?
+        .into_iter()
+        .map(|(k, _)| k)
+        .collect();
     let action = broker.config().scheduler.drift;
     for key in in_aws.into_iter().filter(|k| !known.contains(k)) {
         match action {
@@ -113,9 +121,14 @@ async fn check_drift<I: IdentityCenter>(
     Ok(())
 }
 
-async fn record<I: IdentityCenter>(broker: &Broker<I>, action: Action, key: &AssignmentKey) -> Result<(), BrokerError> {
+async fn record<I: IdentityCenter>(
+    broker: &Broker<I>,
+    action: Action,
+    key: &AssignmentKey,
+) -> Result<(), BrokerError> {
     let mut tx = broker.db().begin().await?;
-    let event = NewEvent::new(action, SYSTEM_ACTOR, Utc::now()).details(json!({ "assignment": key }));
+    let event =
+        NewEvent::new(action, SYSTEM_ACTOR, Utc::now()).details(json!({ "assignment": key }));
     audit::append(&mut tx, event).await?;
     tx.commit().await?;
     Ok(())

@@ -22,7 +22,11 @@ use crate::store::{StoreError, audit, requests};
 /// Longest wait between attempts on a failing principal.
 const MAX_RETRY_DELAY: Duration = Duration::from_secs(60);
 
-pub(super) async fn run<I: IdentityCenter>(broker: Broker<I>, owner: String, mut stopped: watch::Receiver<bool>) {
+pub(super) async fn run<I: IdentityCenter>(
+    broker: Broker<I>,
+    owner: String,
+    mut stopped: watch::Receiver<bool>,
+) {
     let settings = &broker.config().scheduler;
     let workers = settings.workers as usize;
     let poll = settings.poll_interval.get();
@@ -67,7 +71,8 @@ async fn work<I: IdentityCenter>(broker: Broker<I>, owner: String, claim: Claim)
         tokio::spawn(async move {
             loop {
                 tokio::time::sleep(lease / 3).await;
-                let until = Utc::now() + TimeDelta::from_std(lease).unwrap_or(TimeDelta::seconds(60));
+                let until =
+                    Utc::now() + TimeDelta::from_std(lease).unwrap_or(TimeDelta::seconds(60));
                 match principals::renew(&db, &principal, &owner, until).await {
                     Ok(true) => {}
                     Ok(false) => return,
@@ -81,7 +86,10 @@ async fn work<I: IdentityCenter>(broker: Broker<I>, owner: String, claim: Claim)
     match result {
         Ok(()) => {}
         Err(ConvergeError::LeaseLost(principal)) => {
-            tracing::warn!(principal, "lease lost mid-converge; the new holder redoes the work");
+            tracing::warn!(
+                principal,
+                "lease lost mid-converge; the new holder redoes the work"
+            );
         }
         Err(ConvergeError::Broker(e)) => {
             if let Err(store) = record_failure(&broker, &owner, &claim, &e.to_string()).await {
@@ -144,11 +152,18 @@ async fn record_failure<I: IdentityCenter>(
             let reason = format!("provisioning failed {attempts} times; last error: {error}");
             match broker.fail(id, reason, Utc::now()).await {
                 Ok(_) => {}
-                Err(e) => tracing::error!(error = %e, request = %id, "could not mark request failed"),
+                Err(e) => {
+                    tracing::error!(error = %e, request = %id, "could not mark request failed")
+                }
             }
         }
     } else if !grants.is_empty() {
-        tracing::warn!(principal = claim.principal_id, attempt = attempts, error, "provisioning failed; will retry");
+        tracing::warn!(
+            principal = claim.principal_id,
+            attempt = attempts,
+            error,
+            "provisioning failed; will retry"
+        );
     }
     Ok(())
 }

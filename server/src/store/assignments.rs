@@ -40,7 +40,10 @@ impl AssignmentState {
 }
 
 /// The assignments recorded for one principal.
-pub async fn of_principal(db: &Db, principal_id: &str) -> Result<Vec<(AssignmentKey, AssignmentState)>, StoreError> {
+pub async fn of_principal(
+    db: &Db,
+    principal_id: &str,
+) -> Result<Vec<(AssignmentKey, AssignmentState)>, StoreError> {
     let rows = sqlx::query(
         "SELECT principal_id, account_id, permission_set_arn, state FROM assignments WHERE principal_id = $1",
     )
@@ -52,14 +55,20 @@ pub async fn of_principal(db: &Db, principal_id: &str) -> Result<Vec<(Assignment
 
 /// Every recorded assignment (the drift check compares AWS with these).
 pub async fn all(db: &Db) -> Result<Vec<(AssignmentKey, AssignmentState)>, StoreError> {
-    let rows = sqlx::query("SELECT principal_id, account_id, permission_set_arn, state FROM assignments")
-        .fetch_all(db.pool())
-        .await?;
+    let rows =
+        sqlx::query("SELECT principal_id, account_id, permission_set_arn, state FROM assignments")
+            .fetch_all(db.pool())
+            .await?;
     rows.iter().map(from_row).collect()
 }
 
 /// Records an assignment's state, inserting it if new.
-pub async fn put(tx: &mut WriteTx, key: &AssignmentKey, state: AssignmentState, now: DateTime<Utc>) -> Result<(), StoreError> {
+pub async fn put(
+    tx: &mut WriteTx,
+    key: &AssignmentKey,
+    state: AssignmentState,
+    now: DateTime<Utc>,
+) -> Result<(), StoreError> {
     sqlx::query(
         "INSERT INTO assignments (principal_id, account_id, permission_set_arn, state, updated_at) \
          VALUES ($1, $2, $3, $4, $5) ON CONFLICT (principal_id, account_id, permission_set_arn) \

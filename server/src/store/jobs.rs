@@ -6,7 +6,13 @@ use super::{Db, StoreError, to_millis};
 
 /// Takes (or renews) the lease on job `name` for `owner` until `until`, if it is free,
 /// expired or already ours. `true` when we hold it.
-pub async fn try_lease(db: &Db, name: &str, owner: &str, now: DateTime<Utc>, until: DateTime<Utc>) -> Result<bool, StoreError> {
+pub async fn try_lease(
+    db: &Db,
+    name: &str,
+    owner: &str,
+    now: DateTime<Utc>,
+    until: DateTime<Utc>,
+) -> Result<bool, StoreError> {
     let mut tx = db.begin().await?;
     let done = sqlx::query(
         "INSERT INTO job_leases (name, owner, lease_until) VALUES ($1, $2, $3) \

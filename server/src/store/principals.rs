@@ -71,24 +71,38 @@ pub async fn claim(
 }
 
 /// Extends our lease; `false` when it is no longer ours (it expired and was taken).
-pub async fn renew(db: &Db, principal_id: &str, owner: &str, lease_until: DateTime<Utc>) -> Result<bool, StoreError> {
-    let done = sqlx::query("UPDATE principals SET lease_until = $1 WHERE principal_id = $2 AND lease_owner = $3")
-        .bind(to_millis(lease_until))
-        .bind(principal_id)
-        .bind(owner)
-        .execute(db.pool())
-        .await?;
+pub async fn renew(
+    db: &Db,
+    principal_id: &str,
+    owner: &str,
+    lease_until: DateTime<Utc>,
+) -> Result<bool, StoreError> {
+    let done = sqlx::query(
+        "UPDATE principals SET lease_until = $1 WHERE principal_id = $2 AND lease_owner = $3",
+    )
+    .bind(to_millis(lease_until))
+    .bind(principal_id)
+    .bind(owner)
+    .execute(db.pool())
+    .await?;
     Ok(done.rows_affected() == 1)
 }
 
 /// Checks inside `tx` that we still hold the lease, so a result is only recorded by the
 /// worker entitled to it.
-pub async fn holds_lease(tx: &mut WriteTx, principal_id: &str, owner: &str) -> Result<bool, StoreError> {
+pub async fn holds_lease(
+    tx: &mut WriteTx,
+    principal_id: &str,
+    owner: &str,
+) -> Result<bool, StoreError> {
     let sql = format!(
         "SELECT lease_owner FROM principals WHERE principal_id = $1{}",
         tx.row_lock()
     );
-    let row = sqlx::query(&sql).bind(principal_id).fetch_optional(&mut *tx.tx).await?;
+    let row = sqlx::query(&sql)
+        .bind(principal_id)
+        .fetch_optional(&mut *tx.tx)
+        .await?;
     let holder: Option<String> = match row {
         Some(r) => r.try_get("lease_owner")?,
         None => None,
@@ -97,7 +111,12 @@ pub async fn holds_lease(tx: &mut WriteTx, principal_id: &str, owner: &str) -> R
 }
 
 /// Records that the desired state of `generation` is now real and releases the lease.
-pub async fn converged(tx: &mut WriteTx, principal_id: &str, owner: &str, generation: i64) -> Result<(), StoreError> {
+pub async fn converged(
+    tx: &mut WriteTx,
+    principal_id: &str,
+    owner: &str,
+    generation: i64,
+) -> Result<(), StoreError> {
     sqlx::query(
         "UPDATE principals SET converged_generation = $1, lease_owner = NULL, lease_until = NULL, \
          attempts = 0, last_error = NULL WHERE principal_id = $2 AND lease_owner = $3",
@@ -154,7 +173,11 @@ pub async fn run_as_written(db: &Db, principal_id: &str) -> Result<Option<String
 }
 
 /// Records what the run-as attribute may hold (before a write) or that it is clear.
-pub async fn set_run_as_written(tx: &mut WriteTx, principal_id: &str, value: Option<&str>) -> Result<(), StoreError> {
+pub async fn set_run_as_written(
+    tx: &mut WriteTx,
+    principal_id: &str,
+    value: Option<&str>,
+) -> Result<(), StoreError> {
     sqlx::query("UPDATE principals SET run_as_written = $1 WHERE principal_id = $2")
         .bind(value)
         .bind(principal_id)
@@ -165,8 +188,9 @@ pub async fn set_run_as_written(tx: &mut WriteTx, principal_id: &str, value: Opt
 
 /// Principals not yet converged (for readiness and the benchmark).
 pub async fn unconverged_count(db: &Db) -> Result<i64, StoreError> {
-    let row = sqlx::query("SELECT COUNT(*) AS n FROM principals WHERE generation > converged_generation")
-        .fetch_one(db.pool())
-        .await?;
+    let row =
+        sqlx::query("SELECT COUNT(*) AS n FROM principals WHERE generation > converged_generation")
+            .fetch_one(db.pool())
+            .await?;
     Ok(row.try_get("n")?)
 }

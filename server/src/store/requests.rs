@@ -53,7 +53,11 @@ pub async fn insert(tx: &mut WriteTx, stored: &StoredRequest) -> Result<(), Stor
 }
 
 /// Writes a request's new state (and anything the transition changed).
-pub async fn save(tx: &mut WriteTx, stored: &StoredRequest, now: DateTime<Utc>) -> Result<(), StoreError> {
+pub async fn save(
+    tx: &mut WriteTx,
+    stored: &StoredRequest,
+    now: DateTime<Utc>,
+) -> Result<(), StoreError> {
     let r = &stored.request;
     sqlx::query(
         "UPDATE requests SET state = $1, expires_at = $2, detail = $3, updated_at = $4, \
@@ -73,7 +77,10 @@ pub async fn save(tx: &mut WriteTx, stored: &StoredRequest, now: DateTime<Utc>) 
 /// Reads a request inside `tx`, locking its row on Postgres so concurrent transitions of
 /// the same request queue up and the second sees the first's result.
 pub async fn lock(tx: &mut WriteTx, id: RequestId) -> Result<Option<StoredRequest>, StoreError> {
-    let sql = format!("SELECT {COLUMNS} FROM requests WHERE id = $1{}", tx.row_lock());
+    let sql = format!(
+        "SELECT {COLUMNS} FROM requests WHERE id = $1{}",
+        tx.row_lock()
+    );
     let row = sqlx::query(&sql)
         .bind(id.to_string())
         .fetch_optional(&mut *tx.tx)
@@ -91,19 +98,27 @@ pub async fn get(db: &Db, id: RequestId) -> Result<Option<StoredRequest>, StoreE
 }
 
 /// The open (pending, approved, active) requests of one requester, inside `tx`.
-pub async fn open_of_requester(tx: &mut WriteTx, requester: &UserId) -> Result<Vec<Request>, StoreError> {
+pub async fn open_of_requester(
+    tx: &mut WriteTx,
+    requester: &UserId,
+) -> Result<Vec<Request>, StoreError> {
     let rows = sqlx::query(&format!(
         "SELECT {COLUMNS} FROM requests WHERE requester = $1 AND state IN ('pending', 'approved', 'active')"
     ))
     .bind(requester.as_str())
     .fetch_all(&mut *tx.tx)
     .await?;
-    rows.iter().map(|r| from_row(r).map(|s| s.request)).collect()
+    rows.iter()
+        .map(|r| from_row(r).map(|s| s.request))
+        .collect()
 }
 
 /// The requests of one principal that matter to convergence: those that want their
 /// assignment (approved, active) and ended ones whose revocation is not settled yet.
-pub async fn of_principal_unsettled(db: &Db, principal_id: &str) -> Result<Vec<StoredRequest>, StoreError> {
+pub async fn of_principal_unsettled(
+    db: &Db,
+    principal_id: &str,
+) -> Result<Vec<StoredRequest>, StoreError> {
     let rows = sqlx::query(&format!(
         "SELECT {COLUMNS} FROM requests WHERE principal_id = $1 AND \
          (state IN ('approved', 'active') OR (settled_at IS NULL AND state IN ('ended', 'failed', 'cancelled'))) \
@@ -116,7 +131,11 @@ pub async fn of_principal_unsettled(db: &Db, principal_id: &str) -> Result<Vec<S
 }
 
 /// Ids of requests in `state`, oldest first, at most `limit`.
-pub async fn ids_in_state(db: &Db, state: StateName, limit: i64) -> Result<Vec<RequestId>, StoreError> {
+pub async fn ids_in_state(
+    db: &Db,
+    state: StateName,
+    limit: i64,
+) -> Result<Vec<RequestId>, StoreError> {
     let rows = sqlx::query("SELECT id FROM requests WHERE state = $1 ORDER BY created_at LIMIT $2")
         .bind(state.as_str())
         .bind(limit)
@@ -126,7 +145,11 @@ pub async fn ids_in_state(db: &Db, state: StateName, limit: i64) -> Result<Vec<R
 }
 
 /// Active grants whose `expires_at` has passed, soonest first.
-pub async fn due_for_expiry(db: &Db, now: DateTime<Utc>, limit: i64) -> Result<Vec<RequestId>, StoreError> {
+pub async fn due_for_expiry(
+    db: &Db,
+    now: DateTime<Utc>,
+    limit: i64,
+) -> Result<Vec<RequestId>, StoreError> {
     let rows = sqlx::query(
         "SELECT id FROM requests WHERE state = 'active' AND expires_at <= $1 ORDER BY expires_at LIMIT $2",
     )
@@ -148,9 +171,10 @@ pub async fn next_expiry(db: &Db) -> Result<Option<DateTime<Utc>>, StoreError> {
 
 /// Number of requests per state, for metrics and the benchmark.
 pub async fn count_by_state(db: &Db) -> Result<Vec<(String, i64)>, StoreError> {
-    let rows = sqlx::query("SELECT state, COUNT(*) AS n FROM requests GROUP BY state ORDER BY state")
-        .fetch_all(db.pool())
-        .await?;
+    let rows =
+        sqlx::query("SELECT state, COUNT(*) AS n FROM requests GROUP BY state ORDER BY state")
+            .fetch_all(db.pool())
+            .await?;
     rows.iter()
         .map(|r| Ok((r.try_get("state")?, r.try_get("n")?)))
         .collect()

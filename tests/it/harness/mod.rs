@@ -1,0 +1,100 @@
+//! The integration-test harness: starts the real peers (Postgres, the AWS peer) and the
+//! `jitgate-server` binary as processes, and gives tests small helpers to drive them.
+//!
+//! Submodules: `postgres` (one server per test process, a fresh database per test),
+//! `aws_peer` (tests/peers/aws_peer.py), `server` (the binary and its one-shot CLI),
+//! `config` (server config TOML), `watchdog` (no process outlives the test process).
+
+// Each scenario uses a different part of the harness; what the tests of the moment leave
+// unused (items, re-exports) is not dead.
+#![allow(dead_code, unused_imports)]
+
+mod aws_peer;
+mod config;
+mod postgres;
+mod server;
+mod watchdog;
+
+pub use aws_peer::{AwsPeer, OpKind, OpStatus, PeerAssignment, PeerKnobs, PeerOp};
+pub use config::{ConfigBuilder, ProfileSpec, sqlite_url_in};
+pub use postgres::{Postgres, start_postgres};
+pub use server::{ServerProcess, run_cli};
+
+use std::net::TcpListener;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::{Context, Result, bail};
+
+/// A TCP port on 127.0.0.1 that was free a moment ago (the OS picks it; another process
+/// may still take it before the caller binds it, which is rare enough for tests).
+pub fn free_port() -> Result<u16> {
+    let listener = TcpListener::bind("127.0.0.1:0").context("binding 127.0.0.1:0")?;
+    Ok(listener.local_addr()?.port())
+}
+
+/// Where tests keep things that outlive a run (the peer's venv, the Postgres template):
+/// `$JITGATE_CACHE`, else `$HOME/.cache/jitgate`.
+pub fn cache_dir() -> Result<PathBuf> {
+    if let Some(dir) = std::env::var_os("JITGATE_CACHE") {
+        return Ok(PathBuf::from(dir));
+    }
+    let home = std::env::var_os("HOME").context("neither JITGATE_CACHE nor HOME is set")?;
+    Ok(PathBuf::from(home).join(".cache").join("jitgate"))
+}
+
+/// The repository root (this crate lives in `tests/`).
+pub fn repo_root() -> PathBuf {
+    let tests_crate = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    tests_crate
+        .parent()
+        .map_or(tests_crate.clone(), PathBuf::from)
+}
+
+/// Polls `check` every `poll` until it returns `Ok(true)`; fails after `timeout` with an
+/// error naming `what` was awaited and the last error `check` returned, if any. An `Err`
+/// from `check` is retried, since a peer that is still starting answers with errors.
+pub async fn wait_until(
+    what: &str,
+    timeout: Duration,
+    poll: Duration,
+    mut check: impl AsyncFnMut() -> Result<bool>,
+) -> Result<()> {
+    wait_for(what, timeout, poll, async || {
+        Ok(check().await?.then_some(()))
+    })
+    .await
+}
+
+/// Like [`wait_until`], for a check that yields a value once the wait is over
+/// (`Ok(Some(value))`); returns that value.
+pub async fn wait_for<T>(
+    what: &str,
+    timeout: Duration,
+    poll: Duration,
+    mut check: impl AsyncFnMut() -> Result<Option<T>>,
+) -> Result<T> {
+    let deadline = tokio::time::Instant::now() + timeout;
+    loop {
+        let last_error = match check().await {
+            Ok(Some(value)) => return Ok(value),
+            Ok(None) => None,
+            Err(e) => Some(e),
+        };
+        if tokio::time::Instant::now() >= deadline {
+            match last_error {
+                Some(e) => bail!(
+                    "timed out after {timeout:?} waiting for {what}; last check failed: {e:#}"
+                ),
+                None => bail!("timed out after {timeout:?} waiting for {what}"),
+            }
+        }
+        tokio::time::sleep(poll).await;
+    }
+}
+
+/// The last `n` lines of `text`, for error messages about a process's log.
+pub(crate) fn last_lines(text: &str, n: usize) -> String {
+    let lines: Vec<&str> = text.lines().collect();
+    lines[lines.len().saturating_sub(n)..].join("\n")
+}

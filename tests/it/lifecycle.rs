@@ -1,0 +1,300 @@
+//! A grant's life against the real AWS peer: approve, provision, expire, revoke, with
+//! overlap, both run-as modes, faults and failures.
+
+use std::time::Duration;
+
+use anyhow::Result;
+use jitgate_server::broker::BrokerError;
+use jitgate_server::domain::{DomainError, RequestState, StateName};
+
+use crate::harness::{PeerKnobs, ProfileSpec};
+use crate::world::{Backend, World, prod_profile};
+
+const SHORT: Duration = Duration::from_secs(30);
+
+/// Asserts that `expected` occur in `actual` in this order (other events may be between).
+fn assert_in_order(actual: &[String], expected: &[&str]) {
+    let mut rest = actual.iter();
+    for want in expected {
+        assert!(
+            rest.any(|a| a == want),
+            "expected {want} (in order {expected:?}) in audit trail {actual:?}"
+        );
+    }
+}
+
+async fn grant_lifecycle(backend: Backend) -> Result<()> {
+    let w = World::start(backend, PeerKnobs::default(), |b| b.profile(prod_profile())).await?;
+    let id = w
+        .submit("alice", "prod-web", "app", Duration::from_secs(4))
+        .await?;
+    assert_eq!(
+        w.request(id).await?.request.state.name(),
+        StateName::Pending
+    );
+    assert!(
+        !w.has_assignment("alice", "JitSsm").await?,
+        "nothing is granted before approval"
+    );
+
+    // Nobody approves their own request.
+    let own = w.approve_as("alice", id).await;
+    assert!(
+        matches!(own, Err(ref e) if matches!(e.downcast_ref::<BrokerError>(), Some(BrokerError::Domain(DomainError::SelfApproval { .. })))),
+        "{own:?}"
+    );
+
+    w.approve_as("bob", id).await?;
+    let active = w.wait_state(id, StateName::Active, SHORT).await?;
+    assert!(w.has_assignment("alice", "JitSsm").await?);
+    assert_eq!(
+        w.user_attribute("alice", "nickName").await?.as_deref(),
+        Some("app")
+    );
+    let RequestState::Active {
+        activated_at,
+        expires_at,
+    } = active.request.state
+    else {
+        unreachable!()
+    };
+    assert_eq!(
+        (expires_at - activated_at).num_seconds(),
+        4,
+        "duration runs from activation"
+    );
+
+    let ended = w.wait_state(id, StateName::Ended, SHORT).await?;
+    assert!(matches!(ended.request.state, RequestState::Ended { .. }));
+    w.wait_settled(id, SHORT).await?;
+    assert!(
+        !w.has_assignment("alice", "JitSsm").await?,
+        "the assignment is gone once settled"
+    );
+    assert_eq!(
+        w.user_attribute("alice", "nickName").await?,
+        None,
+        "run-as attribute cleared"
+    );
+
+    let actions = w.audit_actions(id).await?;
+    assert_in_order(
+        &actions,
+        &[
+            "request.submitted",
+            "request.approved",
+            "aws.assignment_created",
+            "request.activated",
+            "request.expired",
+            "aws.assignment_deleted",
+        ],
+    );
+    let (ok, text) = w.audit_verify().await?;
+    assert!(ok && text.contains("audit chain OK"), "{text}");
+    Ok(())
+}
+
+#[tokio::test]
+async fn approved_grant_is_provisioned_then_revoked_at_expiry_on_sqlite() -> Result<()> {
+    grant_lifecycle(Backend::Sqlite).await
+}
+
+#[tokio::test]
+async fn approved_grant_is_provisioned_then_revoked_at_expiry_on_postgres() -> Result<()> {
+    grant_lifecycle(Backend::Postgres).await
+}
+
+#[tokio::test]
+async fn overlapping_grants_keep_the_shared_assignment_until_the_last_ends() -> Result<()> {
+    let w = World::start(Backend::Sqlite, PeerKnobs::default(), |b| {
+        b.profile(prod_profile())
+    })
+    .await?;
+    let short = w
+        .submit("alice", "prod-web", "app", Duration::from_secs(3))
+        .await?;
+    let long = w
+        .submit("alice", "prod-web", "app", Duration::from_secs(12))
+        .await?;
+    // One principal-tag OS user per person at a time: a third request as another user is refused.
+    let other = w
+        .submit("alice", "prod-web", "readonly", Duration::from_secs(60))
+        .await;
+    let message = format!(
+        "{:#}",
+        other.err().map(|e| e.to_string()).unwrap_or_default()
+    );
+    assert!(
+        message.contains("`app`"),
+        "refusal should name the OS user in use: {message}"
+    );
+
+    w.approve_as("bob", short).await?;
+    w.approve_as("carol", long).await?;
+    w.wait_state(short, StateName::Active, SHORT).await?;
+    w.wait_state(long, StateName::Active, SHORT).await?;
+
+    w.wait_settled(short, SHORT).await?;
+    assert_eq!(
+        w.request(long).await?.request.state.name(),
+        StateName::Active
+    );
+    assert!(
+        w.has_assignment("alice", "JitSsm").await?,
+        "still needed by the longer grant"
+    );
+    assert_eq!(
+        w.user_attribute("alice", "nickName").await?.as_deref(),
+        Some("app")
+    );
+    assert!(
+        w.audit_actions(short)
+            .await?
+            .contains(&"aws.assignment_kept".to_string())
+    );
+
+    w.wait_settled(long, SHORT).await?;
+    assert!(!w.has_assignment("alice", "JitSsm").await?);
+    assert_eq!(w.user_attribute("alice", "nickName").await?, None);
+    let deletes = w
+        .peer
+        .history()
+        .await?
+        .into_iter()
+        .filter(|op| op.op == crate::harness::OpKind::Delete)
+        .count();
+    assert_eq!(deletes, 1, "one shared assignment, deleted once");
+    Ok(())
+}
+
+#[tokio::test]
+async fn revoking_early_removes_access_at_once() -> Result<()> {
+    let w = World::start(Backend::Sqlite, PeerKnobs::default(), |b| {
+        b.profile(prod_profile())
+    })
+    .await?;
+    let id = w
+        .submit("dave", "prod-web", "readonly", Duration::from_secs(3600))
+        .await?;
+    w.approve_as("carol", id).await?;
+    w.wait_state(id, StateName::Active, SHORT).await?;
+    // Someone who is neither requester, approver nor admin may not revoke.
+    assert!(
+        w.broker
+            .revoke(&w.person("alice"), id, None, chrono::Utc::now())
+            .await
+            .is_err()
+    );
+    w.broker
+        .revoke(
+            &w.person("dave"),
+            id,
+            Some("done early".into()),
+            chrono::Utc::now(),
+        )
+        .await?;
+    w.wait_settled(id, SHORT).await?;
+    assert!(!w.has_assignment("dave", "JitSsm").await?);
+    assert!(
+        w.audit_actions(id)
+            .await?
+            .contains(&"request.revoked".to_string())
+    );
+    Ok(())
+}
+
+#[tokio::test]
+async fn session_document_mode_grants_one_permission_set_per_os_user() -> Result<()> {
+    let staging = ProfileSpec {
+        name: "staging".into(),
+        permission_set: "JitSsm-{os_user}".into(),
+        run_as_mode: "session-document".into(),
+        allowed_os_users: vec!["deploy".into(), "readonly".into()],
+        auto_approve: true,
+        ..prod_profile()
+    };
+    let w = World::start(Backend::Sqlite, PeerKnobs::default(), |b| {
+        b.profile(staging)
+    })
+    .await?;
+    // Different OS users at once are fine in this mode, and auto-approval needs nobody.
+    let deploy = w
+        .submit("alice", "staging", "deploy", Duration::from_secs(3600))
+        .await?;
+    let readonly = w
+        .submit("alice", "staging", "readonly", Duration::from_secs(3600))
+        .await?;
+    w.wait_state(deploy, StateName::Active, SHORT).await?;
+    w.wait_state(readonly, StateName::Active, SHORT).await?;
+    assert!(w.has_assignment("alice", "JitSsm-deploy").await?);
+    assert!(w.has_assignment("alice", "JitSsm-readonly").await?);
+    assert!(!w.has_assignment("alice", "JitSsm").await?);
+    assert_eq!(
+        w.user_attribute("alice", "nickName").await?,
+        None,
+        "no attribute in this mode"
+    );
+    Ok(())
+}
+
+#[tokio::test]
+async fn throttling_and_server_errors_are_survived() -> Result<()> {
+    let knobs = PeerKnobs {
+        assignment_delay_ms: 500,
+        throttle_every: 3,
+        error_every: 5,
+        ..PeerKnobs::default()
+    };
+    let w = World::start(Backend::Sqlite, knobs, |b| b.profile(prod_profile())).await?;
+    let id = w
+        .submit("alice", "prod-web", "app", Duration::from_secs(3))
+        .await?;
+    w.approve_as("bob", id).await?;
+    w.wait_state(id, StateName::Active, Duration::from_secs(60))
+        .await?;
+    w.wait_settled(id, Duration::from_secs(60)).await?;
+    assert!(!w.has_assignment("alice", "JitSsm").await?);
+    let stats = w.peer.stats().await?;
+    assert!(stats["throttled"].as_u64() > Some(0), "{stats}");
+    assert!(stats["errors"].as_u64() > Some(0), "{stats}");
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_grant_that_cannot_be_provisioned_fails_with_the_reason() -> Result<()> {
+    // The peer fails assignments on accounts it was not seeded with, as IdC does for an
+    // account outside the organization.
+    let profile = ProfileSpec {
+        accounts: vec!["111111111111".into(), "999999999999".into()],
+        ..prod_profile()
+    };
+    let w = World::start(Backend::Sqlite, PeerKnobs::default(), |b| {
+        b.profile(profile).grant_attempts(2)
+    })
+    .await?;
+    let id = w
+        .submit_on(
+            "alice",
+            "prod-web",
+            "999999999999",
+            "app",
+            Duration::from_secs(600),
+        )
+        .await?;
+    w.approve_as("bob", id).await?;
+    let failed = w
+        .wait_state(id, StateName::Failed, Duration::from_secs(60))
+        .await?;
+    let RequestState::Failed { reason, .. } = &failed.request.state else {
+        unreachable!()
+    };
+    assert!(reason.contains("FAILED"), "{reason}");
+    w.wait_settled(id, SHORT).await?;
+    assert!(w.peer.assignments().await?.is_empty());
+    let actions = w.audit_actions(id).await?;
+    assert!(
+        actions.contains(&"request.failed".to_string()),
+        "{actions:?}"
+    );
+    Ok(())
+}
