@@ -2,7 +2,11 @@
 //! (Postgres, the AWS peer), all in one test binary so they share one link step and one
 //! Postgres server (STYLE.md §4).
 
+mod cli;
+mod crash;
 mod harness;
 mod lifecycle;
 mod smoke;
+mod store;
+mod sweep;
 mod world;

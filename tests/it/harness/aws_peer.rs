@@ -62,7 +62,7 @@ pub struct PeerOp {
 }
 
 /// Which assignment call a [`PeerOp`] was.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum OpKind {
     Create,
