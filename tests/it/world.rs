@@ -11,7 +11,7 @@ use aws_sdk_ssoadmin::config::Credentials;
 use chrono::Utc;
 use jitgate_server::aws::IdcClient;
 use jitgate_server::broker::{Broker, Catalog, Person, Wakers};
-use jitgate_server::config::{Config, load_from_str};
+use jitgate_server::config::load_from_str;
 use jitgate_server::domain::{Draft, RequestId, StateName, UserId};
 use jitgate_server::store::requests::{self, StoredRequest};
 use jitgate_server::store::{Db, audit};
