@@ -45,7 +45,10 @@ CREATE TABLE principals (
     last_error           TEXT,
     -- The OS user jitgate may have written into the run-as attribute (set before the
     -- write, cleared after the clear), so a crash never leaves an attribute unaccounted.
-    run_as_written       TEXT
+    run_as_written       TEXT,
+    -- The OS user IdC confirmed (set with the audit event after the write succeeded):
+    -- a grant is activated only once this matches what it needs.
+    run_as_confirmed     TEXT
 );
 CREATE INDEX principals_dirty ON principals (next_attempt_at) WHERE generation > converged_generation;
 

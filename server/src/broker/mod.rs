@@ -186,7 +186,8 @@ impl<I: IdentityCenter> Broker<I> {
             })?;
 
         let mut tx = self.db.begin().await?;
-        let open = requests::open_of_requester(&mut tx, &person.id).await?;
+        principals::lock(&mut tx, &principal_id).await?;
+        let open = requests::open_of_person(&mut tx, &person.id, &principal_id).await?;
         let request = Request::submit(RequestId::new_v4(), draft, &actor, &policy, &open, now)?;
         let stored = StoredRequest {
             // Open, so nothing is settled yet: it may still come to hold an assignment.
@@ -196,10 +197,10 @@ impl<I: IdentityCenter> Broker<I> {
             permission_set_arn,
         };
         requests::insert(&mut tx, &stored).await?;
-        audit::append(&mut tx, events::submitted(&stored, person.id.as_str(), now)).await?;
         if stored.request.wants_assignment() {
             principals::touch(&mut tx, &stored.principal_id).await?;
         }
+        audit::append(&mut tx, events::submitted(&stored, person.id.as_str(), now)).await?;
         tx.commit().await?;
         self.wakers.converge.notify_one();
         Ok(stored)
@@ -213,8 +214,9 @@ impl<I: IdentityCenter> Broker<I> {
         now: DateTime<Utc>,
     ) -> Result<StoredRequest, BrokerError> {
         let actor = self.actor(person);
-        self.apply(id, person.id.as_str(), None, now, |r, p| {
-            r.approve(&actor, p, now)
+        self.apply(id, person.id.as_str(), None, now, |r| {
+            let policy = self.policy(&r.profile)?;
+            Ok(r.approve(&actor, &policy, now)?)
         })
         .await
     }
@@ -228,8 +230,9 @@ impl<I: IdentityCenter> Broker<I> {
         now: DateTime<Utc>,
     ) -> Result<StoredRequest, BrokerError> {
         let actor = self.actor(person);
-        self.apply(id, person.id.as_str(), comment.clone(), now, |r, p| {
-            r.deny(&actor, p, comment, now)
+        self.apply(id, person.id.as_str(), comment.clone(), now, |r| {
+            let policy = self.policy(&r.profile)?;
+            Ok(r.deny(&actor, &policy, comment, now)?)
         })
         .await
     }
@@ -242,8 +245,8 @@ impl<I: IdentityCenter> Broker<I> {
         now: DateTime<Utc>,
     ) -> Result<StoredRequest, BrokerError> {
         let actor = self.actor(person);
-        self.apply(id, person.id.as_str(), None, now, |r, _| {
-            r.cancel(&actor, now)
+        self.apply(id, person.id.as_str(), None, now, |r| {
+            Ok(r.cancel(&actor, now)?)
         })
         .await
     }
@@ -257,8 +260,9 @@ impl<I: IdentityCenter> Broker<I> {
         now: DateTime<Utc>,
     ) -> Result<StoredRequest, BrokerError> {
         let actor = self.actor(person);
-        self.apply(id, person.id.as_str(), comment.clone(), now, |r, p| {
-            r.revoke(&actor, p, comment, now)
+        self.apply(id, person.id.as_str(), comment.clone(), now, |r| {
+            let policy = self.policy(&r.profile)?;
+            Ok(r.revoke(&actor, &policy, comment, now)?)
         })
         .await
     }
@@ -273,20 +277,22 @@ impl<I: IdentityCenter> Broker<I> {
         now: DateTime<Utc>,
     ) -> Result<StoredRequest, BrokerError> {
         let actor = self.actor(person);
-        self.apply(id, person.id.as_str(), Some(reason.clone()), now, |r, p| {
-            r.request_extension(&actor, extra, reason, p, now)
+        self.apply(id, person.id.as_str(), Some(reason.clone()), now, |r| {
+            let policy = self.policy(&r.profile)?;
+            Ok(r.request_extension(&actor, extra, reason, &policy, now)?)
         })
         .await
     }
 
     /// Ends an active grant whose time is up. `Ok(None)` when it is not (or no longer)
-    /// due: another process got there first, or it was extended.
+    /// due: another process got there first, or it was extended. Needs no profile, so a
+    /// grant outlives the removal of its profile from the config only until it expires.
     pub async fn expire(
         &self,
         id: RequestId,
         now: DateTime<Utc>,
     ) -> Result<Option<StoredRequest>, BrokerError> {
-        self.system(id, now, |r, _| r.expire(now)).await
+        self.system(id, now, |r| Ok(r.expire(now)?)).await
     }
 
     /// Lapses a pending request nobody answered in time; `Ok(None)` when not due.
@@ -295,7 +301,11 @@ impl<I: IdentityCenter> Broker<I> {
         id: RequestId,
         now: DateTime<Utc>,
     ) -> Result<Option<StoredRequest>, BrokerError> {
-        self.system(id, now, |r, p| r.lapse(p, now)).await
+        self.system(id, now, |r| {
+            let policy = self.policy(&r.profile)?;
+            Ok(r.lapse(&policy, now)?)
+        })
+        .await
     }
 
     /// Marks an approved request active once its assignment exists; `Ok(None)` when it
@@ -305,7 +315,7 @@ impl<I: IdentityCenter> Broker<I> {
         id: RequestId,
         now: DateTime<Utc>,
     ) -> Result<Option<StoredRequest>, BrokerError> {
-        self.system(id, now, |r, _| r.activate(now)).await
+        self.system(id, now, |r| Ok(r.activate(now)?)).await
     }
 
     /// Marks an approved request failed after provisioning gave up.
@@ -315,15 +325,15 @@ impl<I: IdentityCenter> Broker<I> {
         reason: String,
         now: DateTime<Utc>,
     ) -> Result<Option<StoredRequest>, BrokerError> {
-        self.system(id, now, |r, _| r.fail(reason, now)).await
+        self.system(id, now, |r| Ok(r.fail(reason, now)?)).await
     }
 
-    /// A transition jitgate makes on its own; a refusal means "nothing to do".
+    /// A transition jitgate makes on its own; a domain refusal means "nothing to do".
     async fn system(
         &self,
         id: RequestId,
         now: DateTime<Utc>,
-        step: impl FnOnce(Request, &crate::domain::Policy) -> Result<Request, DomainError>,
+        step: impl FnOnce(Request) -> Result<Request, BrokerError>,
     ) -> Result<Option<StoredRequest>, BrokerError> {
         match self.apply(id, SYSTEM_ACTOR, None, now, step).await {
             Ok(stored) => Ok(Some(stored)),
@@ -332,23 +342,26 @@ impl<I: IdentityCenter> Broker<I> {
         }
     }
 
-    /// Loads and locks the request, applies `step`, and saves the result with its audit
-    /// event in one transaction. A refused step rolls back and changes nothing.
+    /// Locks the person, then the request, applies `step`, and saves the result with its
+    /// audit event in one transaction. A refused step rolls back and changes nothing.
     async fn apply(
         &self,
         id: RequestId,
         actor: &str,
         comment: Option<String>,
         now: DateTime<Utc>,
-        step: impl FnOnce(Request, &crate::domain::Policy) -> Result<Request, DomainError>,
+        step: impl FnOnce(Request) -> Result<Request, BrokerError>,
     ) -> Result<StoredRequest, BrokerError> {
         let mut tx = self.db.begin().await?;
+        let principal = requests::principal_of(&mut tx, id)
+            .await?
+            .ok_or(BrokerError::NotFound(id))?;
+        principals::lock(&mut tx, &principal).await?;
         let mut stored = requests::lock(&mut tx, id)
             .await?
             .ok_or(BrokerError::NotFound(id))?;
-        let policy = self.policy(&stored.request.profile)?;
         let before = stored.request.clone();
-        stored.request = step(before.clone(), &policy)?;
+        stored.request = step(before.clone())?;
         if !before.wants_assignment()
             && !stored.request.wants_assignment()
             && !stored.request.is_open()
@@ -357,12 +370,13 @@ impl<I: IdentityCenter> Broker<I> {
             stored.settled_at.get_or_insert(now);
         }
         requests::save(&mut tx, &stored, now).await?;
-        let event = events::transition(&before, &stored, actor, comment, now);
-        audit::append(&mut tx, event).await?;
         let aws_changes = before.wants_assignment() != stored.request.wants_assignment();
         if aws_changes {
             principals::touch(&mut tx, &stored.principal_id).await?;
         }
+        // The audit head is locked last, after the person and the request.
+        let event = events::transition(&before, &stored, actor, comment, now);
+        audit::append(&mut tx, event).await?;
         tx.commit().await?;
         if aws_changes {
             self.wakers.converge.notify_one();

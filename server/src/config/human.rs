@@ -84,18 +84,34 @@ impl Serialize for Secret {
     }
 }
 
-/// Masks the password of a `scheme://user:password@host/...` URL; other strings pass as is.
+/// Masks the password of a `scheme://user:password@host/...` URL and any `password=`
+/// query parameter; other strings pass as is.
 fn redact_url_password(url: &str) -> String {
-    let Some((scheme, rest)) = url.split_once("://") else {
-        return url.to_owned();
+    let (base, query) = match url.split_once('?') {
+        Some((b, q)) => (b, Some(q)),
+        None => (url, None),
     };
-    let Some((userinfo, host)) = rest.rsplit_once('@') else {
-        return url.to_owned();
+    let base = match base.split_once("://") {
+        Some((scheme, rest)) => match rest.rsplit_once('@') {
+            Some((userinfo, host)) => match userinfo.split_once(':') {
+                Some((user, _password)) => format!("{scheme}://{user}:***@{host}"),
+                None => base.to_owned(),
+            },
+            None => base.to_owned(),
+        },
+        None => base.to_owned(),
     };
-    match userinfo.split_once(':') {
-        Some((user, _password)) => format!("{scheme}://{user}:***@{host}"),
-        None => url.to_owned(),
-    }
+    let Some(query) = query else {
+        return base;
+    };
+    let params: Vec<String> = query
+        .split('&')
+        .map(|kv| match kv.split_once('=') {
+            Some((k, _)) if k.to_ascii_lowercase().contains("password") => format!("{k}=***"),
+            _ => kv.to_owned(),
+        })
+        .collect();
+    format!("{base}?{}", params.join("&"))
 }
 
 #[cfg(test)]
@@ -115,6 +131,10 @@ mod tests {
         assert_eq!(
             redact_url_password("postgres://jit@db/x"),
             "postgres://jit@db/x"
+        );
+        assert_eq!(
+            redact_url_password("postgres://db/x?user=jit&password=s3cr3t&sslmode=require"),
+            "postgres://db/x?user=jit&password=***&sslmode=require"
         );
     }
 

@@ -112,8 +112,16 @@ fn check_scheduler(config: &Config, out: &mut Problems) {
     if s.poll_interval.get().is_zero() {
         out.add("scheduler.poll_interval", "must be longer than zero");
     }
-    if s.lease.get() < std::time::Duration::from_secs(1) {
-        out.add("scheduler.lease", "must be at least 1s");
+    if s.lease.get() < std::time::Duration::from_secs(1)
+        || s.lease.get() > std::time::Duration::from_secs(3600)
+    {
+        out.add(
+            "scheduler.lease",
+            "must be between 1s and 1h (a dead replica's work waits this long)",
+        );
+    }
+    if s.poll_interval.get() > std::time::Duration::from_secs(3600) {
+        out.add("scheduler.poll_interval", "must be at most 1h");
     }
     if s.workers == 0 {
         out.add("scheduler.workers", "must be at least 1");

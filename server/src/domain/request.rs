@@ -265,15 +265,15 @@ impl Request {
     /// Validates `draft` against `policy` and creates the request, `Pending`, or
     /// `Approved` at once if the profile auto-approves.
     ///
-    /// `open_of_requester` are the requester's other requests (any profile);
-    /// only open principal-tag ones matter, because in that mode the OS user
-    /// lives in one per-person attribute.
+    /// `open_of_person` are the other requests of the same person (any profile,
+    /// any sign-in mapped to the same IdC user); only open principal-tag ones
+    /// matter, because in that mode the OS user lives in one per-person attribute.
     pub fn submit(
         id: RequestId,
         draft: Draft,
         by: &Actor,
         policy: &Policy,
-        open_of_requester: &[Request],
+        open_of_person: &[Request],
         now: DateTime<Utc>,
     ) -> Result<Request, DomainError> {
         if draft.profile != policy.profile {
@@ -323,9 +323,8 @@ impl Request {
         let reason = clean_reason(&draft.reason)?;
         let ticket = clean_ticket(draft.ticket)?;
         if policy.run_as_mode == RunAsMode::PrincipalTag {
-            let conflict = open_of_requester.iter().find(|other| {
+            let conflict = open_of_person.iter().find(|other| {
                 other.id != id
-                    && other.requester == by.user
                     && other.is_open()
                     && other.run_as_mode == RunAsMode::PrincipalTag
                     && other.os_user != os_user
@@ -1444,10 +1443,14 @@ mod tests {
     }
 
     #[test]
-    fn other_peoples_requests_do_not_conflict() {
-        let mut theirs = alice_open_as_deploy();
-        theirs.requester = UserId::new("mallory");
-        assert!(submit_as(&alice(), draft(), &policy(), &[theirs]).is_ok());
+    fn the_same_person_under_another_sign_in_conflicts() {
+        // Two sign-ins mapped to one IdC user share one run-as attribute.
+        let mut other_login = alice_open_as_deploy();
+        other_login.requester = UserId::new("alice-sso");
+        assert!(matches!(
+            submit_as(&alice(), draft(), &policy(), &[other_login]),
+            Err(DomainError::RunAsConflict { .. })
+        ));
     }
 
     // ---- approve ----

@@ -2,11 +2,13 @@
 //!
 //! Desired: an account assignment for every approved or active request, and, when one
 //! of them is in principal-tag mode, its OS user in the run-as attribute. Known: the
-//! `assignments` rows and `run_as_written`, which are written *before* each create or
-//! attribute write, so after a crash at any point they cover everything AWS may hold.
-//! Order: attribute, creates, activation; then deletes, settling ended requests, and
-//! clearing the attribute last, so a grant is never active without its OS user and an
-//! attribute never outlives the last assignment it served.
+//! `assignments` rows and `run_as_written`, written *before* each create or attribute
+//! write, so after a crash at any point they cover everything AWS may hold.
+//!
+//! Order: first remove what no grant wants (revocations never wait behind a grant),
+//! settling the ended requests; then write the run-as attribute, so an OS user is
+//! never live on an assignment left from an earlier grant; then create, then activate;
+//! last, clear the attribute when no grant needs it.
 
 use std::collections::BTreeMap;
 
@@ -90,60 +92,17 @@ pub async fn converge<I: IdentityCenter>(
         .await?
         .into_iter()
         .collect();
-    let written = principals::run_as_written(db, principal).await?;
+    let run_as = principals::run_as(db, principal).await?;
     let step = Step {
         broker,
         owner,
         principal,
     };
-
-    if let Some(os_user) = &want.run_as
-        && written.as_deref() != Some(os_user.as_str())
-    {
-        let mut tx = step.tx().await?;
-        principals::set_run_as_written(&mut tx, principal, Some(os_user)).await?;
-        tx.commit().await?;
-        broker.idc().set_run_as(principal, Some(os_user)).await?;
-        let mut tx = step.tx().await?;
-        let event = NewEvent::new(Action::AttributeSet, SYSTEM_ACTOR, Utc::now()).details(json!({
-            "principal_id": principal,
-            "attribute": broker.config().aws.run_as_attribute,
-            "os_user": os_user,
-        }));
-        audit::append(&mut tx, event).await?;
-        tx.commit().await?;
-    }
-
-    for (key, wanting) in &want.assignments {
-        if have.get(key) == Some(&AssignmentState::Present) {
-            continue;
-        }
-        let mut tx = step.tx().await?;
-        assignments::put(&mut tx, key, AssignmentState::Creating, Utc::now()).await?;
-        tx.commit().await?;
-        broker.idc().create_assignment(key).await?;
-        let event = NewEvent::new(Action::AssignmentCreated, SYSTEM_ACTOR, Utc::now())
-            .details(json!({ "assignment": key, "requests": ids(wanting) }));
-        let event = match wanting.first() {
-            Some(first) => event.request(first.request.id),
-            None => event,
-        };
-        let mut tx = step.tx().await?;
-        assignments::put(&mut tx, key, AssignmentState::Present, Utc::now()).await?;
-        audit::append(&mut tx, event).await?;
-        tx.commit().await?;
-    }
-
-    for s in want.assignments.values().flatten() {
-        if matches!(s.request.state, RequestState::Approved { .. }) {
-            broker.activate(s.request.id, Utc::now()).await?;
-        }
-    }
-
     let ended: Vec<&StoredRequest> = requests
         .iter()
         .filter(|s| !s.request.wants_assignment())
         .collect();
+
     for key in have.keys().filter(|k| !want.assignments.contains_key(*k)) {
         broker.idc().delete_assignment(key).await?;
         let owed: Vec<&StoredRequest> = ended
@@ -182,7 +141,63 @@ pub async fn converge<I: IdentityCenter>(
         tx.commit().await?;
     }
 
-    if want.run_as.is_none() && written.is_some() {
+    if let Some(os_user) = &want.run_as
+        && run_as.confirmed.as_deref() != Some(os_user.as_str())
+    {
+        let mut tx = step.tx().await?;
+        principals::run_as_intent(&mut tx, principal, os_user).await?;
+        tx.commit().await?;
+        broker.idc().set_run_as(principal, Some(os_user)).await?;
+        let event = NewEvent::new(Action::AttributeSet, SYSTEM_ACTOR, Utc::now()).details(json!({
+            "principal_id": principal,
+            "attribute": broker.config().aws.run_as_attribute,
+            "os_user": os_user,
+        }));
+        let mut tx = step.tx().await?;
+        principals::run_as_confirmed(&mut tx, principal, Some(os_user)).await?;
+        audit::append(&mut tx, event).await?;
+        tx.commit().await?;
+    }
+
+    for (key, wanting) in &want.assignments {
+        if have.get(key) == Some(&AssignmentState::Present) {
+            continue;
+        }
+        let mut tx = step.tx().await?;
+        assignments::put(&mut tx, key, AssignmentState::Creating, Utc::now()).await?;
+        tx.commit().await?;
+        broker.idc().create_assignment(key).await?;
+        let event = NewEvent::new(Action::AssignmentCreated, SYSTEM_ACTOR, Utc::now())
+            .details(json!({ "assignment": key, "requests": ids(wanting) }));
+        let event = match wanting.first() {
+            Some(first) => event.request(first.request.id),
+            None => event,
+        };
+        let mut tx = match step.tx().await {
+            Ok(tx) => tx,
+            Err(ConvergeError::LeaseLost(p)) => {
+                // Our create went through after another worker took over and may have
+                // deleted the row: record it again and have the person converged again.
+                keep_track_of(broker, key).await?;
+                return Err(ConvergeError::LeaseLost(p));
+            }
+            Err(e) => return Err(e),
+        };
+        assignments::put(&mut tx, key, AssignmentState::Present, Utc::now()).await?;
+        audit::append(&mut tx, event).await?;
+        tx.commit().await?;
+    }
+
+    for s in want.assignments.values().flatten() {
+        if matches!(s.request.state, RequestState::Approved { .. }) {
+            // One request that cannot be activated must not hold up the others.
+            if let Err(e) = broker.activate(s.request.id, Utc::now()).await {
+                tracing::error!(error = %e, request = %s.request.id, "could not activate request");
+            }
+        }
+    }
+
+    if want.run_as.is_none() && (run_as.written.is_some() || run_as.confirmed.is_some()) {
         broker.idc().set_run_as(principal, None).await?;
         let event =
             NewEvent::new(Action::AttributeCleared, SYSTEM_ACTOR, Utc::now()).details(json!({
@@ -190,13 +205,27 @@ pub async fn converge<I: IdentityCenter>(
                 "attribute": broker.config().aws.run_as_attribute,
             }));
         let mut tx = step.tx().await?;
-        principals::set_run_as_written(&mut tx, principal, None).await?;
+        principals::run_as_confirmed(&mut tx, principal, None).await?;
         audit::append(&mut tx, event).await?;
         tx.commit().await?;
     }
 
     let mut tx = step.tx().await?;
     principals::converged(&mut tx, principal, owner, claim.generation).await?;
+    tx.commit().await?;
+    Ok(())
+}
+
+/// Records an assignment that may exist in AWS, whoever holds the lease: over-recording
+/// is always safe (the next converge deletes what no grant wants), forgetting is not.
+async fn keep_track_of<I: IdentityCenter>(
+    broker: &Broker<I>,
+    key: &AssignmentKey,
+) -> Result<(), StoreError> {
+    let mut tx = broker.db().begin().await?;
+    principals::lock(&mut tx, &key.principal_id).await?;
+    assignments::put(&mut tx, key, AssignmentState::Creating, Utc::now()).await?;
+    principals::touch(&mut tx, &key.principal_id).await?;
     tx.commit().await?;
     Ok(())
 }

@@ -19,6 +19,7 @@ pub(super) async fn run<I: IdentityCenter>(broker: Broker<I>, mut stopped: watch
         let wait = match expire_due(&broker).await {
             Ok(ExpiryPass::More) => Duration::ZERO,
             Ok(ExpiryPass::NextAt(wait)) => wait.min(poll),
+            Ok(ExpiryPass::Retry) => poll,
             Err(e) => {
                 tracing::error!(error = %e, "expiry pass failed; retrying");
                 poll
@@ -40,6 +41,8 @@ pub(super) enum ExpiryPass {
     More,
     /// Nothing more is due for this long.
     NextAt(Duration),
+    /// Something could not be expired; try again after the poll interval.
+    Retry,
 }
 
 /// Ends every grant due now, each in its own transaction; how long until the next.
@@ -48,10 +51,21 @@ pub(super) async fn expire_due<I: IdentityCenter>(
 ) -> Result<ExpiryPass, BrokerError> {
     let now = Utc::now();
     let due = requests::due_for_expiry(broker.db(), now, BATCH).await?;
+    let mut failed = false;
     for id in &due {
-        if broker.expire(*id, now).await?.is_some() {
-            broker.wakers().converge.notify_one();
+        // One grant that cannot be expired must not hold up the others.
+        match broker.expire(*id, now).await {
+            Ok(Some(_)) => broker.wakers().converge.notify_one(),
+            Ok(None) => {}
+            Err(e) => {
+                tracing::error!(error = %e, request = %id, "could not expire grant; retrying");
+                failed = true;
+            }
         }
+    }
+    if failed {
+        // It stays due: come back after a pause rather than spin on it.
+        return Ok(ExpiryPass::Retry);
     }
     if due.len() as i64 == BATCH {
         return Ok(ExpiryPass::More);

@@ -6,7 +6,7 @@ use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::Duration;
 
-use chrono::{TimeDelta, Utc};
+use chrono::{DateTime, TimeDelta, Utc};
 use serde_json::json;
 use tokio::sync::watch;
 
@@ -16,8 +16,7 @@ use crate::audit::{Action, NewEvent, SYSTEM_ACTOR};
 use crate::aws::{AssignmentKey, IdentityCenter};
 use crate::broker::{Broker, BrokerError, Catalog};
 use crate::config::{DriftAction, parse_cron};
-use crate::domain::StateName;
-use crate::store::{assignments, audit, jobs, requests};
+use crate::store::{assignments, audit, jobs, principals, requests};
 
 /// How long one sweep may hold the job lease.
 const SWEEP_LEASE: TimeDelta = TimeDelta::minutes(10);
@@ -55,7 +54,7 @@ pub(super) async fn run<I: IdentityCenter>(
                 continue;
             }
         }
-        if let Err(e) = sweep_once(&broker, &catalog, &mut reported).await {
+        if let Err(e) = sweep_once(&broker, &catalog, &owner, &mut reported).await {
             tracing::error!(error = %e, "sweep failed; next run retries");
         }
     }
@@ -65,13 +64,23 @@ pub(super) async fn run<I: IdentityCenter>(
 pub async fn sweep_once<I: IdentityCenter>(
     broker: &Broker<I>,
     catalog: &Catalog,
+    owner: &str,
     reported: &mut HashSet<AssignmentKey>,
 ) -> Result<(), BrokerError> {
-    for id in requests::ids_in_state(broker.db(), StateName::Pending, 10_000).await? {
-        broker.lapse(id, Utc::now()).await?;
+    for profile in &broker.config().profiles {
+        let timeout = TimeDelta::from_std(profile.approval_timeout.get()).unwrap_or(TimeDelta::MAX);
+        let cutoff = Utc::now()
+            .checked_sub_signed(timeout)
+            .unwrap_or(DateTime::<Utc>::MIN_UTC);
+        for id in requests::pending_since_before(broker.db(), &profile.name, cutoff, 10_000).await?
+        {
+            if let Err(e) = broker.lapse(id, Utc::now()).await {
+                tracing::error!(error = %e, request = %id, "could not lapse request");
+            }
+        }
     }
     expire_due(broker).await?;
-    check_drift(broker, catalog, reported).await
+    check_drift(broker, catalog, owner, reported).await
 }
 
 /// Finds assignments on jitgate's permission sets that jitgate has no record of
@@ -79,6 +88,7 @@ pub async fn sweep_once<I: IdentityCenter>(
 async fn check_drift<I: IdentityCenter>(
     broker: &Broker<I>,
     catalog: &Catalog,
+    owner: &str,
     reported: &mut HashSet<AssignmentKey>,
 ) -> Result<(), BrokerError> {
     let mut in_aws = Vec::new();
@@ -111,14 +121,44 @@ async fn check_drift<I: IdentityCenter>(
                     record(broker, Action::DriftFound, &key).await?;
                 }
             }
-            DriftAction::Remove => {
-                broker.idc().delete_assignment(&key).await?;
-                tracing::warn!(assignment = ?key, "drift removed");
-                record(broker, Action::DriftRemoved, &key).await?;
-            }
+            DriftAction::Remove => remove_drift(broker, owner, &key).await?,
         }
     }
     Ok(())
+}
+
+/// Deletes an unknown assignment while holding its person's lease, so no converge of
+/// that person runs meanwhile; skipped (until the next sweep) if one is running, or if
+/// jitgate has started to track the assignment since the listing.
+async fn remove_drift<I: IdentityCenter>(
+    broker: &Broker<I>,
+    owner: &str,
+    key: &AssignmentKey,
+) -> Result<(), BrokerError> {
+    let now = Utc::now();
+    let until = now
+        + TimeDelta::from_std(broker.config().scheduler.lease.get())
+            .unwrap_or(TimeDelta::seconds(60));
+    if !principals::try_lease(broker.db(), &key.principal_id, owner, now, until).await? {
+        return Ok(());
+    }
+    let tracked = assignments::of_principal(broker.db(), &key.principal_id)
+        .await?
+        .iter()
+        .any(|(k, _)| k == key);
+    let result = if tracked {
+        Ok(())
+    } else {
+        match broker.idc().delete_assignment(key).await {
+            Ok(()) => {
+                tracing::warn!(assignment = ?key, "drift removed");
+                record(broker, Action::DriftRemoved, key).await
+            }
+            Err(e) => Err(e.into()),
+        }
+    };
+    principals::release(broker.db(), &key.principal_id, owner).await?;
+    result
 }
 
 async fn record<I: IdentityCenter>(

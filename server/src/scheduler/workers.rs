@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use chrono::{TimeDelta, Utc};
+use chrono::{DateTime, TimeDelta, Utc};
 use rand::Rng;
 use serde_json::json;
 use tokio::sync::watch;
@@ -32,6 +32,7 @@ pub(super) async fn run<I: IdentityCenter>(
     let poll = settings.poll_interval.get();
     let lease = settings.lease.get();
     let mut running: JoinSet<()> = JoinSet::new();
+    let mut claims_made: u64 = 0;
     loop {
         if *stopped.borrow() {
             break;
@@ -40,10 +41,13 @@ pub(super) async fn run<I: IdentityCenter>(
         if free > 0 {
             let now = Utc::now();
             let until = now + TimeDelta::from_std(lease).unwrap_or(TimeDelta::seconds(60));
-            match principals::claim(broker.db(), &owner, now, until, free as i64).await {
+            // A token per claim: even this process's own workers never share a lease.
+            claims_made += 1;
+            let token = format!("{owner}#{claims_made}");
+            match principals::claim(broker.db(), &token, now, until, free as i64).await {
                 Ok(claims) if !claims.is_empty() => {
                     for claim in claims {
-                        running.spawn(work(broker.clone(), owner.clone(), claim));
+                        running.spawn(work(broker.clone(), token.clone(), claim));
                     }
                     continue;
                 }
@@ -65,7 +69,8 @@ pub(super) async fn run<I: IdentityCenter>(
 /// Converges one claimed principal, renewing its lease meanwhile, and records a failure.
 async fn work<I: IdentityCenter>(broker: Broker<I>, owner: String, claim: Claim) {
     let lease = broker.config().scheduler.lease.get();
-    let heartbeat = {
+    let started = Utc::now();
+    let _heartbeat = AbortOnDrop({
         let db = broker.db().clone();
         let (owner, principal) = (owner.clone(), claim.principal_id.clone());
         tokio::spawn(async move {
@@ -80,10 +85,8 @@ async fn work<I: IdentityCenter>(broker: Broker<I>, owner: String, claim: Claim)
                 }
             }
         })
-    };
-    let result = converge(&broker, &owner, &claim).await;
-    heartbeat.abort();
-    match result {
+    });
+    match converge(&broker, &owner, &claim).await {
         Ok(()) => {}
         Err(ConvergeError::LeaseLost(principal)) => {
             tracing::warn!(
@@ -92,10 +95,22 @@ async fn work<I: IdentityCenter>(broker: Broker<I>, owner: String, claim: Claim)
             );
         }
         Err(ConvergeError::Broker(e)) => {
-            if let Err(store) = record_failure(&broker, &owner, &claim, &e.to_string()).await {
+            if let Err(store) =
+                record_failure(&broker, &owner, &claim, &e.to_string(), started).await
+            {
                 tracing::error!(error = %store, principal = claim.principal_id, "could not record a converge failure");
             }
         }
+    }
+}
+
+/// Stops the heartbeat however `work` ends (returns, panics or is cancelled), so a
+/// lease is never renewed for work nobody is doing.
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
     }
 }
 
@@ -111,13 +126,15 @@ async fn record_failure<I: IdentityCenter>(
     owner: &str,
     claim: &Claim,
     error: &str,
+    started: DateTime<Utc>,
 ) -> Result<(), StoreError> {
-    let attempts = claim.attempts + 1;
     let now = Utc::now();
     let pending = requests::of_principal_unsettled(broker.db(), &claim.principal_id).await?;
+    // Only grants this converge saw can count this failure; one approved meanwhile has
+    // not been tried yet.
     let grants: Vec<_> = pending
         .iter()
-        .filter(|s| matches!(s.request.state, RequestState::Approved { .. }))
+        .filter(|s| matches!(s.request.state, RequestState::Approved { approved_at } if approved_at <= started))
         .map(|s| s.request.id)
         .collect();
     let revokes: Vec<String> = pending
@@ -125,13 +142,16 @@ async fn record_failure<I: IdentityCenter>(
         .filter(|s| !s.request.wants_assignment())
         .map(|s| s.request.id.to_string())
         .collect();
-    let next = now + TimeDelta::from_std(retry_delay(attempts)).unwrap_or(TimeDelta::seconds(60));
+    let delay = retry_delay(claim.attempts + 1);
+    let next = now + TimeDelta::from_std(delay).unwrap_or(TimeDelta::seconds(60));
 
     let mut tx = broker.db().begin().await?;
-    if !principals::holds_lease(&mut tx, &claim.principal_id, owner).await? {
+    let Some(attempts) =
+        principals::failed(&mut tx, &claim.principal_id, owner, error, next).await?
+    else {
+        // The lease moved on: its new holder records its own outcome.
         return Ok(());
-    }
-    principals::failed(&mut tx, &claim.principal_id, owner, error, next).await?;
+    };
     let event = NewEvent::new(Action::ConvergeFailed, SYSTEM_ACTOR, now).details(json!({
         "principal_id": claim.principal_id,
         "attempt": attempts,

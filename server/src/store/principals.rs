@@ -129,25 +129,29 @@ pub async fn converged(
     Ok(())
 }
 
-/// Records a failed attempt, releases the lease and sets when to try again.
+/// Records a failed attempt, releases the lease and sets when to try again; returns
+/// the number of failed attempts in a row, `None` when the lease was not ours.
 pub async fn failed(
     tx: &mut WriteTx,
     principal_id: &str,
     owner: &str,
     error: &str,
     next_attempt_at: DateTime<Utc>,
-) -> Result<(), StoreError> {
-    sqlx::query(
+) -> Result<Option<i64>, StoreError> {
+    let row = sqlx::query(
         "UPDATE principals SET lease_owner = NULL, lease_until = NULL, attempts = attempts + 1, \
-         last_error = $1, next_attempt_at = $2 WHERE principal_id = $3 AND lease_owner = $4",
+         last_error = $1, next_attempt_at = $2 WHERE principal_id = $3 AND lease_owner = $4 \
+         RETURNING attempts",
     )
     .bind(error)
     .bind(to_millis(next_attempt_at))
     .bind(principal_id)
     .bind(owner)
-    .execute(&mut *tx.tx)
+    .fetch_optional(&mut *tx.tx)
     .await?;
-    Ok(())
+    row.map(|r| r.try_get("attempts"))
+        .transpose()
+        .map_err(Into::into)
 }
 
 /// Releases a lease without recording anything (shutdown).
@@ -160,30 +164,109 @@ pub async fn release(db: &Db, principal_id: &str, owner: &str) -> Result<(), Sto
     Ok(())
 }
 
-/// What jitgate may have written into the principal's run-as attribute.
-pub async fn run_as_written(db: &Db, principal_id: &str) -> Result<Option<String>, StoreError> {
-    let row = sqlx::query("SELECT run_as_written FROM principals WHERE principal_id = $1")
-        .bind(principal_id)
-        .fetch_optional(db.pool())
-        .await?;
+/// The run-as attribute as jitgate knows it: what it may have written (intent recorded
+/// before the call) and what IdC confirmed.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RunAs {
+    pub written: Option<String>,
+    pub confirmed: Option<String>,
+}
+
+/// The run-as attribute state of a principal.
+pub async fn run_as(db: &Db, principal_id: &str) -> Result<RunAs, StoreError> {
+    let row = sqlx::query(
+        "SELECT run_as_written, run_as_confirmed FROM principals WHERE principal_id = $1",
+    )
+    .bind(principal_id)
+    .fetch_optional(db.pool())
+    .await?;
     match row {
-        Some(r) => Ok(r.try_get("run_as_written")?),
-        None => Ok(None),
+        Some(r) => Ok(RunAs {
+            written: r.try_get("run_as_written")?,
+            confirmed: r.try_get("run_as_confirmed")?,
+        }),
+        None => Ok(RunAs::default()),
     }
 }
 
-/// Records what the run-as attribute may hold (before a write) or that it is clear.
-pub async fn set_run_as_written(
+/// Records, before the call, that the run-as attribute may now hold `value`; the
+/// confirmation is dropped until IdC answers.
+pub async fn run_as_intent(
     tx: &mut WriteTx,
     principal_id: &str,
-    value: Option<&str>,
+    value: &str,
 ) -> Result<(), StoreError> {
-    sqlx::query("UPDATE principals SET run_as_written = $1 WHERE principal_id = $2")
+    sqlx::query("UPDATE principals SET run_as_written = $1, run_as_confirmed = NULL WHERE principal_id = $2")
         .bind(value)
         .bind(principal_id)
         .execute(&mut *tx.tx)
         .await?;
     Ok(())
+}
+
+/// Records IdC's answer: the attribute holds `value` (or, with `None`, is clear).
+pub async fn run_as_confirmed(
+    tx: &mut WriteTx,
+    principal_id: &str,
+    value: Option<&str>,
+) -> Result<(), StoreError> {
+    sqlx::query(
+        "UPDATE principals SET run_as_written = $1, run_as_confirmed = $1 WHERE principal_id = $2",
+    )
+    .bind(value)
+    .bind(principal_id)
+    .execute(&mut *tx.tx)
+    .await?;
+    Ok(())
+}
+
+/// Locks a principal's row for the rest of `tx`, creating it (converged, nothing to do)
+/// on first sight. Every transaction that touches a person's requests takes this lock
+/// first, so they queue per person in one order: principal, then request, then the
+/// audit head (no deadlocks on Postgres), and checks across a person's requests (one
+/// OS user at a time) see each other.
+pub async fn lock(tx: &mut WriteTx, principal_id: &str) -> Result<(), StoreError> {
+    sqlx::query(
+        "INSERT INTO principals (principal_id, generation, converged_generation) VALUES ($1, 0, 0) \
+         ON CONFLICT (principal_id) DO NOTHING",
+    )
+    .bind(principal_id)
+    .execute(&mut *tx.tx)
+    .await?;
+    let sql = format!(
+        "SELECT principal_id FROM principals WHERE principal_id = $1{}",
+        tx.row_lock()
+    );
+    sqlx::query(&sql)
+        .bind(principal_id)
+        .fetch_one(&mut *tx.tx)
+        .await?;
+    Ok(())
+}
+
+/// Leases one principal to `owner` (for work outside the workers, such as removing
+/// drift) if no one holds it; creates the row if jitgate never saw the person.
+pub async fn try_lease(
+    db: &Db,
+    principal_id: &str,
+    owner: &str,
+    now: DateTime<Utc>,
+    until: DateTime<Utc>,
+) -> Result<bool, StoreError> {
+    let mut tx = db.begin().await?;
+    lock(&mut tx, principal_id).await?;
+    let done = sqlx::query(
+        "UPDATE principals SET lease_owner = $1, lease_until = $2 \
+         WHERE principal_id = $3 AND (lease_until IS NULL OR lease_until < $4)",
+    )
+    .bind(owner)
+    .bind(to_millis(until))
+    .bind(principal_id)
+    .bind(to_millis(now))
+    .execute(&mut *tx.tx)
+    .await?;
+    tx.commit().await?;
+    Ok(done.rows_affected() == 1)
 }
 
 /// Principals not yet converged (for readiness and the benchmark).

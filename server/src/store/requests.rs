@@ -5,7 +5,7 @@ use chrono::{DateTime, Utc};
 use sqlx::Row;
 
 use super::{Db, StoreError, WriteTx, from_millis, to_millis};
-use crate::domain::{Request, RequestId, StateName, UserId};
+use crate::domain::{Request, RequestId, UserId};
 
 /// A request with what jitgate resolved for it in AWS.
 #[derive(Debug, Clone, PartialEq)]
@@ -97,20 +97,36 @@ pub async fn get(db: &Db, id: RequestId) -> Result<Option<StoredRequest>, StoreE
     row.as_ref().map(from_row).transpose()
 }
 
-/// The open (pending, approved, active) requests of one requester, inside `tx`.
-pub async fn open_of_requester(
+/// The open (pending, approved, active) requests of one person, inside `tx`: by their
+/// jitgate id or their IdC user, since two sign-ins may map to the same IdC user.
+pub async fn open_of_person(
     tx: &mut WriteTx,
     requester: &UserId,
+    principal_id: &str,
 ) -> Result<Vec<Request>, StoreError> {
     let rows = sqlx::query(&format!(
-        "SELECT {COLUMNS} FROM requests WHERE requester = $1 AND state IN ('pending', 'approved', 'active')"
+        "SELECT {COLUMNS} FROM requests WHERE (requester = $1 OR principal_id = $2) \
+         AND state IN ('pending', 'approved', 'active')"
     ))
     .bind(requester.as_str())
+    .bind(principal_id)
     .fetch_all(&mut *tx.tx)
     .await?;
     rows.iter()
         .map(|r| from_row(r).map(|s| s.request))
         .collect()
+}
+
+/// The IdC user a request is for (fixed at submit), read without a lock so the caller
+/// can lock the principal before the request.
+pub async fn principal_of(tx: &mut WriteTx, id: RequestId) -> Result<Option<String>, StoreError> {
+    let row = sqlx::query("SELECT principal_id FROM requests WHERE id = $1")
+        .bind(id.to_string())
+        .fetch_optional(&mut *tx.tx)
+        .await?;
+    row.map(|r| r.try_get("principal_id"))
+        .transpose()
+        .map_err(Into::into)
 }
 
 /// The requests of one principal that matter to convergence: those that want their
@@ -130,17 +146,23 @@ pub async fn of_principal_unsettled(
     rows.iter().map(from_row).collect()
 }
 
-/// Ids of requests in `state`, oldest first, at most `limit`.
-pub async fn ids_in_state(
+/// Ids of pending requests of `profile` made at or before `cutoff` (candidates for
+/// lapsing), oldest first, at most `limit`.
+pub async fn pending_since_before(
     db: &Db,
-    state: StateName,
+    profile: &str,
+    cutoff: DateTime<Utc>,
     limit: i64,
 ) -> Result<Vec<RequestId>, StoreError> {
-    let rows = sqlx::query("SELECT id FROM requests WHERE state = $1 ORDER BY created_at LIMIT $2")
-        .bind(state.as_str())
-        .bind(limit)
-        .fetch_all(db.pool())
-        .await?;
+    let rows = sqlx::query(
+        "SELECT id FROM requests WHERE state = 'pending' AND profile = $1 AND created_at <= $2 \
+         ORDER BY created_at LIMIT $3",
+    )
+    .bind(profile)
+    .bind(to_millis(cutoff))
+    .bind(limit)
+    .fetch_all(db.pool())
+    .await?;
     rows.iter().map(|r| parse_id(r.try_get("id")?)).collect()
 }
 

@@ -196,9 +196,13 @@ fn server_command(args: &[&str], config: &Path, extra_env: &[(&str, &str)]) -> R
     Ok(command)
 }
 
-/// The `jitgate-server` next to this test binary: target/<profile>/deps/it-HASH runs,
+/// The `jitgate-server` to run: `$JITGATE_SERVER_BIN` when set (the benchmark runs the
+/// release build), else the one next to this binary: target/<profile>/deps/it-HASH runs,
 /// target/<profile>/jitgate-server is the server.
 fn server_binary() -> Result<PathBuf> {
+    if let Some(bin) = std::env::var_os("JITGATE_SERVER_BIN") {
+        return Ok(PathBuf::from(bin));
+    }
     let exe = std::env::current_exe()?;
     let profile_dir = exe
         .parent()
