@@ -40,7 +40,7 @@ demo: deps
 ## bench: revocation lag and drain rate against the quota-limited peer
 bench: deps
 	$(CARGO) build --release --quiet --bin jitgate-server --bin jitgate-bench
-	@scripts/bench.sh
+	@scripts/bench.sh $(BENCH_ARGS)
 
 clean-cache:
 	rm -rf $(CACHE)

@@ -1,0 +1,602 @@
+//! `jitgate-demo`: the scripted walk-through behind `make demo`.
+//!
+//! Sign-in, the web app and the JSON API do not exist yet, so this program plays the
+//! people: it drives requests through the `jitgate_server` broker in-process, on the
+//! same database as the running `jitgate-server`, exactly as the web app will. The
+//! server process does the rest (provisioning, activation, expiry, revocation) against
+//! the AWS peer, and every step prints what the database, the peer and the identity
+//! store really hold, so nothing shown here is made up by the demo itself.
+//! `scripts/demo.sh` starts the peer and the server and then runs this.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, anyhow, bail};
+use aws_sdk_ssoadmin::config::Credentials;
+use chrono::{DateTime, Utc};
+use clap::Parser;
+use jitgate_server::audit;
+use jitgate_server::aws::IdcClient;
+use jitgate_server::broker::{Broker, Catalog, Person, Wakers};
+use jitgate_server::config::{Config, load_from_file};
+use jitgate_server::domain::{Draft, EndReason, RequestId, RequestState, UserId};
+use jitgate_server::store::requests::{self, StoredRequest};
+use jitgate_server::store::{Db, audit as audit_store};
+use serde::Deserialize;
+
+/// How often to look at a request while waiting for the server to act on it.
+const POLL: Duration = Duration::from_millis(250);
+/// How long the server may take to provision or revoke before the demo gives up.
+const SETTLE_TIMEOUT: Duration = Duration::from_secs(60);
+/// Interval of the countdown while alice's grant runs out.
+const COUNTDOWN_EVERY: Duration = Duration::from_secs(5);
+
+/// The demo's people and their (future OIDC) groups; they match the peer's seeded users
+/// and the demo config's `requester_groups` / `approver_groups`.
+const PEOPLE: &[(&str, &[&str])] = &[
+    ("alice", &["developers"]),
+    ("bob", &["sre"]),
+    ("carol", &["sre"]),
+];
+
+/// Walks through a grant's life against a running jitgate-server and its AWS peer.
+#[derive(Parser)]
+#[command(name = "jitgate-demo")]
+struct Args {
+    /// The running server's config file (the demo uses its database and AWS settings).
+    #[arg(long)]
+    config: PathBuf,
+    /// Base URL of the AWS peer, for its `/_peer/assignments` control API.
+    #[arg(long)]
+    peer: String,
+}
+
+/// One account assignment as the peer's control API lists it.
+#[derive(Debug, Deserialize)]
+struct PeerAssignment {
+    account_id: String,
+    permission_set_arn: String,
+    principal_id: String,
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    match run(Args::parse()).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("jitgate-demo: error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(args: Args) -> Result<()> {
+    let demo = Demo::connect(&args).await?;
+    let alice_request = demo.alice_asks().await?;
+    demo.alice_approves_her_own(alice_request).await?;
+    demo.alice_asks_for_a_second_os_user().await?;
+    let alice = demo.bob_approves(alice_request).await?;
+    let carol_request = demo.carol_gets_staging().await?;
+    demo.carol_revokes(carol_request).await?;
+    demo.alice_grant_expires(&alice).await?;
+    demo.audit_timeline(alice_request).await
+}
+
+/// The broker and the views of AWS the walk-through reports from.
+struct Demo {
+    broker: Broker<IdcClient>,
+    db: Db,
+    http: reqwest::Client,
+    peer: String,
+    identity_store: aws_sdk_identitystore::Client,
+    identity_store_id: String,
+    run_as_attribute: String,
+    /// Permission set ARN → name, so the output names them as the config does.
+    set_names: HashMap<String, String>,
+}
+
+impl Demo {
+    /// Builds the broker the way `tests/it/world.rs` (and, later, the web app) does.
+    async fn connect(args: &Args) -> Result<Demo> {
+        let config = load_from_file(&args.config)
+            .with_context(|| format!("loading {}", args.config.display()))?;
+        let db = Db::connect(
+            config.database.url.expose(),
+            config.database.max_connections,
+        )
+        .await
+        .with_context(|| format!("opening the database {}", config.database.url.redacted()))?;
+        // The peer accepts any keys; fixed ones keep the demo off the default chain.
+        let credentials = Credentials::new("demo", "demo", None, None, "demo");
+        let idc = IdcClient::connect_with(&config.aws, Some(credentials.clone()))
+            .await
+            .context("connecting to IAM Identity Center (the AWS peer)")?;
+        let by_name = idc
+            .permission_sets_by_name()
+            .await
+            .context("listing permission sets")?;
+        let catalog = Catalog::resolve(&config, &by_name).map_err(|missing| {
+            let names: Vec<String> = missing.iter().map(ToString::to_string).collect();
+            anyhow!("{}", names.join("; "))
+        })?;
+        let identity_store = identity_store_client(&config, &args.peer, credentials).await;
+        let identity_store_id = idc.settings().identity_store_id.clone();
+        let run_as_attribute = config.aws.run_as_attribute.clone();
+        let set_names = by_name.into_iter().map(|(name, arn)| (arn, name)).collect();
+        let broker = Broker::new(
+            db.clone(),
+            Arc::new(config),
+            Arc::new(idc),
+            Arc::new(catalog),
+            // This process runs no scheduler: the server's workers find the changes
+            // with their `poll_interval`, as they would a web app's.
+            Arc::new(Wakers::default()),
+        );
+        Ok(Demo {
+            broker,
+            db,
+            http: reqwest::Client::new(),
+            peer: args.peer.trim_end_matches('/').to_owned(),
+            identity_store,
+            identity_store_id,
+            run_as_attribute,
+            set_names,
+        })
+    }
+
+    /// Step 1: a request that needs an approver.
+    async fn alice_asks(&self) -> Result<RequestId> {
+        step(
+            1,
+            "alice asks for prod-web as OS user `app` for 45s (reason \"demo: look at the web logs\", ticket DEMO-1)",
+        );
+        let draft = Draft {
+            profile: "prod-web".into(),
+            account: "111111111111".into(),
+            os_user: "app".into(),
+            duration: Duration::from_secs(45),
+            reason: "demo: look at the web logs".into(),
+            ticket: Some("DEMO-1".into()),
+        };
+        let stored = self
+            .broker
+            .submit(&person("alice"), draft, Utc::now())
+            .await
+            .context("alice's request for prod-web")?;
+        let profile = self.profile("prod-web")?;
+        detail(&format!("request {}", stored.request.id));
+        detail(&format!(
+            "state: {} (needs {} approval from {})",
+            describe(&stored.request.state),
+            profile.approvals_required,
+            profile.approver_groups.join(", ")
+        ));
+        Ok(stored.request.id)
+    }
+
+    /// Step 2: nobody approves their own request, admins included.
+    async fn alice_approves_her_own(&self, id: RequestId) -> Result<()> {
+        step(2, "alice tries to approve her own request");
+        match self.broker.approve(&person("alice"), id, Utc::now()).await {
+            Ok(_) => bail!("alice was allowed to approve her own request"),
+            Err(refusal) => detail(&format!("refused: {refusal}")),
+        }
+        Ok(())
+    }
+
+    /// Step 3: in principal-tag mode the OS user lives in one attribute per person.
+    async fn alice_asks_for_a_second_os_user(&self) -> Result<()> {
+        step(3, "alice also asks for prod-web as `readonly` meanwhile");
+        let draft = Draft {
+            profile: "prod-web".into(),
+            account: "111111111111".into(),
+            os_user: "readonly".into(),
+            duration: Duration::from_secs(45),
+            reason: "demo: a second OS user".into(),
+            ticket: Some("DEMO-1".into()),
+        };
+        match self
+            .broker
+            .submit(&person("alice"), draft, Utc::now())
+            .await
+        {
+            Ok(stored) => bail!(
+                "alice got a second principal-tag request ({}) while one was open",
+                stored.request.id
+            ),
+            Err(refusal) => detail(&format!("refused: {refusal}")),
+        }
+        Ok(())
+    }
+
+    /// Step 4: an approver approves; the server provisions and activates.
+    async fn bob_approves(&self, id: RequestId) -> Result<StoredRequest> {
+        step(4, "bob (sre) approves");
+        let approved = self
+            .broker
+            .approve(&person("bob"), id, Utc::now())
+            .await
+            .context("bob's approval")?;
+        detail(&format!(
+            "state: {}; the server now writes the OS user and creates the assignment",
+            describe(&approved.request.state)
+        ));
+        let (active, waited) = self
+            .wait_request(id, "active", |r| {
+                matches!(r.request.state, RequestState::Active { .. })
+            })
+            .await?;
+        detail(&format!(
+            "state: {} ({:.1}s after the approval)",
+            describe(&active.request.state),
+            waited.as_secs_f64()
+        ));
+        self.show_assignments("alice", &active.principal_id).await?;
+        let run_as = self.run_as(&active.principal_id).await?;
+        detail(&format!(
+            "identity store: alice's {} = {}",
+            self.run_as_attribute,
+            show_attribute(&run_as)
+        ));
+        if run_as.as_deref() != Some("app") {
+            bail!("alice's {} should be `app`", self.run_as_attribute);
+        }
+        Ok(active)
+    }
+
+    /// Step 5: an auto-approved profile in session-document mode.
+    async fn carol_gets_staging(&self) -> Result<RequestId> {
+        step(
+            5,
+            "carol asks for staging as `deploy` for 30s (auto-approved)",
+        );
+        let draft = Draft {
+            profile: "staging".into(),
+            account: "222222222222".into(),
+            os_user: "deploy".into(),
+            duration: Duration::from_secs(30),
+            reason: "demo: deploy to staging".into(),
+            ticket: None,
+        };
+        let stored = self
+            .broker
+            .submit(&person("carol"), draft, Utc::now())
+            .await
+            .context("carol's request for staging")?;
+        let id = stored.request.id;
+        detail(&format!(
+            "request {id}: {} at once",
+            describe(&stored.request.state)
+        ));
+        let (active, waited) = self
+            .wait_request(id, "active", |r| {
+                matches!(r.request.state, RequestState::Active { .. })
+            })
+            .await?;
+        detail(&format!(
+            "state: {} ({:.1}s after submitting)",
+            describe(&active.request.state),
+            waited.as_secs_f64()
+        ));
+        self.show_assignments("carol", &active.principal_id).await?;
+        // session-document mode encodes the OS user in the permission set, not the user.
+        let run_as = self.run_as(&active.principal_id).await?;
+        detail(&format!(
+            "identity store: carol's {} = {} (session-document mode: the permission set carries the OS user)",
+            self.run_as_attribute,
+            show_attribute(&run_as)
+        ));
+        Ok(id)
+    }
+
+    /// Step 6: the requester ends her own grant early.
+    async fn carol_revokes(&self, id: RequestId) -> Result<()> {
+        step(6, "carol revokes her staging grant early");
+        let revoked = self
+            .broker
+            .revoke(
+                &person("carol"),
+                id,
+                Some("demo: done deploying".into()),
+                Utc::now(),
+            )
+            .await
+            .context("carol's revocation")?;
+        detail(&format!("state: {}", describe(&revoked.request.state)));
+        let (settled, waited) = self
+            .wait_request(id, "settled (assignment deleted)", |r| {
+                r.settled_at.is_some()
+            })
+            .await?;
+        detail(&format!(
+            "settled {:.1}s later: the server deleted the assignment",
+            waited.as_secs_f64()
+        ));
+        self.show_assignments("carol", &settled.principal_id).await
+    }
+
+    /// Step 7: the timer ends alice's grant on time, then the server cleans up AWS.
+    async fn alice_grant_expires(&self, active: &StoredRequest) -> Result<()> {
+        let RequestState::Active { expires_at, .. } = active.request.state else {
+            bail!("alice's request is no longer active");
+        };
+        step(
+            7,
+            &format!(
+                "waiting for alice's grant to expire at {}",
+                clock(expires_at)
+            ),
+        );
+        let id = active.request.id;
+        let deadline = Instant::now() + remaining(expires_at) + SETTLE_TIMEOUT;
+        let mut next_countdown = Instant::now();
+        let ended = loop {
+            let current = self.request(id).await?;
+            if let RequestState::Ended { .. } = current.request.state {
+                break current;
+            }
+            if Instant::now() >= next_countdown {
+                let left = remaining(expires_at);
+                detail(&format!("{}s left", left.as_secs_f64().ceil()));
+                next_countdown += COUNTDOWN_EVERY;
+            }
+            if Instant::now() > deadline {
+                bail!(
+                    "alice's grant was still {} {}s after it should have expired; see the server log",
+                    describe(&current.request.state),
+                    SETTLE_TIMEOUT.as_secs()
+                );
+            }
+            tokio::time::sleep(POLL).await;
+        };
+        if let RequestState::Ended { ended_at, .. } = ended.request.state {
+            detail(&format!(
+                "state: {} at {} ({}ms after expires_at)",
+                describe(&ended.request.state),
+                clock(ended_at),
+                (ended_at - expires_at).num_milliseconds()
+            ));
+        }
+        let (settled, waited) = self
+            .wait_request(id, "settled (assignment deleted)", |r| {
+                r.settled_at.is_some()
+            })
+            .await?;
+        detail(&format!(
+            "settled {:.1}s later: the server deleted the assignment",
+            waited.as_secs_f64()
+        ));
+        self.show_assignments("alice", &settled.principal_id)
+            .await?;
+        // The attribute is cleared after the last delete, so it may lag the settling.
+        let cleared = self.wait_run_as_cleared(&settled.principal_id).await?;
+        detail(&format!(
+            "identity store: alice's {} = {}",
+            self.run_as_attribute,
+            show_attribute(&cleared)
+        ));
+        Ok(())
+    }
+
+    /// Step 8: what the audit trail recorded about alice's request, and the chain check.
+    async fn audit_timeline(&self, id: RequestId) -> Result<()> {
+        step(8, "the audit trail of alice's request");
+        let events = audit_store::for_request(&self.db, &id.to_string())
+            .await
+            .context("reading the audit trail")?;
+        for event in &events {
+            detail(&format!(
+                "{}  {:<8} {}",
+                event.at.format("%H:%M:%S%.3f"),
+                event.actor,
+                event.action
+            ));
+        }
+        match audit::verify(&self.db)
+            .await
+            .context("verifying the audit chain")?
+        {
+            Ok(verified) => {
+                detail(&format!(
+                    "hash chain verified: {} events, head {}",
+                    verified.events,
+                    verified.head_hash.get(..16).unwrap_or(&verified.head_hash)
+                ));
+                Ok(())
+            }
+            Err(broken) => bail!("{broken}"),
+        }
+    }
+
+    fn profile(&self, name: &str) -> Result<&jitgate_server::config::ProfileConfig> {
+        self.broker
+            .config()
+            .profile(name)
+            .with_context(|| format!("the demo config has no profile `{name}`"))
+    }
+
+    async fn request(&self, id: RequestId) -> Result<StoredRequest> {
+        requests::get(&self.db, id)
+            .await
+            .with_context(|| format!("reading request {id}"))?
+            .with_context(|| format!("request {id} is not in the database"))
+    }
+
+    /// Polls request `id` until `done` holds; returns it and how long that took.
+    async fn wait_request(
+        &self,
+        id: RequestId,
+        what: &str,
+        done: impl Fn(&StoredRequest) -> bool,
+    ) -> Result<(StoredRequest, Duration)> {
+        let start = Instant::now();
+        loop {
+            let current = self.request(id).await?;
+            if done(&current) {
+                return Ok((current, start.elapsed()));
+            }
+            if start.elapsed() > SETTLE_TIMEOUT {
+                bail!(
+                    "request {id} was not {what} after {}s (it is {}); see the server log",
+                    SETTLE_TIMEOUT.as_secs(),
+                    describe(&current.request.state)
+                );
+            }
+            tokio::time::sleep(POLL).await;
+        }
+    }
+
+    /// Prints the peer's assignments of `principal_id`, or that there are none.
+    async fn show_assignments(&self, who: &str, principal_id: &str) -> Result<()> {
+        let held: Vec<PeerAssignment> = self
+            .peer_assignments()
+            .await?
+            .into_iter()
+            .filter(|a| a.principal_id == principal_id)
+            .collect();
+        if held.is_empty() {
+            detail(&format!(
+                "AWS peer: {who} (principal {principal_id}) holds no assignment"
+            ));
+        }
+        for a in &held {
+            let set = self
+                .set_names
+                .get(&a.permission_set_arn)
+                .unwrap_or(&a.permission_set_arn);
+            detail(&format!(
+                "AWS peer: {who} (principal {principal_id}) holds {set} on account {}",
+                a.account_id
+            ));
+        }
+        Ok(())
+    }
+
+    async fn peer_assignments(&self) -> Result<Vec<PeerAssignment>> {
+        let url = format!("{}/_peer/assignments", self.peer);
+        self.http
+            .get(&url)
+            .send()
+            .await
+            .and_then(reqwest::Response::error_for_status)
+            .with_context(|| format!("GET {url}"))?
+            .json()
+            .await
+            .with_context(|| format!("reading the answer of GET {url}"))
+    }
+
+    /// The run-as attribute of a person, read back from the identity store.
+    async fn run_as(&self, principal_id: &str) -> Result<Option<String>> {
+        let user = self
+            .identity_store
+            .describe_user()
+            .identity_store_id(&self.identity_store_id)
+            .user_id(principal_id)
+            .send()
+            .await
+            .with_context(|| format!("identitystore:DescribeUser {principal_id}"))?;
+        // The demo config maps SSMSessionRunAs to nickName, as the example config does.
+        match self.run_as_attribute.as_str() {
+            "nickName" => Ok(user.nick_name().map(str::to_owned)),
+            "title" => Ok(user.title().map(str::to_owned)),
+            other => {
+                bail!("the demo reads nickName or title, not `{other}` (aws.run_as_attribute)")
+            }
+        }
+    }
+
+    async fn wait_run_as_cleared(&self, principal_id: &str) -> Result<Option<String>> {
+        let start = Instant::now();
+        loop {
+            let value = self.run_as(principal_id).await?;
+            if value.is_none() {
+                return Ok(value);
+            }
+            if start.elapsed() > SETTLE_TIMEOUT {
+                bail!(
+                    "{} of {principal_id} still {} after {}s; see the server log",
+                    self.run_as_attribute,
+                    show_attribute(&value),
+                    SETTLE_TIMEOUT.as_secs()
+                );
+            }
+            tokio::time::sleep(POLL).await;
+        }
+    }
+}
+
+/// An identity-store client on the peer, to read back what the server wrote.
+async fn identity_store_client(
+    config: &Config,
+    peer: &str,
+    credentials: Credentials,
+) -> aws_sdk_identitystore::Client {
+    let shared = aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .region(aws_config::Region::new(config.aws.region.clone()))
+        .endpoint_url(peer)
+        .credentials_provider(credentials)
+        .load()
+        .await;
+    aws_sdk_identitystore::Client::new(&shared)
+}
+
+/// One of [`PEOPLE`], as the sign-in will hand them to the broker.
+fn person(name: &str) -> Person {
+    let groups = PEOPLE
+        .iter()
+        .find(|(n, _)| *n == name)
+        .map(|(_, groups)| groups.iter().map(|g| (*g).to_owned()).collect())
+        .unwrap_or_default();
+    Person {
+        id: UserId::new(name),
+        user_name: name.to_owned(),
+        email: Some(format!("{name}@example.com")),
+        groups,
+    }
+}
+
+/// A request state in a few words.
+fn describe(state: &RequestState) -> String {
+    match state {
+        RequestState::Active { expires_at, .. } => {
+            format!("active, expires at {}", clock(*expires_at))
+        }
+        RequestState::Ended {
+            why: EndReason::Expired,
+            ..
+        } => "ended (expired)".to_owned(),
+        RequestState::Ended {
+            why: EndReason::Revoked { by, .. },
+            ..
+        } => format!("ended (revoked by {by})"),
+        RequestState::Failed { reason, .. } => format!("failed: {reason}"),
+        other => other.name().to_string(),
+    }
+}
+
+fn show_attribute(value: &Option<String>) -> String {
+    match value {
+        Some(v) => format!("`{v}`"),
+        None => "(not set)".to_owned(),
+    }
+}
+
+fn clock(t: DateTime<Utc>) -> String {
+    t.format("%H:%M:%S UTC").to_string()
+}
+
+/// Time from now until `t`, zero once it has passed.
+fn remaining(t: DateTime<Utc>) -> Duration {
+    (t - Utc::now()).to_std().unwrap_or(Duration::ZERO)
+}
+
+fn step(n: u32, title: &str) {
+    println!("\n{n}. {title}");
+}
+
+fn detail(line: &str) {
+    println!("   {line}");
+}
