@@ -26,11 +26,14 @@ lint:
 	$(CARGO) clippy --workspace --all-targets --quiet -- -D warnings
 
 unit-peer: deps
-	$(JITGATE_VENV)/bin/python -m unittest discover -s tests/peers -q
+	@mkdir -p $(CACHE)
+	set -o pipefail; $(JITGATE_VENV)/bin/python -m unittest discover -s tests/peers -q 2>&1 | tee $(CACHE)/peer-tests.log
 
 ## test: lint, the AWS peer's own tests, unit tests, integration tests (SQLite + Postgres)
 test: deps lint unit-peer build
-	$(CARGO) test --workspace --quiet -- --test-threads=4
+	set -o pipefail; $(CARGO) test --workspace --lib --bins --tests --quiet -- --test-threads=4 2>&1 | tee $(CACHE)/cargo-tests.log
+	@peer=$$(awk '/^Ran [0-9]+ test/ {n += $$2} END {print n + 0}' $(CACHE)/peer-tests.log); \
+	 awk -v peer="$$peer" '/^test result:/ {p += $$4; f += $$6} END {printf "total: %d passed, %d failed\n", p + peer, f}' $(CACHE)/cargo-tests.log
 
 ## demo: the AWS peer and the server on SQLite, with a scripted walk-through
 demo: deps
