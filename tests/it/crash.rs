@@ -195,3 +195,57 @@ async fn two_servers_on_one_postgres_act_on_each_grant_once() -> Result<()> {
     assert!(ok, "one chain with two writers: {text}");
     Ok(())
 }
+
+#[tokio::test]
+async fn repeated_kills_at_random_moments_still_converge() -> Result<()> {
+    use rand::Rng;
+    let knobs = PeerKnobs {
+        assignment_delay_ms: 300,
+        ..PeerKnobs::default()
+    };
+    let mut w = World::start(Backend::Sqlite, knobs, |b| {
+        b.profile(prod_profile()).lease("2s")
+    })
+    .await?;
+    let mut ids = Vec::new();
+    for (i, who) in DEVELOPERS.iter().take(6).enumerate() {
+        let id = w
+            .submit(who, "prod-web", "app", Duration::from_secs(2 + i as u64))
+            .await?;
+        w.approve_as(if i % 2 == 0 { "bob" } else { "carol" }, id)
+            .await?;
+        ids.push(id);
+    }
+    // Kill the server at random moments while it provisions, expires and revokes.
+    let seed: u64 = rand::rng().random();
+    eprintln!("kill schedule seed: {seed}");
+    let mut schedule = <rand::rngs::StdRng as rand::SeedableRng>::seed_from_u64(seed);
+    for _ in 0..5 {
+        tokio::time::sleep(Duration::from_millis(schedule.random_range(200..1500))).await;
+        w.server.kill9().await?;
+        w.server = ServerProcess::spawn(&w.config_toml).await?;
+    }
+    for id in &ids {
+        w.wait_settled(*id, LONG).await?;
+        let actions = w.audit_actions(*id).await?;
+        assert_eq!(
+            actions.iter().filter(|a| *a == "request.expired").count(),
+            1,
+            "{actions:?}"
+        );
+    }
+    assert!(
+        w.peer.assignments().await?.is_empty(),
+        "no orphan assignment"
+    );
+    for who in DEVELOPERS.iter().take(6) {
+        assert_eq!(
+            w.user_attribute(who, "nickName").await?,
+            None,
+            "{who}'s attribute left set"
+        );
+    }
+    let (ok, text) = w.audit_verify().await?;
+    assert!(ok, "{text}");
+    Ok(())
+}
