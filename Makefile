@@ -25,15 +25,18 @@ lint:
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --workspace --all-targets --quiet -- -D warnings
 
+## unit-peer: the test peers' own tests (AWS peer: unittest; OIDC peer: node --test)
 unit-peer: deps
 	@mkdir -p $(CACHE)
 	set -o pipefail; $(JITGATE_VENV)/bin/python -m unittest discover -s tests/peers -q 2>&1 | tee $(CACHE)/peer-tests.log
+	set -o pipefail; node --test --test-reporter=tap tests/peers/oidc/test.mjs 2>&1 | tee $(CACHE)/oidc-peer-tests.log
 
 ## test: lint, the AWS peer's own tests, unit tests, integration tests (SQLite + Postgres)
 test: deps lint unit-peer build
 	set -o pipefail; $(CARGO) test --workspace --lib --bins --tests --quiet -- --test-threads=4 2>&1 | tee $(CACHE)/cargo-tests.log
 	@peer=$$(awk '/^Ran [0-9]+ test/ {n += $$2} END {print n + 0}' $(CACHE)/peer-tests.log); \
-	 awk -v peer="$$peer" '/^test result:/ {p += $$4; f += $$6} END {printf "total: %d passed, %d failed\n", p + peer, f}' $(CACHE)/cargo-tests.log
+	 oidc=$$(awk '/^# pass [0-9]+/ {n += $$3} END {print n + 0}' $(CACHE)/oidc-peer-tests.log); \
+	 awk -v peer="$$((peer + oidc))" '/^test result:/ {p += $$4; f += $$6} END {printf "total: %d passed, %d failed\n", p + peer, f}' $(CACHE)/cargo-tests.log
 
 ## demo: the AWS peer and the server on SQLite, with a scripted walk-through
 demo: deps

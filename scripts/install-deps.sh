@@ -10,6 +10,10 @@ mkdir -p "$CACHE"
 need_apt=()
 compgen -G "/usr/lib/postgresql/*/bin/postgres" >/dev/null || need_apt+=(postgresql)
 command -v runuser >/dev/null || need_apt+=(util-linux)
+# The OIDC peer (tests/peers/oidc) runs on Node.js with npm; the machine image has them,
+# Debian's packages are the fallback.
+command -v node >/dev/null || need_apt+=(nodejs)
+command -v npm >/dev/null || need_apt+=(npm)
 if [ "${WITH_BENCH_TOOLS:-0}" = 1 ]; then
   command -v hyperfine >/dev/null || need_apt+=(hyperfine)
 fi
@@ -40,3 +44,6 @@ if [ ! -f "$stamp" ]; then
   "$VENV/bin/pip" install --quiet --disable-pip-version-check -r "$req"
   touch "$stamp"
 fi
+
+# The OIDC peer's node packages, pinned by its lockfile, into the cache.
+scripts/install-oidc-peer.sh

@@ -9,5 +9,6 @@ pub mod broker;
 pub mod config;
 pub mod domain;
 pub mod http;
+pub mod oidc;
 pub mod scheduler;
 pub mod store;

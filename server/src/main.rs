@@ -13,8 +13,9 @@ use jitgate_server::aws::IdcClient;
 use jitgate_server::broker::{Broker, Catalog, Wakers};
 use jitgate_server::config::{self, Config};
 use jitgate_server::http::{AppState, router};
+use jitgate_server::oidc::Oidc;
 use jitgate_server::scheduler::{Scheduler, owner_id};
-use jitgate_server::store::Db;
+use jitgate_server::store::{Db, sessions};
 
 #[derive(Parser)]
 #[command(
@@ -225,10 +226,33 @@ async fn serve(config: Arc<Config>) -> anyhow::Result<ExitCode> {
     tracing::info!(owner, listen = %config.server.listen, "jitgate-server starting");
     let scheduler = Scheduler::start(broker, catalog, owner);
 
+    let oidc = match &config.oidc {
+        Some(oidc) => Some(Arc::new(
+            Oidc::discover(oidc, &config.server.public_url)
+                .await
+                .with_context(|| format!("OpenID provider {} (oidc.issuer)", oidc.issuer))?,
+        )),
+        None => {
+            tracing::warn!("no [oidc] configured: web sign-in is off");
+            None
+        }
+    };
+    let sessions = sessions::open(
+        config.database.url.expose(),
+        db.backend(),
+        Duration::from_secs(600),
+    )
+    .await
+    .context("opening the session store")?;
     let listener = tokio::net::TcpListener::bind(&config.server.listen)
         .await
         .with_context(|| format!("binding {} (server.listen)", config.server.listen))?;
-    axum::serve(listener, router(AppState { db: db.clone() }))
+    let state = AppState {
+        db: db.clone(),
+        config: config.clone(),
+        oidc,
+    };
+    axum::serve(listener, router(state, sessions))
         .with_graceful_shutdown(shutdown_signal())
         .await
         .context("HTTP server")?;

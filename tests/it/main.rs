@@ -6,6 +6,7 @@ mod cli;
 mod crash;
 mod harness;
 mod lifecycle;
+mod signin;
 mod smoke;
 mod store;
 mod sweep;

@@ -18,8 +18,8 @@ use jitgate_server::store::{Db, audit};
 use serde_json::{Value, json};
 
 use crate::harness::{
-    AwsPeer, ConfigBuilder, PeerKnobs, ProfileSpec, ServerProcess, run_cli, sqlite_url_in,
-    start_postgres, wait_for, wait_until,
+    AwsPeer, ConfigBuilder, OidcPeer, PeerKnobs, ProfileSpec, ServerProcess, run_cli,
+    sqlite_url_in, start_postgres, wait_for, wait_until,
 };
 
 /// Which database a scenario runs on.
@@ -57,6 +57,8 @@ pub struct World {
     pub db: Db,
     pub broker: Broker<IdcClient>,
     pub server: ServerProcess,
+    /// The OpenID provider, for scenarios started with [`World::start_with_sign_in`].
+    pub oidc: Option<OidcPeer>,
     _dir: tempfile::TempDir,
 }
 
@@ -71,6 +73,23 @@ impl World {
     pub async fn start(
         backend: Backend,
         knobs: PeerKnobs,
+        customize: impl FnOnce(ConfigBuilder) -> ConfigBuilder,
+    ) -> Result<World> {
+        Self::start_inner(backend, knobs, false, customize).await
+    }
+
+    /// [`World::start`] plus the OpenID provider, with the server's `[oidc]` pointing at it.
+    pub async fn start_with_sign_in(
+        backend: Backend,
+        customize: impl FnOnce(ConfigBuilder) -> ConfigBuilder,
+    ) -> Result<World> {
+        Self::start_inner(backend, PeerKnobs::default(), true, customize).await
+    }
+
+    async fn start_inner(
+        backend: Backend,
+        knobs: PeerKnobs,
+        with_oidc: bool,
         customize: impl FnOnce(ConfigBuilder) -> ConfigBuilder,
     ) -> Result<World> {
         let dir = tempfile::tempdir()?;
@@ -90,7 +109,18 @@ impl World {
             Backend::Sqlite => sqlite_url_in(dir.path()),
             Backend::Postgres => start_postgres().await?.fresh_database().await?,
         };
-        let builder = customize(ConfigBuilder::from_seed(&db_url, peer.url(), &seed)?);
+        let mut builder = customize(ConfigBuilder::from_seed(&db_url, peer.url(), &seed)?);
+        let public_url = format!("http://127.0.0.1:{}", builder.listen_port());
+        let oidc = if with_oidc {
+            let oidc = OidcPeer::start(&[format!("{public_url}/auth/callback")]).await?;
+            builder = builder.raw(&format!(
+                "[server]\npublic_url = \"{public_url}\"\n\n[oidc]\nissuer = \"{}\"\nclient_id = \"jitgate\"\nclient_secret = \"jitgate-secret\"\n",
+                oidc.issuer()
+            ));
+            Some(oidc)
+        } else {
+            None
+        };
         let config_toml = builder.render();
         let config = Arc::new(load_from_str(&config_toml, Vec::new()).context("test config")?);
         let server = ServerProcess::spawn(&config_toml).await?;
@@ -117,6 +147,7 @@ impl World {
             db,
             broker,
             server,
+            oidc,
             _dir: dir,
         })
     }

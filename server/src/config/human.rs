@@ -60,9 +60,17 @@ impl Secret {
         self.0.expose_secret()
     }
 
-    /// The value with any `user:password@` password masked, safe to print.
+    /// Safe to print: a URL with its password masked, anything else (a client
+    /// secret, a key) masked whole.
     pub fn redacted(&self) -> String {
-        redact_url_password(self.expose())
+        let value = self.expose();
+        if value.contains("://") {
+            redact_url_password(value)
+        } else if value.is_empty() {
+            String::new()
+        } else {
+            "***".into()
+        }
     }
 }
 
@@ -136,6 +144,11 @@ mod tests {
             redact_url_password("postgres://db/x?user=jit&password=s3cr3t&sslmode=require"),
             "postgres://db/x?user=jit&password=***&sslmode=require"
         );
+    }
+
+    #[test]
+    fn plain_secrets_are_masked_whole() {
+        assert_eq!(Secret::new("client-s3cr3t").redacted(), "***");
     }
 
     #[test]

@@ -79,7 +79,7 @@ pub fn load_from_str(
 }
 
 /// Environment sections that may be overridden, and so the only `JITGATE_` prefixes read.
-const SECTIONS: &[&str] = &["server", "database", "aws", "scheduler", "auth"];
+const SECTIONS: &[&str] = &["server", "database", "aws", "scheduler", "auth", "oidc"];
 
 /// `JITGATE_DATABASE_URL=...` sets `[database] url`. Values that read as TOML scalars
 /// (numbers, booleans) keep that type; anything else is a string.

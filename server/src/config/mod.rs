@@ -31,24 +31,54 @@ pub struct Config {
     pub scheduler: SchedulerConfig,
     #[serde(default)]
     pub auth: AuthConfig,
+    /// Web sign-in; without it the server runs the broker and health endpoints only.
+    pub oidc: Option<OidcConfig>,
     #[serde(default)]
     pub profiles: Vec<ProfileConfig>,
 }
 
-/// `[server]`: where the HTTP listener binds.
+/// `[server]`: where the HTTP listener binds and how people reach it.
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct ServerConfig {
-    /// Socket address of the HTTP listener (health, readiness; the web app later).
+    /// Socket address of the HTTP listener.
     pub listen: String,
+    /// The URL people use to reach jitgate (behind any proxy): the OIDC redirect URI is
+    /// built from it, and cookies are `Secure` when it is https.
+    pub public_url: String,
 }
 
 impl Default for ServerConfig {
     fn default() -> Self {
         Self {
             listen: "127.0.0.1:8080".into(),
+            public_url: "http://127.0.0.1:8080".into(),
         }
     }
+}
+
+/// `[oidc]`: the company's OpenID Connect provider.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct OidcConfig {
+    /// Issuer URL; the provider's metadata is discovered from it.
+    pub issuer: String,
+    pub client_id: String,
+    pub client_secret: Secret,
+    /// Claim (in the ID token or userinfo) that lists the person's groups.
+    #[serde(default = "default_groups_claim")]
+    pub groups_claim: String,
+    /// Scopes asked for besides `openid`.
+    #[serde(default = "default_scopes")]
+    pub scopes: Vec<String>,
+}
+
+fn default_groups_claim() -> String {
+    "groups".into()
+}
+
+fn default_scopes() -> Vec<String> {
+    vec!["email".into(), "profile".into(), "groups".into()]
 }
 
 /// `[database]`: SQLite (embedded default) or Postgres (several replicas).
@@ -156,12 +186,26 @@ pub enum DriftAction {
     Remove,
 }
 
-/// `[auth]`: who is an administrator.
-#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+/// `[auth]`: administrators and web sessions.
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct AuthConfig {
     /// OIDC groups whose members administer jitgate (all grants, audit, revoke any).
     pub admin_groups: Vec<String>,
+    /// A web session ends after this long without a request.
+    pub session_idle: HumanDuration,
+    /// A web session ends this long after sign-in, however active.
+    pub session_max: HumanDuration,
+}
+
+impl Default for AuthConfig {
+    fn default() -> Self {
+        Self {
+            admin_groups: Vec::new(),
+            session_idle: HumanDuration::from_secs(8 * 3600),
+            session_max: HumanDuration::from_secs(24 * 3600),
+        }
+    }
 }
 
 /// `[[profiles]]`: one thing people can request.

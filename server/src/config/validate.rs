@@ -23,6 +23,37 @@ pub fn check(config: &Config) -> Vec<Problem> {
             ),
         );
     }
+    let public = config.server.public_url.trim_end_matches('/');
+    if !(public.starts_with("http://") || public.starts_with("https://")) {
+        out.add(
+            "server.public_url",
+            format!("`{public}` must be the http(s):// URL people use to reach jitgate"),
+        );
+    }
+    if let Some(oidc) = &config.oidc {
+        if !(oidc.issuer.starts_with("https://") || oidc.issuer.starts_with("http://")) {
+            out.add(
+                "oidc.issuer",
+                format!("`{}` must be an http(s):// URL", oidc.issuer),
+            );
+        }
+        if oidc.client_id.trim().is_empty() {
+            out.add("oidc.client_id", "must not be empty");
+        }
+        if oidc.groups_claim.trim().is_empty() {
+            out.add(
+                "oidc.groups_claim",
+                "must name the claim that lists groups (e.g. groups)",
+            );
+        }
+    }
+    let auth = &config.auth;
+    if auth.session_idle.get().is_zero() || auth.session_idle.get() > auth.session_max.get() {
+        out.add(
+            "auth.session_idle",
+            "must be longer than zero and at most auth.session_max",
+        );
+    }
     let url = config.database.url.expose();
     if !(url.starts_with("sqlite:")
         || url.starts_with("postgres://")

@@ -1,25 +1,104 @@
-//! HTTP: health and readiness for load balancers and orchestrators. (The web app and
-//! JSON API mount here too.)
+//! HTTP: health and readiness, sign-in, and the server-rendered pages. All routes are
+//! listed in [`router`]; every response carries the security headers of
+//! [`security_headers`].
+
+mod error;
+mod pages;
+mod session;
+mod signin;
+
+pub use error::WebError;
+pub use session::CurrentUser;
+
+use std::sync::Arc;
 
 use axum::Router;
-use axum::extract::State;
-use axum::http::StatusCode;
-use axum::routing::get;
+use axum::extract::{Request, State};
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::middleware::{self, Next};
+use axum::response::Response;
+use axum::routing::{get, post};
+use tower_sessions::cookie::SameSite;
+use tower_sessions::{Expiry, SessionManagerLayer};
 
+use crate::config::Config;
+use crate::oidc::Oidc;
 use crate::store::Db;
+use crate::store::sessions::SessionStores;
 
 /// Shared state of the HTTP handlers.
 #[derive(Clone)]
 pub struct AppState {
     pub db: Db,
+    pub config: Arc<Config>,
+    /// Absent when no `[oidc]` is configured: sign-in is then unavailable.
+    pub oidc: Option<Arc<Oidc>>,
 }
 
-/// All routes.
-pub fn router(state: AppState) -> Router {
+/// The name of jitgate's session cookie.
+pub const SESSION_COOKIE: &str = "jitgate_session";
+
+/// All routes, with sessions stored in `sessions`.
+pub fn router(state: AppState, sessions: SessionStores) -> Router {
+    let secure = state.config.server.public_url.starts_with("https://");
+    let idle = time_duration(state.config.auth.session_idle.get());
+    let app = Router::new()
+        .route("/", get(pages::home))
+        .route("/login", get(signin::login))
+        .route("/auth/callback", get(signin::callback))
+        .route("/logout", post(signin::logout))
+        .with_state(state.clone());
+    let app = match sessions {
+        SessionStores::Sqlite(store) => app.layer(session_layer(store, secure, idle)),
+        SessionStores::Postgres(store) => app.layer(session_layer(store, secure, idle)),
+    };
     Router::new()
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .with_state(state)
+        .merge(app)
+        .layer(middleware::from_fn(security_headers))
+}
+
+fn session_layer<S: tower_sessions::SessionStore + Clone>(
+    store: S,
+    secure: bool,
+    idle: tower_sessions::cookie::time::Duration,
+) -> SessionManagerLayer<S> {
+    SessionManagerLayer::new(store)
+        .with_name(SESSION_COOKIE)
+        .with_http_only(true)
+        .with_same_site(SameSite::Lax)
+        .with_secure(secure)
+        .with_expiry(Expiry::OnInactivity(idle))
+}
+
+fn time_duration(d: std::time::Duration) -> tower_sessions::cookie::time::Duration {
+    tower_sessions::cookie::time::Duration::seconds(i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
+}
+
+/// Headers on every response: no framing, no referrer, a strict content policy (pages
+/// work without JavaScript, so none is allowed).
+async fn security_headers(request: Request, next: Next) -> Response {
+    let mut response = next.run(request).await;
+    let headers = response.headers_mut();
+    headers.insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static(
+            "default-src 'none'; style-src 'unsafe-inline'; img-src 'self'; form-action 'self'; \
+             frame-ancestors 'none'; base-uri 'none'",
+        ),
+    );
+    headers.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+    headers.insert(
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("no-referrer"),
+    );
+    headers.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    response
 }
 
 /// The process is up.

@@ -11,6 +11,8 @@ pub mod audit;
 pub mod jobs;
 pub mod principals;
 pub mod requests;
+pub mod sessions;
+pub mod users;
 
 use chrono::{DateTime, TimeZone, Utc};
 use sqlx::any::{AnyPoolOptions, install_default_drivers};

@@ -11,12 +11,14 @@
 
 mod aws_peer;
 mod config;
+mod oidc_peer;
 mod postgres;
 mod server;
 mod watchdog;
 
 pub use aws_peer::{AwsPeer, OpKind, OpStatus, PeerAssignment, PeerKnobs, PeerOp};
 pub use config::{ConfigBuilder, ProfileSpec, sqlite_url_in};
+pub use oidc_peer::{OidcPeer, SignInOutcome, browser, session_cookie, sign_in};
 pub use postgres::{Postgres, start_postgres};
 pub use server::{ServerProcess, run_cli};
 

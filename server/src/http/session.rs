@@ -1,0 +1,189 @@
+//! What a web session holds (the signed-in user, a CSRF token, a sign-in in progress)
+//! and the extractors that read it. A session expires after `[auth] session_idle`
+//! without requests (the cookie store's expiry) and `session_max` after sign-in (checked
+//! here).
+
+use axum::extract::FromRequestParts;
+use axum::http::request::Parts;
+use chrono::Utc;
+use rand::RngCore;
+use serde::{Deserialize, Serialize};
+use subtle::ConstantTimeEq;
+use tower_sessions::Session;
+
+use super::{AppState, WebError};
+use crate::broker::Person;
+use crate::domain::UserId;
+use crate::store::users::{self, User};
+
+pub(super) const USER_KEY: &str = "user";
+pub(super) const FLOW_KEY: &str = "login_flow";
+const CSRF_KEY: &str = "csrf";
+
+/// The session's record of who signed in, and when.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub(super) struct SessionUser {
+    pub id: String,
+    pub signed_in_at_millis: i64,
+}
+
+/// The signed-in person of a request; extracting it refuses anonymous requests.
+#[derive(Debug, Clone)]
+pub struct CurrentUser {
+    pub user: User,
+    pub csrf: String,
+    pub is_admin: bool,
+}
+
+/// The signed-in person, if any.
+pub struct MaybeUser(pub Option<CurrentUser>);
+
+impl CurrentUser {
+    /// The person as the broker sees them.
+    pub fn person(&self) -> Person {
+        Person {
+            id: UserId::new(self.user.id.clone()),
+            user_name: self.user.user_name.clone(),
+            email: self.user.email.clone(),
+            groups: self.user.groups.clone(),
+        }
+    }
+
+    /// What a page shows of the person.
+    pub fn view(&self, state: &AppState) -> UserView {
+        let mut roles = Vec::new();
+        for p in &state.config.profiles {
+            if p.requester_groups
+                .iter()
+                .any(|g| self.user.groups.contains(g))
+            {
+                roles.push(format!("requester ({})", p.name));
+            }
+            if p.approver_groups
+                .iter()
+                .any(|g| self.user.groups.contains(g))
+                || p.approvers.contains(&self.user.id)
+            {
+                roles.push(format!("approver ({})", p.name));
+            }
+        }
+        if self.is_admin {
+            roles.push("admin".into());
+        }
+        if roles.is_empty() {
+            roles.push("none".into());
+        }
+        UserView {
+            display: self
+                .user
+                .name
+                .clone()
+                .unwrap_or_else(|| self.user.user_name.clone()),
+            groups: self.user.groups.clone(),
+            roles,
+            csrf: self.csrf.clone(),
+        }
+    }
+}
+
+/// The signed-in person as templates show them.
+#[derive(Debug, Clone)]
+pub struct UserView {
+    pub display: String,
+    pub groups: Vec<String>,
+    pub roles: Vec<String>,
+    pub csrf: String,
+}
+
+async fn session_of(parts: &mut Parts, state: &AppState) -> Result<Session, WebError> {
+    Session::from_request_parts(parts, state)
+        .await
+        .map_err(|(_, why)| WebError::Internal(format!("session layer missing: {why}")))
+}
+
+impl FromRequestParts<AppState> for MaybeUser {
+    type Rejection = WebError;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        let session = session_of(parts, state).await?;
+        let Some(signed_in) = session
+            .get::<SessionUser>(USER_KEY)
+            .await
+            .map_err(internal)?
+        else {
+            return Ok(MaybeUser(None));
+        };
+        let max_millis =
+            i64::try_from(state.config.auth.session_max.get().as_millis()).unwrap_or(i64::MAX);
+        if Utc::now()
+            .timestamp_millis()
+            .saturating_sub(signed_in.signed_in_at_millis)
+            > max_millis
+        {
+            session.flush().await.map_err(internal)?;
+            return Ok(MaybeUser(None));
+        }
+        let Some(user) = users::get(&state.db, &signed_in.id).await? else {
+            session.flush().await.map_err(internal)?;
+            return Ok(MaybeUser(None));
+        };
+        let csrf = csrf_token(&session).await?;
+        let is_admin = user
+            .groups
+            .iter()
+            .any(|g| state.config.auth.admin_groups.contains(g));
+        Ok(MaybeUser(Some(CurrentUser {
+            user,
+            csrf,
+            is_admin,
+        })))
+    }
+}
+
+impl FromRequestParts<AppState> for CurrentUser {
+    type Rejection = WebError;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        MaybeUser::from_request_parts(parts, state)
+            .await?
+            .0
+            .ok_or(WebError::SignInRequired)
+    }
+}
+
+/// The session's CSRF token, made on first use. Every form posts it back.
+pub(super) async fn csrf_token(session: &Session) -> Result<String, WebError> {
+    if let Some(token) = session.get::<String>(CSRF_KEY).await.map_err(internal)? {
+        return Ok(token);
+    }
+    let mut bytes = [0u8; 32];
+    rand::rng().fill_bytes(&mut bytes);
+    let token = hex::encode(bytes);
+    session.insert(CSRF_KEY, &token).await.map_err(internal)?;
+    Ok(token)
+}
+
+/// Refuses a form whose CSRF token is missing or not this session's (constant time).
+pub(super) async fn check_csrf(session: &Session, sent: Option<&str>) -> Result<(), WebError> {
+    let expected = session.get::<String>(CSRF_KEY).await.map_err(internal)?;
+    match (expected, sent) {
+        (Some(expected), Some(sent)) if bool::from(expected.as_bytes().ct_eq(sent.as_bytes())) => {
+            Ok(())
+        }
+        _ => Err(WebError::Forbidden(
+            "this form has expired or did not come from jitgate (missing or wrong CSRF token); \
+             reload the page and try again"
+                .into(),
+        )),
+    }
+}
+
+pub(super) fn internal(e: tower_sessions::session::Error) -> WebError {
+    WebError::Internal(format!("session store: {e}"))
+}

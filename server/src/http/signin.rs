@@ -1,0 +1,147 @@
+//! `GET /login`, `GET /auth/callback`, `POST /logout`.
+
+use axum::Form;
+use axum::extract::{Query, State};
+use axum::response::Redirect;
+use chrono::Utc;
+use serde::Deserialize;
+use subtle::ConstantTimeEq;
+use tower_sessions::Session;
+
+use super::session::{FLOW_KEY, SessionUser, USER_KEY, check_csrf, csrf_token, internal};
+use super::{AppState, WebError};
+use crate::oidc::LoginFlow;
+use crate::store::users::{self, User};
+
+#[derive(Deserialize)]
+pub(super) struct LoginQuery {
+    return_to: Option<String>,
+}
+
+/// Only local paths: an open redirect would let a link through jitgate land anywhere.
+fn local_path(return_to: Option<String>) -> String {
+    match return_to {
+        Some(p) if p.starts_with('/') && !p.starts_with("//") && !p.contains('\\') => p,
+        _ => "/".into(),
+    }
+}
+
+/// Starts a sign-in: remembers state, nonce and PKCE verifier, sends the browser to the
+/// provider.
+pub(super) async fn login(
+    State(state): State<AppState>,
+    session: Session,
+    Query(query): Query<LoginQuery>,
+) -> Result<Redirect, WebError> {
+    let oidc = state.oidc.as_ref().ok_or_else(|| {
+        WebError::Unavailable("sign-in is not configured on this server ([oidc] is missing)".into())
+    })?;
+    let (url, flow) = oidc.start(local_path(query.return_to));
+    session.insert(FLOW_KEY, &flow).await.map_err(internal)?;
+    Ok(Redirect::to(&url))
+}
+
+#[derive(Deserialize)]
+pub(super) struct CallbackQuery {
+    code: Option<String>,
+    state: Option<String>,
+    error: Option<String>,
+    error_description: Option<String>,
+}
+
+/// Finishes a sign-in: checks `state`, exchanges the code, verifies the ID token,
+/// records the user and starts a fresh session (new id: no session fixation).
+pub(super) async fn callback(
+    State(state): State<AppState>,
+    session: Session,
+    Query(query): Query<CallbackQuery>,
+) -> Result<Redirect, WebError> {
+    let oidc = state
+        .oidc
+        .as_ref()
+        .ok_or_else(|| WebError::Unavailable("sign-in is not configured on this server".into()))?;
+    // One use only, whatever happens next.
+    let flow: Option<LoginFlow> = session.remove(FLOW_KEY).await.map_err(internal)?;
+    let Some(flow) = flow else {
+        return Err(WebError::BadRequest(
+            "no sign-in is in progress in this browser (it expired, or was started elsewhere); start again from /login"
+                .into(),
+        ));
+    };
+    if let Some(error) = query.error {
+        let detail = query.error_description.unwrap_or_default();
+        return Err(WebError::SignInRefused(format!(
+            "the provider answered {error}: {detail}"
+        )));
+    }
+    let sent_state = query.state.unwrap_or_default();
+    if !bool::from(sent_state.as_bytes().ct_eq(flow.state.as_bytes())) {
+        return Err(WebError::BadRequest(
+            "the sign-in answer does not match the sign-in this browser started (state mismatch); start again"
+                .into(),
+        ));
+    }
+    let code = query
+        .code
+        .ok_or_else(|| WebError::BadRequest("the provider sent no authorization code".into()))?;
+    let signed_in = oidc
+        .finish(code, &flow)
+        .await
+        .map_err(|e| WebError::SignInRefused(e.to_string()))?;
+    let now = Utc::now();
+    let user = User {
+        id: signed_in.subject,
+        issuer: signed_in.issuer,
+        user_name: signed_in.user_name,
+        email: signed_in.email,
+        name: signed_in.name,
+        groups: signed_in.groups,
+        last_login: now,
+    };
+    users::upsert(&state.db, &user).await?;
+    session.cycle_id().await.map_err(internal)?;
+    session
+        .insert(
+            USER_KEY,
+            SessionUser {
+                id: user.id.clone(),
+                signed_in_at_millis: now.timestamp_millis(),
+            },
+        )
+        .await
+        .map_err(internal)?;
+    // A fresh CSRF token for the signed-in session.
+    session.remove::<String>("csrf").await.map_err(internal)?;
+    csrf_token(&session).await?;
+    tracing::info!(user = %user.id, groups = ?user.groups, "signed in");
+    Ok(Redirect::to(&flow.return_to))
+}
+
+#[derive(Deserialize)]
+pub(super) struct CsrfForm {
+    csrf: Option<String>,
+}
+
+/// Signs out: the whole session is deleted.
+pub(super) async fn logout(
+    session: Session,
+    Form(form): Form<CsrfForm>,
+) -> Result<Redirect, WebError> {
+    check_csrf(&session, form.csrf.as_deref()).await?;
+    session.flush().await.map_err(internal)?;
+    Ok(Redirect::to("/"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_local_paths_are_followed_after_sign_in() {
+        assert_eq!(local_path(Some("/requests/1".into())), "/requests/1");
+        assert_eq!(local_path(Some("//evil.example/x".into())), "/");
+        assert_eq!(local_path(Some("https://evil.example".into())), "/");
+        assert_eq!(local_path(Some("/\\evil.example".into())), "/");
+        assert_eq!(local_path(None), "/");
+    }
+}

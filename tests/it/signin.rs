@@ -1,0 +1,195 @@
+//! Web sign-in against the real OpenID provider (node `oidc-provider`): the happy path,
+//! and every way a forged or stale answer must be refused.
+
+use anyhow::{Context, Result};
+use reqwest::StatusCode;
+
+use crate::harness::{OidcPeer, browser, sign_in};
+use crate::world::{Backend, World, prod_profile};
+
+async fn world(backend: Backend) -> Result<World> {
+    World::start_with_sign_in(backend, |b| b.profile(prod_profile())).await
+}
+
+fn provider(w: &World) -> Result<&OidcPeer> {
+    w.oidc
+        .as_ref()
+        .context("world started without the OpenID provider")
+}
+
+async fn home_of(client: &reqwest::Client, w: &World) -> Result<String> {
+    Ok(client
+        .get(format!("{}/", w.server.listen_url()))
+        .send()
+        .await?
+        .text()
+        .await?)
+}
+
+async fn signs_in_and_out(backend: Backend) -> Result<()> {
+    let w = world(backend).await?;
+    let server = w.server.listen_url();
+    let client = browser()?;
+    assert!(home_of(&client, &w).await?.contains("Sign in"));
+
+    let outcome = sign_in(&client, &server, "alice").await?;
+    assert_eq!(outcome.status, StatusCode::SEE_OTHER, "{}", outcome.body);
+    assert_eq!(outcome.location.as_deref(), Some("/"));
+    let home = home_of(&client, &w).await?;
+    assert!(home.contains("Signed in as Alice Example"), "{home}");
+    assert!(
+        home.contains("developers"),
+        "groups come from the provider: {home}"
+    );
+    assert!(home.contains("requester (prod-web)"), "{home}");
+
+    // Signing out needs the session's CSRF token.
+    let refused = client
+        .post(format!("{server}/logout"))
+        .form(&[("csrf", "forged")])
+        .send()
+        .await?;
+    assert_eq!(refused.status(), StatusCode::FORBIDDEN);
+    assert!(home_of(&client, &w).await?.contains("Signed in as"));
+    let token = home
+        .split("name=\"csrf\" value=\"")
+        .nth(1)
+        .and_then(|rest| rest.split('"').next())
+        .context("no CSRF token on the page")?;
+    let out = client
+        .post(format!("{server}/logout"))
+        .form(&[("csrf", token)])
+        .send()
+        .await?;
+    assert_eq!(out.status(), StatusCode::SEE_OTHER);
+    assert!(!home_of(&client, &w).await?.contains("Signed in as"));
+    Ok(())
+}
+
+#[tokio::test]
+async fn signs_in_through_the_provider_and_out_on_sqlite() -> Result<()> {
+    signs_in_and_out(Backend::Sqlite).await
+}
+
+#[tokio::test]
+async fn signs_in_through_the_provider_and_out_on_postgres() -> Result<()> {
+    signs_in_and_out(Backend::Postgres).await
+}
+
+#[tokio::test]
+async fn the_session_cookie_is_http_only_lax_and_renewed_at_sign_in() -> Result<()> {
+    let w = world(Backend::Sqlite).await?;
+    let client = browser()?;
+    let outcome = sign_in(&client, &w.server.listen_url(), "bob").await?;
+    assert_eq!(outcome.status, StatusCode::SEE_OTHER, "{}", outcome.body);
+    let before = outcome
+        .cookie_at_start
+        .context("a session holds the sign-in in progress")?;
+    let after = outcome
+        .cookie_at_end
+        .context("signing in sets the session cookie")?;
+    for cookie in [&before, &after] {
+        let lower = cookie.to_ascii_lowercase();
+        assert!(
+            lower.contains("httponly") && lower.contains("samesite=lax"),
+            "{cookie}"
+        );
+        assert!(
+            !lower.contains("secure"),
+            "plain-http public_url: no Secure flag: {cookie}"
+        );
+    }
+    // A new session id at sign-in: an id planted before (session fixation) is worthless.
+    assert_ne!(before.split(';').next(), after.split(';').next());
+    let home = home_of(&client, &w).await?;
+    assert!(home.contains("approver (prod-web)"), "{home}");
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_callback_with_a_tampered_state_is_refused() -> Result<()> {
+    let w = world(Backend::Sqlite).await?;
+    let server = w.server.listen_url();
+    let client = browser()?;
+    client.get(format!("{server}/login")).send().await?;
+    let forged = client
+        .get(format!("{server}/auth/callback?code=stolen&state=forged"))
+        .send()
+        .await?;
+    assert_eq!(forged.status(), StatusCode::BAD_REQUEST);
+    assert!(forged.text().await?.contains("state mismatch"));
+    // Nor is a callback nobody started.
+    let unsolicited = browser()?
+        .get(format!("{server}/auth/callback?code=x&state=y"))
+        .send()
+        .await?;
+    assert_eq!(unsolicited.status(), StatusCode::BAD_REQUEST);
+    assert!(!home_of(&client, &w).await?.contains("Signed in as"));
+    Ok(())
+}
+
+#[tokio::test]
+async fn bad_id_tokens_from_the_provider_are_refused() -> Result<()> {
+    let w = world(Backend::Sqlite).await?;
+    let server = w.server.listen_url();
+    for mode in [
+        "wrong_nonce",
+        "expired",
+        "foreign_key",
+        "wrong_audience",
+        "wrong_issuer",
+        "unknown_kid",
+    ] {
+        provider(&w)?.tamper_next_id_token(mode).await?;
+        let client = browser()?;
+        let outcome = sign_in(&client, &server, "alice").await?;
+        assert_eq!(
+            outcome.status,
+            StatusCode::UNAUTHORIZED,
+            "{mode}: {}",
+            outcome.body
+        );
+        assert!(outcome.body.contains("Sign-in refused"), "{mode}");
+        assert!(
+            !home_of(&client, &w).await?.contains("Signed in as"),
+            "{mode}: not signed in"
+        );
+    }
+    // The provider's reason is logged for the operator, not shown to the browser.
+    assert!(w.server.log().contains("sign-in refused"));
+    Ok(())
+}
+
+#[tokio::test]
+async fn an_unknown_person_is_not_signed_in() -> Result<()> {
+    let w = world(Backend::Sqlite).await?;
+    let client = browser()?;
+    let outcome = sign_in(&client, &w.server.listen_url(), "mallory").await?;
+    assert_eq!(outcome.status, StatusCode::UNAUTHORIZED, "{}", outcome.body);
+    assert!(!home_of(&client, &w).await?.contains("Signed in as"));
+    Ok(())
+}
+
+#[tokio::test]
+async fn pages_carry_the_security_headers() -> Result<()> {
+    let w = world(Backend::Sqlite).await?;
+    let response = browser()?
+        .get(format!("{}/", w.server.listen_url()))
+        .send()
+        .await?;
+    let h = response.headers();
+    let csp = h
+        .get("content-security-policy")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default();
+    assert!(csp.contains("frame-ancestors 'none'"), "{csp}");
+    assert_eq!(
+        h.get("referrer-policy").and_then(|v| v.to_str().ok()),
+        Some("no-referrer")
+    );
+    assert_eq!(
+        h.get("x-frame-options").and_then(|v| v.to_str().ok()),
+        Some("DENY")
+    );
+    Ok(())
+}
