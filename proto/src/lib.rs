@@ -26,12 +26,142 @@ pub struct RequestView {
     pub profile: String,
     pub account_id: String,
     pub os_user: String,
+    pub run_as_mode: String,
     pub duration_secs: u64,
     pub reason: String,
     pub ticket: Option<String>,
     pub state: RequestState,
     pub created_at: DateTime<Utc>,
+    pub activated_at: Option<DateTime<Utc>>,
     pub expires_at: Option<DateTime<Utc>>,
+    pub ended_at: Option<DateTime<Utc>>,
+    /// `expired` or `revoked` once ended.
+    pub end_reason: Option<String>,
+    /// Why provisioning failed, for `failed` requests.
+    pub failure_reason: Option<String>,
+    pub approvals: Vec<ApprovalView>,
+    /// Approvals still needed (of the request, or of its pending extension).
+    pub approvals_missing: u32,
+    pub extension: Option<ExtensionView>,
+}
+
+/// One approver's approval.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ApprovalView {
+    pub by: String,
+    pub at: DateTime<Utc>,
+}
+
+/// An extension of an active grant waiting for approval.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ExtensionView {
+    pub extra_secs: u64,
+    pub reason: String,
+    pub requested_at: DateTime<Utc>,
+    pub approvals: Vec<ApprovalView>,
+}
+
+/// `POST /api/v1/requests`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NewRequest {
+    pub profile: String,
+    pub account_id: String,
+    pub os_user: String,
+    /// How long, written like `30m`, `2h` or `1h30m`.
+    pub duration: String,
+    pub reason: String,
+    #[serde(default)]
+    pub ticket: Option<String>,
+}
+
+/// Body of `deny` and `revoke` (optional comment).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CommentBody {
+    #[serde(default)]
+    pub comment: Option<String>,
+}
+
+/// Body of `extend`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ExtendBody {
+    /// Extra time, written like `30m` or `1h`.
+    pub duration: String,
+    pub reason: String,
+}
+
+/// `GET /api/v1/me`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MeView {
+    pub id: String,
+    pub user_name: String,
+    pub email: Option<String>,
+    pub name: Option<String>,
+    pub groups: Vec<String>,
+    pub is_admin: bool,
+    /// Profiles this person may request.
+    pub requester_of: Vec<String>,
+    /// Profiles whose requests this person approves.
+    pub approver_of: Vec<String>,
+}
+
+/// `GET /api/v1/profiles`: a profile and what the caller may do with it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProfileView {
+    pub name: String,
+    pub description: String,
+    pub accounts: Vec<String>,
+    pub allowed_os_users: Vec<String>,
+    pub run_as_mode: String,
+    pub max_duration_secs: u64,
+    pub approvals_required: u32,
+    pub auto_approve: bool,
+    pub may_request: bool,
+    pub may_approve: bool,
+}
+
+/// `POST /api/v1/tokens`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NewToken {
+    /// What the token is for, e.g. "laptop CLI".
+    pub name: String,
+    /// Lifetime, written like `30d` or `12h` (default 30 days, at most 90).
+    #[serde(default)]
+    pub expires_in: Option<String>,
+}
+
+/// A token just created: the only time its secret is shown.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TokenCreated {
+    pub id: String,
+    pub token: String,
+    pub expires_at: DateTime<Utc>,
+}
+
+/// A token as listed (never its secret).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TokenView {
+    pub id: String,
+    pub name: String,
+    pub created_at: DateTime<Utc>,
+    pub expires_at: DateTime<Utc>,
+    pub last_used_at: Option<DateTime<Utc>>,
+    pub revoked: bool,
+}
+
+/// One audit event (`GET /api/v1/audit`, admins).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AuditEventView {
+    pub seq: i64,
+    pub at: DateTime<Utc>,
+    pub actor: String,
+    pub action: String,
+    pub request_id: Option<String>,
+    pub details: serde_json::Value,
+    pub hash: String,
 }
 
 /// The body of every API error: `{"error": {"code", "message", "field"?}}`.

@@ -224,7 +224,7 @@ async fn serve(config: Arc<Config>) -> anyhow::Result<ExitCode> {
     );
     let owner = owner_id();
     tracing::info!(owner, listen = %config.server.listen, "jitgate-server starting");
-    let scheduler = Scheduler::start(broker, catalog, owner);
+    let scheduler = Scheduler::start(broker.clone(), catalog, owner);
 
     let oidc = match &config.oidc {
         Some(oidc) => Some(Arc::new(
@@ -251,6 +251,7 @@ async fn serve(config: Arc<Config>) -> anyhow::Result<ExitCode> {
         db: db.clone(),
         config: config.clone(),
         oidc,
+        broker,
     };
     axum::serve(listener, router(state, sessions))
         .with_graceful_shutdown(shutdown_signal())

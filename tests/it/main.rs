@@ -2,6 +2,7 @@
 //! (Postgres, the AWS peer), all in one test binary so they share one link step and one
 //! Postgres server (STYLE.md §4).
 
+mod api;
 mod cli;
 mod crash;
 mod harness;

@@ -2,6 +2,8 @@
 //! listed in [`router`]; every response carries the security headers of
 //! [`security_headers`].
 
+pub mod access;
+mod api;
 mod error;
 mod pages;
 mod session;
@@ -21,6 +23,8 @@ use axum::routing::{get, post};
 use tower_sessions::cookie::SameSite;
 use tower_sessions::{Expiry, SessionManagerLayer};
 
+use crate::aws::IdcClient;
+use crate::broker::Broker;
 use crate::config::Config;
 use crate::oidc::Oidc;
 use crate::store::Db;
@@ -33,6 +37,7 @@ pub struct AppState {
     pub config: Arc<Config>,
     /// Absent when no `[oidc]` is configured: sign-in is then unavailable.
     pub oidc: Option<Arc<Oidc>>,
+    pub broker: Broker<IdcClient>,
 }
 
 /// The name of jitgate's session cookie.
@@ -43,10 +48,11 @@ pub fn router(state: AppState, sessions: SessionStores) -> Router {
     let secure = state.config.server.public_url.starts_with("https://");
     let idle = time_duration(state.config.auth.session_idle.get());
     let app = Router::new()
-        .route("/", get(pages::home))
         .route("/login", get(signin::login))
         .route("/auth/callback", get(signin::callback))
         .route("/logout", post(signin::logout))
+        .merge(pages::router())
+        .nest("/api/v1", api::router())
         .with_state(state.clone());
     let app = match sessions {
         SessionStores::Sqlite(store) => app.layer(session_layer(store, secure, idle)),

@@ -12,6 +12,7 @@ pub mod jobs;
 pub mod principals;
 pub mod requests;
 pub mod sessions;
+pub mod tokens;
 pub mod users;
 
 use chrono::{DateTime, TimeZone, Utc};

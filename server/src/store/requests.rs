@@ -5,7 +5,7 @@ use chrono::{DateTime, Utc};
 use sqlx::Row;
 
 use super::{Db, StoreError, WriteTx, from_millis, to_millis};
-use crate::domain::{Request, RequestId, UserId};
+use crate::domain::{Request, RequestId, StateName, UserId};
 
 /// A request with what jitgate resolved for it in AWS.
 #[derive(Debug, Clone, PartialEq)]
@@ -232,4 +232,108 @@ pub async fn settle(tx: &mut WriteTx, id: RequestId, now: DateTime<Utc>) -> Resu
         .execute(&mut *tx.tx)
         .await?;
     Ok(())
+}
+
+/// Which requests a listing returns. Empty lists mean "no restriction"; `visible_to`
+/// restricts to requests the person may see: their own (`requester`) or of the
+/// profiles they approve.
+#[derive(Debug, Clone, Default)]
+pub struct ListFilter {
+    /// Only requests by this person.
+    pub requester: Option<String>,
+    /// Only requests by someone else than this person (an approval queue).
+    pub not_requester: Option<String>,
+    /// Only these profiles.
+    pub profiles: Option<Vec<String>>,
+    /// Only these states.
+    pub states: Vec<StateName>,
+    /// Restrict to what a non-admin may see: (their id, profiles they approve).
+    pub visible_to: Option<(String, Vec<String>)>,
+    /// Only requests created before this (paging, newest first).
+    pub created_before: Option<DateTime<Utc>>,
+    pub limit: i64,
+}
+
+/// Requests matching `filter`, newest first.
+pub async fn list(db: &Db, filter: &ListFilter) -> Result<Vec<StoredRequest>, StoreError> {
+    // Built from fixed SQL fragments; every value is a bound parameter.
+    let mut clauses: Vec<String> = Vec::new();
+    let mut binds: Vec<Bind> = Vec::new();
+    let mut param = |binds: &mut Vec<Bind>, value: Bind| {
+        binds.push(value);
+        format!("${}", binds.len())
+    };
+    if let Some(r) = &filter.requester {
+        clauses.push(format!(
+            "requester = {}",
+            param(&mut binds, Bind::Text(r.clone()))
+        ));
+    }
+    if let Some(r) = &filter.not_requester {
+        clauses.push(format!(
+            "requester <> {}",
+            param(&mut binds, Bind::Text(r.clone()))
+        ));
+    }
+    if let Some(profiles) = &filter.profiles {
+        clauses.push(in_list(
+            "profile",
+            profiles.iter().cloned(),
+            &mut binds,
+            &mut param,
+        ));
+    }
+    if !filter.states.is_empty() {
+        let states = filter.states.iter().map(|s| s.as_str().to_owned());
+        clauses.push(in_list("state", states, &mut binds, &mut param));
+    }
+    if let Some((me, approves)) = &filter.visible_to {
+        let mine = format!("requester = {}", param(&mut binds, Bind::Text(me.clone())));
+        let theirs = in_list("profile", approves.iter().cloned(), &mut binds, &mut param);
+        clauses.push(format!("({mine} OR {theirs})"));
+    }
+    if let Some(before) = filter.created_before {
+        clauses.push(format!(
+            "created_at < {}",
+            param(&mut binds, Bind::Int(to_millis(before)))
+        ));
+    }
+    let limit = param(&mut binds, Bind::Int(filter.limit.clamp(1, 500)));
+    let filter_sql = if clauses.is_empty() {
+        String::new()
+    } else {
+        format!(" WHERE {}", clauses.join(" AND "))
+    };
+    let sql = format!(
+        "SELECT {COLUMNS} FROM requests{filter_sql} ORDER BY created_at DESC, id LIMIT {limit}"
+    );
+    let mut query = sqlx::query(&sql);
+    for b in binds {
+        query = match b {
+            Bind::Text(t) => query.bind(t),
+            Bind::Int(i) => query.bind(i),
+        };
+    }
+    let rows = query.fetch_all(db.pool()).await?;
+    rows.iter().map(from_row).collect()
+}
+
+enum Bind {
+    Text(String),
+    Int(i64),
+}
+
+/// `column IN ($a, $b, ...)`, or a clause that matches nothing for an empty list.
+fn in_list(
+    column: &str,
+    values: impl Iterator<Item = String>,
+    binds: &mut Vec<Bind>,
+    param: &mut impl FnMut(&mut Vec<Bind>, Bind) -> String,
+) -> String {
+    let placeholders: Vec<String> = values.map(|v| param(binds, Bind::Text(v))).collect();
+    if placeholders.is_empty() {
+        "1 = 0".into()
+    } else {
+        format!("{column} IN ({})", placeholders.join(", "))
+    }
 }

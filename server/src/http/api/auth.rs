@@ -1,0 +1,100 @@
+//! Who is calling the API: a bearer token (the CLI, scripts) or the web session. A
+//! session-authenticated call that changes something must also send the session's CSRF
+//! token in `X-CSRF-Token`; a bearer token needs none (no browser sends it by itself).
+
+use axum::extract::FromRequestParts;
+use axum::http::request::Parts;
+use axum::http::{Method, header};
+use chrono::Utc;
+use sha2::{Digest, Sha256};
+use subtle::ConstantTimeEq;
+
+use super::error::ApiError;
+use crate::http::session::MaybeUser;
+use crate::http::{AppState, CurrentUser};
+use crate::store::{tokens, users};
+
+/// Prefix of jitgate API tokens, so a leaked one is recognizable (secret scanners).
+pub const TOKEN_PREFIX: &str = "jgt_";
+
+/// The caller of an API route, however authenticated.
+pub struct ApiUser {
+    pub user: CurrentUser,
+    /// Authenticated by a bearer token rather than the web session.
+    pub by_token: bool,
+}
+
+/// The stored form of a token.
+pub fn token_hash(token: &str) -> String {
+    hex::encode(Sha256::digest(token.as_bytes()))
+}
+
+impl FromRequestParts<AppState> for ApiUser {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        if let Some(value) = parts.headers.get(header::AUTHORIZATION) {
+            let token = value
+                .to_str()
+                .ok()
+                .and_then(|v| v.strip_prefix("Bearer "))
+                .map(str::trim)
+                .ok_or_else(|| {
+                    ApiError::Unauthorized(
+                        "the Authorization header must be `Bearer <token>`".into(),
+                    )
+                })?;
+            let invalid = || {
+                ApiError::Unauthorized(
+                    "this token is unknown, expired or revoked; log in again".into(),
+                )
+            };
+            if !token.starts_with(TOKEN_PREFIX) {
+                return Err(invalid());
+            }
+            let record = tokens::authenticate(&state.db, &token_hash(token), Utc::now())
+                .await?
+                .ok_or_else(invalid)?;
+            let user = users::get(&state.db, &record.user_id)
+                .await?
+                .ok_or_else(invalid)?;
+            let is_admin = user
+                .groups
+                .iter()
+                .any(|g| state.config.auth.admin_groups.contains(g));
+            return Ok(ApiUser {
+                user: CurrentUser {
+                    user,
+                    csrf: String::new(),
+                    is_admin,
+                },
+                by_token: true,
+            });
+        }
+        let MaybeUser(user) = MaybeUser::from_request_parts(parts, state)
+            .await
+            .map_err(|_| ApiError::Unauthorized("sign in, or send a bearer token".into()))?;
+        let user =
+            user.ok_or_else(|| ApiError::Unauthorized("sign in, or send a bearer token".into()))?;
+        if parts.method != Method::GET && parts.method != Method::HEAD {
+            let sent = parts
+                .headers
+                .get("x-csrf-token")
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or("");
+            if !bool::from(sent.as_bytes().ct_eq(user.csrf.as_bytes())) || sent.is_empty() {
+                return Err(ApiError::Forbidden(
+                    "a session-authenticated change needs the session's CSRF token in X-CSRF-Token"
+                        .into(),
+                ));
+            }
+        }
+        Ok(ApiUser {
+            user,
+            by_token: false,
+        })
+    }
+}

@@ -1,0 +1,56 @@
+//! `/api/v1/me` and `/api/v1/profiles`.
+
+use axum::Json;
+use axum::extract::State;
+use jitgate_proto::{MeView, ProfileView};
+
+use super::auth::ApiUser;
+use crate::http::{AppState, access};
+
+/// `GET /me`: who the caller is and what they may do.
+pub(super) async fn me(State(state): State<AppState>, caller: ApiUser) -> Json<MeView> {
+    let user = &caller.user;
+    Json(MeView {
+        id: user.user.id.clone(),
+        user_name: user.user.user_name.clone(),
+        email: user.user.email.clone(),
+        name: user.user.name.clone(),
+        groups: user.user.groups.clone(),
+        is_admin: user.is_admin,
+        requester_of: state
+            .config
+            .profiles
+            .iter()
+            .filter(|p| access::may_request(user, p))
+            .map(|p| p.name.clone())
+            .collect(),
+        approver_of: access::approved_profiles(user, &state.config),
+    })
+}
+
+/// `GET /profiles`: every profile, with what the caller may do with it.
+pub(super) async fn profiles(
+    State(state): State<AppState>,
+    caller: ApiUser,
+) -> Json<Vec<ProfileView>> {
+    let user = &caller.user;
+    Json(
+        state
+            .config
+            .profiles
+            .iter()
+            .map(|p| ProfileView {
+                name: p.name.clone(),
+                description: p.description.clone(),
+                accounts: p.accounts.iter().map(ToString::to_string).collect(),
+                allowed_os_users: p.allowed_os_users.iter().map(ToString::to_string).collect(),
+                run_as_mode: p.run_as_mode.as_str().to_owned(),
+                max_duration_secs: p.max_duration.get().as_secs(),
+                approvals_required: p.approvals_required,
+                auto_approve: p.auto_approve,
+                may_request: access::may_request(user, p),
+                may_approve: access::approves(user, p),
+            })
+            .collect(),
+    )
+}

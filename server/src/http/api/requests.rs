@@ -1,0 +1,230 @@
+//! `/api/v1/requests`: create, list, read, and the actions on one request.
+
+use std::time::Duration;
+
+use axum::Json;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use chrono::{DateTime, Utc};
+use jitgate_proto::{CommentBody, ExtendBody, NewRequest, RequestView};
+use serde::Deserialize;
+
+use super::auth::ApiUser;
+use super::error::ApiError;
+use super::input::{Body, Q, Required};
+use super::views;
+use crate::domain::{Draft, RequestId, StateName};
+use crate::http::{AppState, access};
+use crate::store::requests::{self, ListFilter, StoredRequest};
+
+/// Reads `text` as a duration (`2h`, `30m`, `1h30m`); `field` names the input at fault.
+pub(super) fn duration(field: &'static str, text: &str) -> Result<Duration, ApiError> {
+    humantime::parse_duration(text.trim()).map_err(|_| {
+        ApiError::invalid(
+            field,
+            format!("`{text}` is not a duration; write it like 30m, 2h or 1h30m"),
+        )
+    })
+}
+
+fn request_id(text: &str) -> Result<RequestId, ApiError> {
+    text.parse()
+        .map_err(|_| ApiError::NotFound(format!("no request {text}")))
+}
+
+/// `POST /requests`.
+pub(super) async fn create(
+    State(state): State<AppState>,
+    caller: ApiUser,
+    Required(body): Required<NewRequest>,
+) -> Result<(StatusCode, Json<RequestView>), ApiError> {
+    let draft = Draft {
+        profile: body.profile,
+        account: body.account_id,
+        os_user: body.os_user,
+        duration: duration("duration", &body.duration)?,
+        reason: body.reason,
+        ticket: body.ticket,
+    };
+    let stored = state
+        .broker
+        .submit(&caller.user.person(), draft, Utc::now())
+        .await?;
+    Ok((
+        StatusCode::CREATED,
+        Json(views::request(&stored, &state.config)),
+    ))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct ListQuery {
+    /// Only the caller's own requests.
+    #[serde(default)]
+    mine: bool,
+    /// Only requests waiting for the caller's approval.
+    #[serde(default)]
+    to_approve: bool,
+    state: Option<String>,
+    profile: Option<String>,
+    /// Paging: requests created before this time (the last `created_at` seen).
+    before: Option<DateTime<Utc>>,
+    limit: Option<i64>,
+}
+
+/// `GET /requests`: what the caller may see, newest first.
+pub(super) async fn list(
+    State(state): State<AppState>,
+    caller: ApiUser,
+    Q(query): Q<ListQuery>,
+) -> Result<Json<Vec<RequestView>>, ApiError> {
+    let user = &caller.user;
+    let mut filter = ListFilter {
+        created_before: query.before,
+        limit: query.limit.unwrap_or(100),
+        ..ListFilter::default()
+    };
+    if let Some(s) = &query.state {
+        filter.states = vec![
+            s.parse::<StateName>()
+                .map_err(|e| ApiError::invalid("state", e.to_string()))?,
+        ];
+    }
+    if let Some(p) = &query.profile {
+        filter.profiles = Some(vec![p.clone()]);
+    }
+    if query.mine {
+        filter.requester = Some(user.user.id.clone());
+    }
+    if query.to_approve {
+        filter.not_requester = Some(user.user.id.clone());
+        filter.profiles = Some(access::approved_profiles(user, &state.config));
+        if filter.states.is_empty() {
+            filter.states = vec![StateName::Pending, StateName::Active];
+        }
+    }
+    let filter = access::restrict(user, &state.config, filter);
+    let found = requests::list(&state.db, &filter).await?;
+    let views = found
+        .iter()
+        .filter(|s| {
+            // The queue holds active grants only while an extension waits.
+            !query.to_approve
+                || s.request.state.name() != StateName::Active
+                || s.request.extension.is_some()
+        })
+        .map(|s| views::request(s, &state.config))
+        .collect();
+    Ok(Json(views))
+}
+
+/// A request the caller may see; any other id is "not found", so ids cannot be probed.
+async fn visible(state: &AppState, caller: &ApiUser, id: &str) -> Result<StoredRequest, ApiError> {
+    let id = request_id(id)?;
+    match requests::get(&state.db, id).await? {
+        Some(stored) if access::can_view(&caller.user, &stored, &state.config) => Ok(stored),
+        _ => Err(ApiError::NotFound(format!("no request {id}"))),
+    }
+}
+
+/// `GET /requests/{id}`.
+pub(super) async fn get(
+    State(state): State<AppState>,
+    caller: ApiUser,
+    Path(id): Path<String>,
+) -> Result<Json<RequestView>, ApiError> {
+    let stored = visible(&state, &caller, &id).await?;
+    Ok(Json(views::request(&stored, &state.config)))
+}
+
+/// `POST /requests/{id}/approve`.
+pub(super) async fn approve(
+    State(state): State<AppState>,
+    caller: ApiUser,
+    Path(id): Path<String>,
+) -> Result<Json<RequestView>, ApiError> {
+    let stored = visible(&state, &caller, &id).await?;
+    let next = state
+        .broker
+        .approve(&caller.user.person(), stored.request.id, Utc::now())
+        .await?;
+    Ok(Json(views::request(&next, &state.config)))
+}
+
+/// `POST /requests/{id}/deny`.
+pub(super) async fn deny(
+    State(state): State<AppState>,
+    caller: ApiUser,
+    Path(id): Path<String>,
+    Body(body): Body<CommentBody>,
+) -> Result<Json<RequestView>, ApiError> {
+    let stored = visible(&state, &caller, &id).await?;
+    let comment = body.comment;
+    let next = state
+        .broker
+        .deny(
+            &caller.user.person(),
+            stored.request.id,
+            comment,
+            Utc::now(),
+        )
+        .await?;
+    Ok(Json(views::request(&next, &state.config)))
+}
+
+/// `POST /requests/{id}/cancel`.
+pub(super) async fn cancel(
+    State(state): State<AppState>,
+    caller: ApiUser,
+    Path(id): Path<String>,
+) -> Result<Json<RequestView>, ApiError> {
+    let stored = visible(&state, &caller, &id).await?;
+    let next = state
+        .broker
+        .cancel(&caller.user.person(), stored.request.id, Utc::now())
+        .await?;
+    Ok(Json(views::request(&next, &state.config)))
+}
+
+/// `POST /requests/{id}/revoke`.
+pub(super) async fn revoke(
+    State(state): State<AppState>,
+    caller: ApiUser,
+    Path(id): Path<String>,
+    Body(body): Body<CommentBody>,
+) -> Result<Json<RequestView>, ApiError> {
+    let stored = visible(&state, &caller, &id).await?;
+    let comment = body.comment;
+    let next = state
+        .broker
+        .revoke(
+            &caller.user.person(),
+            stored.request.id,
+            comment,
+            Utc::now(),
+        )
+        .await?;
+    Ok(Json(views::request(&next, &state.config)))
+}
+
+/// `POST /requests/{id}/extend`.
+pub(super) async fn extend(
+    State(state): State<AppState>,
+    caller: ApiUser,
+    Path(id): Path<String>,
+    Required(body): Required<ExtendBody>,
+) -> Result<Json<RequestView>, ApiError> {
+    let stored = visible(&state, &caller, &id).await?;
+    let extra = duration("duration", &body.duration)?;
+    let next = state
+        .broker
+        .extend(
+            &caller.user.person(),
+            stored.request.id,
+            extra,
+            body.reason,
+            Utc::now(),
+        )
+        .await?;
+    Ok(Json(views::request(&next, &state.config)))
+}

@@ -1,0 +1,107 @@
+//! `/api/v1/tokens`: bearer tokens for the CLI and scripts, made from a signed-in web
+//! session (a token cannot mint tokens), listed and revoked by their owner.
+
+use std::time::Duration;
+
+use axum::Json;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use chrono::{TimeDelta, Utc};
+use jitgate_proto::{NewToken, TokenCreated, TokenView};
+use rand::RngCore;
+
+use super::auth::{ApiUser, TOKEN_PREFIX, token_hash};
+use super::error::ApiError;
+use super::input::Required;
+use super::requests::duration;
+use crate::http::AppState;
+use crate::store::tokens::{self, ApiToken};
+
+const DEFAULT_LIFETIME: Duration = Duration::from_secs(30 * 24 * 3600);
+const MAX_LIFETIME: Duration = Duration::from_secs(90 * 24 * 3600);
+
+/// `POST /tokens`: a new token, shown once.
+pub(super) async fn create(
+    State(state): State<AppState>,
+    caller: ApiUser,
+    Required(body): Required<NewToken>,
+) -> Result<(StatusCode, Json<TokenCreated>), ApiError> {
+    if caller.by_token {
+        return Err(ApiError::Forbidden(
+            "tokens are made from a signed-in session (web or `jitgate login`), not with another token".into(),
+        ));
+    }
+    let name = body.name.trim();
+    if name.is_empty() || name.chars().count() > 100 {
+        return Err(ApiError::invalid(
+            "name",
+            "name the token (1-100 characters), e.g. \"laptop CLI\"",
+        ));
+    }
+    let lifetime = match body.expires_in.as_deref() {
+        Some(text) => duration("expires_in", text)?,
+        None => DEFAULT_LIFETIME,
+    };
+    if lifetime.is_zero() || lifetime > MAX_LIFETIME {
+        return Err(ApiError::invalid(
+            "expires_in",
+            "a token lives longer than zero and at most 90d",
+        ));
+    }
+    let mut secret = [0u8; 32];
+    rand::rng().fill_bytes(&mut secret);
+    let token = format!("{TOKEN_PREFIX}{}", hex::encode(secret));
+    let now = Utc::now();
+    let record = ApiToken {
+        id: uuid::Uuid::new_v4().to_string(),
+        user_id: caller.user.user.id.clone(),
+        name: name.to_owned(),
+        created_at: now,
+        expires_at: now + TimeDelta::from_std(lifetime).unwrap_or(TimeDelta::days(30)),
+        last_used_at: None,
+        revoked_at: None,
+    };
+    tokens::insert(&state.db, &record, &token_hash(&token)).await?;
+    tracing::info!(user = %record.user_id, token_id = %record.id, "API token created");
+    Ok((
+        StatusCode::CREATED,
+        Json(TokenCreated {
+            id: record.id,
+            token,
+            expires_at: record.expires_at,
+        }),
+    ))
+}
+
+/// `GET /tokens`: the caller's tokens, without their secrets.
+pub(super) async fn list(
+    State(state): State<AppState>,
+    caller: ApiUser,
+) -> Result<Json<Vec<TokenView>>, ApiError> {
+    let list = tokens::of_user(&state.db, &caller.user.user.id).await?;
+    Ok(Json(
+        list.into_iter()
+            .map(|t| TokenView {
+                id: t.id,
+                name: t.name,
+                created_at: t.created_at,
+                expires_at: t.expires_at,
+                last_used_at: t.last_used_at,
+                revoked: t.revoked_at.is_some(),
+            })
+            .collect(),
+    ))
+}
+
+/// `DELETE /tokens/{id}`: revokes one of the caller's tokens.
+pub(super) async fn revoke(
+    State(state): State<AppState>,
+    caller: ApiUser,
+    Path(id): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    if tokens::revoke(&state.db, &caller.user.user.id, &id, Utc::now()).await? {
+        Ok(StatusCode::NO_CONTENT)
+    } else {
+        Err(ApiError::NotFound(format!("you have no live token {id}")))
+    }
+}

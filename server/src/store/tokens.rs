@@ -1,0 +1,97 @@
+//! SQL of API bearer tokens (stored as SHA-256 hashes).
+
+use chrono::{DateTime, Utc};
+use sqlx::Row;
+
+use super::{Db, StoreError, from_millis, to_millis};
+
+/// A token's record (never the token itself).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ApiToken {
+    pub id: String,
+    pub user_id: String,
+    pub name: String,
+    pub created_at: DateTime<Utc>,
+    pub expires_at: DateTime<Utc>,
+    pub last_used_at: Option<DateTime<Utc>>,
+    pub revoked_at: Option<DateTime<Utc>>,
+}
+
+const COLUMNS: &str = "id, user_id, name, created_at, expires_at, last_used_at, revoked_at";
+
+/// Stores a new token by its hash.
+pub async fn insert(db: &Db, token: &ApiToken, token_hash: &str) -> Result<(), StoreError> {
+    sqlx::query(
+        "INSERT INTO api_tokens (id, user_id, name, token_hash, created_at, expires_at) \
+         VALUES ($1, $2, $3, $4, $5, $6)",
+    )
+    .bind(&token.id)
+    .bind(&token.user_id)
+    .bind(&token.name)
+    .bind(token_hash)
+    .bind(to_millis(token.created_at))
+    .bind(to_millis(token.expires_at))
+    .execute(db.pool())
+    .await?;
+    Ok(())
+}
+
+/// The live token with this hash (not revoked, not expired at `now`), marking it used.
+pub async fn authenticate(
+    db: &Db,
+    token_hash: &str,
+    now: DateTime<Utc>,
+) -> Result<Option<ApiToken>, StoreError> {
+    let row = sqlx::query(&format!(
+        "UPDATE api_tokens SET last_used_at = $1 WHERE token_hash = $2 AND revoked_at IS NULL \
+         AND expires_at > $1 RETURNING {COLUMNS}"
+    ))
+    .bind(to_millis(now))
+    .bind(token_hash)
+    .fetch_optional(db.pool())
+    .await?;
+    row.as_ref().map(from_row).transpose()
+}
+
+/// A person's tokens, newest first.
+pub async fn of_user(db: &Db, user_id: &str) -> Result<Vec<ApiToken>, StoreError> {
+    let rows = sqlx::query(&format!(
+        "SELECT {COLUMNS} FROM api_tokens WHERE user_id = $1 ORDER BY created_at DESC"
+    ))
+    .bind(user_id)
+    .fetch_all(db.pool())
+    .await?;
+    rows.iter().map(from_row).collect()
+}
+
+/// Revokes one of the person's tokens; `false` when they have no such live token.
+pub async fn revoke(
+    db: &Db,
+    user_id: &str,
+    id: &str,
+    now: DateTime<Utc>,
+) -> Result<bool, StoreError> {
+    let done = sqlx::query(
+        "UPDATE api_tokens SET revoked_at = $1 WHERE id = $2 AND user_id = $3 AND revoked_at IS NULL",
+    )
+    .bind(to_millis(now))
+    .bind(id)
+    .bind(user_id)
+    .execute(db.pool())
+    .await?;
+    Ok(done.rows_affected() == 1)
+}
+
+fn from_row(row: &sqlx::any::AnyRow) -> Result<ApiToken, StoreError> {
+    let last_used: Option<i64> = row.try_get("last_used_at")?;
+    let revoked: Option<i64> = row.try_get("revoked_at")?;
+    Ok(ApiToken {
+        id: row.try_get("id")?,
+        user_id: row.try_get("user_id")?,
+        name: row.try_get("name")?,
+        created_at: from_millis(row.try_get("created_at")?)?,
+        expires_at: from_millis(row.try_get("expires_at")?)?,
+        last_used_at: last_used.map(from_millis).transpose()?,
+        revoked_at: revoked.map(from_millis).transpose()?,
+    })
+}
