@@ -33,7 +33,16 @@ pub(super) fn router() -> Router<AppState> {
         .route("/tokens", get(tokens::list).post(tokens::create))
         .route("/tokens/{id}", delete(tokens::revoke))
         .route("/audit", get(audit::list))
+        .route("/openapi.json", get(openapi))
         .fallback(not_found)
+}
+
+/// The API described for tools (OpenAPI 3.1). Hand-written next to the routes; a test
+/// checks that the two list the same operations.
+const OPENAPI: &str = include_str!("openapi.json");
+
+async fn openapi() -> ([(axum::http::HeaderName, &'static str); 1], &'static str) {
+    ([(axum::http::header::CONTENT_TYPE, "application/json")], OPENAPI)
 }
 
 async fn not_found() -> ApiError {
