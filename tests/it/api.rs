@@ -388,9 +388,13 @@ async fn every_api_route_answers_each_role_as_expected() -> Result<()> {
 
 /// The (method, path) operations `server/src/http/api/mod.rs` routes, read from its source.
 fn routed_operations() -> Result<std::collections::BTreeSet<(String, String)>> {
-    let source = std::fs::read_to_string(crate::harness::repo_root().join("server/src/http/api/mod.rs"))?;
+    let source =
+        std::fs::read_to_string(crate::harness::repo_root().join("server/src/http/api/mod.rs"))?;
     let mut ops = std::collections::BTreeSet::new();
-    for line in source.lines().filter(|l| l.trim_start().starts_with(".route(\"")) {
+    for line in source
+        .lines()
+        .filter(|l| l.trim_start().starts_with(".route(\""))
+    {
         let path = line.split('"').nth(1).context("route path")?.to_owned();
         for method in ["get", "post", "put", "patch", "delete"] {
             if line.contains(&format!("{method}(")) {
@@ -416,14 +420,18 @@ async fn the_openapi_document_matches_the_routes() -> Result<()> {
     let mut routed = routed_operations()?;
     routed.remove(&("GET".into(), "/openapi.json".into()));
     assert!(!routed.is_empty());
-    assert_eq!(documented, routed, "openapi.json and the router list different operations");
+    assert_eq!(
+        documented, routed,
+        "openapi.json and the router list different operations"
+    );
 
     // Every documented operation is served (the fallback answers unknown routes).
     let carol = token_for(&w, "carol").await?;
     for (method, path) in &documented {
         let concrete = path.replace("{id}", "00000000-0000-0000-0000-000000000000");
         let method = Method::from_bytes(method.as_bytes())?;
-        let (_, answer) = call(&w, Some(&carol), method.clone(), &concrete, Some(json!({}))).await?;
+        let (_, answer) =
+            call(&w, Some(&carol), method.clone(), &concrete, Some(json!({}))).await?;
         assert!(
             !answer.to_string().contains("no such API route"),
             "{method} {path} is documented but not routed"

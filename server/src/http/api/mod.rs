@@ -42,7 +42,10 @@ pub(super) fn router() -> Router<AppState> {
 const OPENAPI: &str = include_str!("openapi.json");
 
 async fn openapi() -> ([(axum::http::HeaderName, &'static str); 1], &'static str) {
-    ([(axum::http::header::CONTENT_TYPE, "application/json")], OPENAPI)
+    (
+        [(axum::http::header::CONTENT_TYPE, "application/json")],
+        OPENAPI,
+    )
 }
 
 async fn not_found() -> ApiError {
