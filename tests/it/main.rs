@@ -4,6 +4,7 @@
 
 mod api;
 mod cli;
+mod cli_login;
 mod crash;
 mod harness;
 mod lifecycle;

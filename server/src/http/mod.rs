@@ -4,6 +4,7 @@
 
 pub mod access;
 mod api;
+mod cli_login;
 mod error;
 mod pages;
 mod session;
@@ -51,6 +52,10 @@ pub fn router(state: AppState, sessions: SessionStores) -> Router {
         .route("/login", get(signin::login))
         .route("/auth/callback", get(signin::callback))
         .route("/logout", post(signin::logout))
+        .route(
+            "/cli/login",
+            get(cli_login::confirm).post(cli_login::approve),
+        )
         .merge(pages::router())
         .nest("/api/v1", api::router())
         .with_state(state.clone());

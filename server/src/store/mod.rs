@@ -8,6 +8,7 @@
 
 pub mod assignments;
 pub mod audit;
+pub mod cli_logins;
 pub mod jobs;
 pub mod principals;
 pub mod requests;

@@ -4,6 +4,7 @@
 
 mod audit;
 mod auth;
+mod cli;
 mod error;
 mod input;
 mod me;
@@ -11,6 +12,8 @@ mod requests;
 mod tokens;
 mod views;
 
+pub use auth::token_hash;
+pub use cli::pkce_challenge;
 pub use error::ApiError;
 
 use axum::Router;
@@ -33,6 +36,7 @@ pub(super) fn router() -> Router<AppState> {
         .route("/tokens", get(tokens::list).post(tokens::create))
         .route("/tokens/{id}", delete(tokens::revoke))
         .route("/audit", get(audit::list))
+        .route("/cli/token", post(cli::token))
         .route("/openapi.json", get(openapi))
         .fallback(not_found)
 }

@@ -17,7 +17,7 @@ use super::requests::duration;
 use crate::http::AppState;
 use crate::store::tokens::{self, ApiToken};
 
-const DEFAULT_LIFETIME: Duration = Duration::from_secs(30 * 24 * 3600);
+pub(in crate::http) const DEFAULT_LIFETIME: Duration = Duration::from_secs(30 * 24 * 3600);
 const MAX_LIFETIME: Duration = Duration::from_secs(90 * 24 * 3600);
 
 /// `POST /tokens`: a new token, shown once.
@@ -48,13 +48,25 @@ pub(super) async fn create(
             "a token lives longer than zero and at most 90d",
         ));
     }
+    let created = issue(&state, &caller.user.user.id, name, lifetime).await?;
+    Ok((StatusCode::CREATED, Json(created)))
+}
+
+/// Makes and stores a token for `user_id`; the answer is the only place its secret
+/// appears.
+pub(in crate::http) async fn issue(
+    state: &AppState,
+    user_id: &str,
+    name: &str,
+    lifetime: Duration,
+) -> Result<TokenCreated, ApiError> {
     let mut secret = [0u8; 32];
     rand::rng().fill_bytes(&mut secret);
     let token = format!("{TOKEN_PREFIX}{}", hex::encode(secret));
     let now = Utc::now();
     let record = ApiToken {
         id: uuid::Uuid::new_v4().to_string(),
-        user_id: caller.user.user.id.clone(),
+        user_id: user_id.to_owned(),
         name: name.to_owned(),
         created_at: now,
         expires_at: now + TimeDelta::from_std(lifetime).unwrap_or(TimeDelta::days(30)),
@@ -63,14 +75,11 @@ pub(super) async fn create(
     };
     tokens::insert(&state.db, &record, &token_hash(&token)).await?;
     tracing::info!(user = %record.user_id, token_id = %record.id, "API token created");
-    Ok((
-        StatusCode::CREATED,
-        Json(TokenCreated {
-            id: record.id,
-            token,
-            expires_at: record.expires_at,
-        }),
-    ))
+    Ok(TokenCreated {
+        id: record.id,
+        token,
+        expires_at: record.expires_at,
+    })
 }
 
 /// `GET /tokens`: the caller's tokens, without their secrets.

@@ -1,0 +1,60 @@
+//! SQL of the CLI login's one-time codes.
+
+use chrono::{DateTime, Utc};
+use sqlx::Row;
+
+use super::{Db, StoreError, to_millis};
+
+/// What a code, once redeemed, stands for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CliLogin {
+    pub user_id: String,
+    pub code_challenge: String,
+    pub token_name: String,
+}
+
+/// Stores a new code by its hash.
+pub async fn insert(
+    db: &Db,
+    code_hash: &str,
+    login: &CliLogin,
+    expires_at: DateTime<Utc>,
+) -> Result<(), StoreError> {
+    sqlx::query(
+        "INSERT INTO cli_login_codes (code_hash, user_id, code_challenge, token_name, expires_at) \
+         VALUES ($1, $2, $3, $4, $5)",
+    )
+    .bind(code_hash)
+    .bind(&login.user_id)
+    .bind(&login.code_challenge)
+    .bind(&login.token_name)
+    .bind(to_millis(expires_at))
+    .execute(db.pool())
+    .await?;
+    Ok(())
+}
+
+/// Uses up the code: returns what it stands for if it exists, is unexpired and was
+/// not used before. A second redemption (a replayed code) finds nothing.
+pub async fn redeem(
+    db: &Db,
+    code_hash: &str,
+    now: DateTime<Utc>,
+) -> Result<Option<CliLogin>, StoreError> {
+    let row = sqlx::query(
+        "UPDATE cli_login_codes SET used_at = $1 WHERE code_hash = $2 AND used_at IS NULL AND expires_at > $1 \
+         RETURNING user_id, code_challenge, token_name",
+    )
+    .bind(to_millis(now))
+    .bind(code_hash)
+    .fetch_optional(db.pool())
+    .await?;
+    row.map(|r| {
+        Ok(CliLogin {
+            user_id: r.try_get("user_id")?,
+            code_challenge: r.try_get("code_challenge")?,
+            token_name: r.try_get("token_name")?,
+        })
+    })
+    .transpose()
+}
