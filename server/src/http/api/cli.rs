@@ -28,7 +28,7 @@ pub(super) struct Exchange {
 }
 
 /// The S256 challenge of a PKCE verifier.
-pub fn pkce_challenge(verifier: &str) -> String {
+fn pkce_challenge(verifier: &str) -> String {
     URL_SAFE_NO_PAD.encode(Sha256::digest(verifier.as_bytes()))
 }
 

@@ -13,7 +13,6 @@ mod tokens;
 mod views;
 
 pub use auth::token_hash;
-pub use cli::pkce_challenge;
 pub use error::ApiError;
 
 use axum::Router;
