@@ -8,6 +8,7 @@ mod cli_login;
 mod crash;
 mod harness;
 mod lifecycle;
+mod pages;
 mod signin;
 mod smoke;
 mod store;

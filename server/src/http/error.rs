@@ -1,11 +1,19 @@
 //! The one place where a web failure becomes a status code and a page. Internal errors
 //! are logged in full with a reference id and answered with that id only: no SQL, AWS
 //! or provider text reaches the browser.
+//!
+//! Pages that show a refusal inside themselves (a form with the message next to its
+//! field, a request page with the refused action's message) take the status from
+//! [`WebError::status`], so every status code is still chosen here.
 
 use askama::Template;
 use axum::http::StatusCode;
 use axum::response::{Html, IntoResponse, Response};
 
+use super::session::UserView;
+use crate::aws::AwsError;
+use crate::broker::BrokerError;
+use crate::domain::{DomainError, ErrorKind};
 use crate::store::StoreError;
 
 /// What went wrong serving a page.
@@ -15,46 +23,126 @@ pub enum WebError {
     SignInRequired,
     #[error("{0}")]
     Forbidden(String),
+    /// The person lacks a role the page needs; says which groups give it.
+    #[error(
+        "this needs the {role} role, which members of {} have; you are in {}. Ask your \
+         jitgate administrator to add you to one of these groups",
+        names(.groups, "no group (none configured)"),
+        names(.yours, "no group")
+    )]
+    MissingRole {
+        /// "requester", "approver" or "admin".
+        role: &'static str,
+        /// The groups that give the role.
+        groups: Vec<String>,
+        /// The person's groups.
+        yours: Vec<String>,
+    },
+    /// Nothing here, or nothing this person may see (the same answer, so ids cannot be probed).
+    #[error("{0}")]
+    NotFound(String),
     #[error("{0}")]
     BadRequest(String),
+    /// Input a form can show next to `field`.
+    #[error("{message}")]
+    Invalid {
+        field: Option<&'static str>,
+        message: String,
+    },
+    /// What policy or the request's state refused.
+    #[error(transparent)]
+    Domain(#[from] DomainError),
     #[error("sign-in failed: {0}")]
     SignInRefused(String),
     #[error("{0}")]
     Unavailable(String),
+    /// IAM Identity Center failed; the text is logged, never shown.
+    #[error(transparent)]
+    Aws(#[from] AwsError),
     #[error(transparent)]
     Store(#[from] StoreError),
     #[error("{0}")]
     Internal(String),
 }
 
-#[derive(Template)]
-#[template(path = "error.html")]
-struct ErrorPage<'a> {
-    user: Option<super::session::UserView>,
-    status: u16,
-    heading: &'a str,
-    message: String,
-    request_id: Option<String>,
+impl From<BrokerError> for WebError {
+    fn from(e: BrokerError) -> Self {
+        match e {
+            BrokerError::Domain(e) => WebError::Domain(e),
+            BrokerError::Store(e) => WebError::Store(e),
+            BrokerError::Aws(e) => WebError::Aws(e),
+            BrokerError::NotFound(id) => WebError::NotFound(format!("no request {id}")),
+            e @ BrokerError::UnknownProfile { .. } => WebError::Invalid {
+                field: Some("profile"),
+                message: e.to_string(),
+            },
+            e @ BrokerError::NoIdcUser { .. } => WebError::Forbidden(e.to_string()),
+            BrokerError::Catalog(e) => WebError::Internal(e.to_string()),
+        }
+    }
 }
 
-impl IntoResponse for WebError {
-    fn into_response(self) -> Response {
-        let (status, heading) = match &self {
-            WebError::SignInRequired => (StatusCode::UNAUTHORIZED, "Sign in first"),
-            WebError::Forbidden(_) => (StatusCode::FORBIDDEN, "Not allowed"),
-            WebError::BadRequest(_) => (StatusCode::BAD_REQUEST, "Bad request"),
-            WebError::SignInRefused(_) => (StatusCode::UNAUTHORIZED, "Sign-in refused"),
-            WebError::Unavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, "Unavailable"),
+impl WebError {
+    /// The status code of this failure, for pages that show it themselves.
+    pub fn status(&self) -> StatusCode {
+        match self {
+            WebError::SignInRequired | WebError::SignInRefused(_) => StatusCode::UNAUTHORIZED,
+            WebError::Forbidden(_) | WebError::MissingRole { .. } => StatusCode::FORBIDDEN,
+            WebError::NotFound(_) => StatusCode::NOT_FOUND,
+            WebError::BadRequest(_) => StatusCode::BAD_REQUEST,
+            WebError::Invalid { .. } => StatusCode::UNPROCESSABLE_ENTITY,
+            WebError::Domain(e) => match e.kind() {
+                ErrorKind::Invalid => StatusCode::UNPROCESSABLE_ENTITY,
+                ErrorKind::Forbidden => StatusCode::FORBIDDEN,
+                ErrorKind::Conflict => StatusCode::CONFLICT,
+            },
+            WebError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            WebError::Aws(_) => StatusCode::BAD_GATEWAY,
+            WebError::Store(_) | WebError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    /// The form input at fault, if the failure is about one.
+    pub fn field(&self) -> Option<&'static str> {
+        match self {
+            WebError::Invalid { field, .. } => *field,
+            WebError::Domain(e) => e.field(),
+            _ => None,
+        }
+    }
+
+    /// Whether this is a refusal the person can act on (shown inside the page they
+    /// were on), as opposed to a failure of jitgate or its peers (an error page).
+    pub fn is_refusal(&self) -> bool {
+        matches!(
+            self,
+            WebError::Forbidden(_)
+                | WebError::MissingRole { .. }
+                | WebError::BadRequest(_)
+                | WebError::Invalid { .. }
+                | WebError::Domain(_)
+        )
+    }
+
+    /// The message a person reads. Failures of jitgate or its peers are logged in full
+    /// under a fresh reference id and shown as that id only.
+    pub fn public_message(&self) -> (String, Option<String>) {
+        match self {
             WebError::Store(_) | WebError::Internal(_) => {
-                (StatusCode::INTERNAL_SERVER_ERROR, "Something went wrong")
-            }
-        };
-        let (message, request_id) = match &self {
-            WebError::Store(_) | WebError::Internal(_) => {
-                let id = uuid::Uuid::new_v4().simple().to_string();
+                let id = reference();
                 tracing::error!(reference = %id, error = %self, "request failed");
                 (
                     "jitgate could not complete this request.".to_owned(),
+                    Some(id),
+                )
+            }
+            WebError::Aws(_) => {
+                let id = reference();
+                tracing::error!(reference = %id, error = %self, "AWS call failed");
+                (
+                    "IAM Identity Center did not answer as expected; nothing was changed. \
+                     Try again in a minute."
+                        .to_owned(),
                     Some(id),
                 )
             }
@@ -68,9 +156,30 @@ impl IntoResponse for WebError {
                 )
             }
             other => (other.to_string(), None),
+        }
+    }
+
+    /// The error page, with the navigation of `user` when someone is signed in.
+    pub fn render(self, user: Option<UserView>) -> Response {
+        let status = self.status();
+        let heading = match &self {
+            WebError::SignInRequired => "Sign in first",
+            WebError::Forbidden(_) | WebError::MissingRole { .. } => "Not allowed",
+            WebError::NotFound(_) => "Not found",
+            WebError::BadRequest(_) | WebError::Invalid { .. } => "Bad request",
+            WebError::Domain(e) => match e.kind() {
+                ErrorKind::Invalid => "Bad request",
+                ErrorKind::Forbidden => "Not allowed",
+                ErrorKind::Conflict => "Not possible now",
+            },
+            WebError::SignInRefused(_) => "Sign-in refused",
+            WebError::Unavailable(_) => "Unavailable",
+            WebError::Aws(_) => "AWS did not answer",
+            WebError::Store(_) | WebError::Internal(_) => "Something went wrong",
         };
+        let (message, request_id) = self.public_message();
         let page = ErrorPage {
-            user: None,
+            user,
             status: status.as_u16(),
             heading,
             message,
@@ -80,5 +189,83 @@ impl IntoResponse for WebError {
             Ok(html) => (status, Html(html)).into_response(),
             Err(_) => (status, heading.to_owned()).into_response(),
         }
+    }
+}
+
+#[derive(Template)]
+#[template(path = "error.html")]
+struct ErrorPage<'a> {
+    user: Option<UserView>,
+    status: u16,
+    heading: &'a str,
+    message: String,
+    request_id: Option<String>,
+}
+
+impl IntoResponse for WebError {
+    fn into_response(self) -> Response {
+        self.render(None)
+    }
+}
+
+fn reference() -> String {
+    uuid::Uuid::new_v4().simple().to_string()
+}
+
+/// Joins names for a message, saying `none` when there are none.
+fn names(items: &[String], none: &str) -> String {
+    if items.is_empty() {
+        none.to_owned()
+    } else {
+        items.join(", ")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn domain_refusals_map_by_kind() {
+        assert_eq!(
+            WebError::from(DomainError::ReasonRequired).status(),
+            StatusCode::UNPROCESSABLE_ENTITY
+        );
+        assert_eq!(
+            WebError::from(DomainError::SelfApproval).status(),
+            StatusCode::FORBIDDEN
+        );
+        assert_eq!(
+            WebError::from(DomainError::ExtensionPending).status(),
+            StatusCode::CONFLICT
+        );
+        assert_eq!(
+            WebError::from(DomainError::ReasonRequired).field(),
+            Some("reason")
+        );
+    }
+
+    #[test]
+    fn a_missing_role_names_the_groups() {
+        let e = WebError::MissingRole {
+            role: "requester",
+            groups: vec!["developers".into(), "sre".into()],
+            yours: vec!["contractors".into()],
+        };
+        assert_eq!(e.status(), StatusCode::FORBIDDEN);
+        let text = e.to_string();
+        assert!(text.contains("requester role"), "{text}");
+        assert!(text.contains("developers, sre"), "{text}");
+        assert!(text.contains("you are in contractors"), "{text}");
+    }
+
+    #[test]
+    fn an_unknown_profile_is_shown_at_the_profile_field() {
+        let e = WebError::from(BrokerError::UnknownProfile {
+            name: "x".into(),
+            known: vec!["prod-web".into()],
+        });
+        assert_eq!(e.field(), Some("profile"));
+        assert_eq!(e.status(), StatusCode::UNPROCESSABLE_ENTITY);
     }
 }

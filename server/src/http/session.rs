@@ -82,6 +82,8 @@ impl CurrentUser {
             groups: self.user.groups.clone(),
             roles,
             csrf: self.csrf.clone(),
+            is_approver: !super::access::approved_profiles(self, &state.config).is_empty(),
+            is_admin: self.is_admin,
         }
     }
 }
@@ -93,6 +95,10 @@ pub struct UserView {
     pub groups: Vec<String>,
     pub roles: Vec<String>,
     pub csrf: String,
+    /// Approves some profile (admins approve all): the nav shows the approval queue.
+    pub is_approver: bool,
+    /// In `[auth] admin_groups`: the nav shows the admin pages.
+    pub is_admin: bool,
 }
 
 async fn session_of(parts: &mut Parts, state: &AppState) -> Result<Session, WebError> {

@@ -1,0 +1,189 @@
+//! `GET /admin/audit?request=&actor=&action=&since=&after=`: the audit trail searched,
+//! oldest first, a page at a time, with links to export it.
+//!
+//! The store reads the trail by sequence number (`page_since`) or by request
+//! (`for_request`); actor and action are matched here while reading, and one page reads
+//! at most [`SCAN_LIMIT`] events so a rare match cannot make a page read the whole
+//! trail: the "next" link then continues the scan where it stopped.
+
+use askama::Template;
+use axum::extract::{Query, State};
+use axum::http::StatusCode;
+use chrono::Utc;
+use serde::Deserialize;
+
+use super::{parse_since, require_admin};
+use crate::audit::AuditEvent;
+use crate::http::AppState;
+use crate::http::pages::view::{People, when};
+use crate::http::pages::{OrPage, PageResult, Viewer, render};
+use crate::http::session::UserView;
+use crate::store::{Db, StoreError, audit};
+
+/// Events shown per page.
+const PAGE_SIZE: usize = 100;
+/// Events read per store call.
+const BATCH: i64 = 1000;
+/// Events one page reads at most while looking for matches.
+const SCAN_LIMIT: usize = 20_000;
+
+/// The search, as typed (blank: no filter).
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default)]
+pub(in crate::http::pages) struct Search {
+    /// A request id: only its events.
+    request: String,
+    /// A user id, or `jitgate` for what jitgate did on its own.
+    actor: String,
+    /// An action (`request.approved`) or its beginning (`aws.`).
+    action: String,
+    /// See [`parse_since`].
+    since: String,
+    /// Paging: only events after this sequence number.
+    after: String,
+}
+
+impl Search {
+    fn matches(&self, event: &AuditEvent) -> bool {
+        let actor = self.actor.trim();
+        let action = self.action.trim();
+        (actor.is_empty() || event.actor == actor)
+            && (action.is_empty() || event.action.starts_with(action))
+    }
+}
+
+/// One event as a row.
+struct EventRow {
+    seq: i64,
+    at: String,
+    actor: String,
+    actor_id: String,
+    action: String,
+    request_id: Option<String>,
+    details: String,
+}
+
+#[derive(Template)]
+#[template(path = "admin_audit.html")]
+struct AuditPage {
+    user: Option<UserView>,
+    search: Search,
+    rows: Vec<EventRow>,
+    /// The `after` of the next page, when there may be more.
+    next: Option<i64>,
+    /// The page stopped reading before it was full (see [`SCAN_LIMIT`]).
+    scan_stopped: bool,
+    error: Option<String>,
+}
+
+/// `GET /admin/audit`.
+pub(in crate::http::pages) async fn show(
+    State(state): State<AppState>,
+    viewer: Viewer,
+    Query(search): Query<Search>,
+) -> PageResult {
+    require_admin(&state, &viewer.user).or_page(&viewer)?;
+    let mut page = AuditPage {
+        user: Some(viewer.view.clone()),
+        search: search.clone(),
+        rows: Vec::new(),
+        next: None,
+        scan_stopped: false,
+        error: None,
+    };
+    let since = match parse_since(&search.since, Utc::now()) {
+        Ok(since) => since,
+        Err(e) => {
+            page.error = Some(e.to_string());
+            return render(e.status(), &page).or_page(&viewer);
+        }
+    };
+    let since_millis = since.map_or(i64::MIN, |t| t.timestamp_millis());
+    let after = search.after.trim().parse::<i64>().unwrap_or(0);
+    let found = find(&state.db, &search, since_millis, after)
+        .await
+        .or_page(&viewer)?;
+    let actors: Vec<&str> = found.events.iter().map(|e| e.actor.as_str()).collect();
+    let people = People::load(&state.db, actors).await.or_page(&viewer)?;
+    page.rows = found
+        .events
+        .into_iter()
+        .map(|e| EventRow {
+            seq: e.seq,
+            at: when(e.at),
+            actor: people.name(&e.actor),
+            actor_id: e.actor,
+            action: e.action,
+            request_id: e.request_id,
+            details: e.details.to_string(),
+        })
+        .collect();
+    page.next = found.next;
+    page.scan_stopped = found.scan_stopped;
+    render(StatusCode::OK, &page).or_page(&viewer)
+}
+
+/// What one page of a search found.
+struct Found {
+    events: Vec<AuditEvent>,
+    next: Option<i64>,
+    scan_stopped: bool,
+}
+
+async fn find(
+    db: &Db,
+    search: &Search,
+    since_millis: i64,
+    after: i64,
+) -> Result<Found, StoreError> {
+    let request = search.request.trim();
+    if !request.is_empty() {
+        let mut events: Vec<AuditEvent> = audit::for_request(db, request)
+            .await?
+            .into_iter()
+            .filter(|e| {
+                e.seq > after && e.at.timestamp_millis() >= since_millis && search.matches(e)
+            })
+            .collect();
+        let next = if events.len() > PAGE_SIZE {
+            events.get(PAGE_SIZE - 1).map(|e| e.seq)
+        } else {
+            None
+        };
+        events.truncate(PAGE_SIZE);
+        return Ok(Found {
+            events,
+            next,
+            scan_stopped: false,
+        });
+    }
+    let mut found = Found {
+        events: Vec::new(),
+        next: None,
+        scan_stopped: false,
+    };
+    let (mut cursor, mut scanned) = (after, 0);
+    loop {
+        let batch = audit::page_since(db, since_millis, cursor, BATCH).await?;
+        let complete = (batch.len() as i64) < BATCH;
+        for event in batch {
+            cursor = event.seq;
+            scanned += 1;
+            if search.matches(&event) {
+                found.events.push(event);
+                if found.events.len() == PAGE_SIZE {
+                    found.next = Some(cursor);
+                    return Ok(found);
+                }
+            }
+        }
+        if complete {
+            return Ok(found);
+        }
+        if scanned >= SCAN_LIMIT {
+            found.next = Some(cursor);
+            found.scan_stopped = true;
+            return Ok(found);
+        }
+    }
+}

@@ -1,0 +1,100 @@
+//! `GET /admin/requests?state=&profile=&requester=&before=`: every request, filtered.
+
+use askama::Template;
+use axum::extract::{Query, State};
+use axum::http::StatusCode;
+use chrono::Utc;
+use serde::Deserialize;
+
+use super::require_admin;
+use crate::domain::StateName;
+use crate::http::pages::view::RequestRow;
+use crate::http::pages::{OrPage, PageResult, Viewer, render};
+use crate::http::session::UserView;
+use crate::http::{AppState, WebError};
+use crate::store::from_millis;
+use crate::store::requests::{self, ListFilter};
+
+const PAGE_SIZE: i64 = 100;
+
+/// The filters, as typed (blank: no filter).
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default)]
+pub(in crate::http::pages) struct Filters {
+    state: String,
+    profile: String,
+    /// A user id (the OIDC subject); the requester links of the list fill it in.
+    requester: String,
+    /// Paging: only requests made before this (milliseconds since the epoch).
+    before: String,
+}
+
+#[derive(Template)]
+#[template(path = "admin_requests.html")]
+struct AdminRequests {
+    user: Option<UserView>,
+    filters: Filters,
+    states: Vec<&'static str>,
+    profiles: Vec<String>,
+    rows: Vec<RequestRow>,
+    older: Option<i64>,
+    error: Option<String>,
+}
+
+/// `GET /admin/requests`.
+pub(in crate::http::pages) async fn show(
+    State(state): State<AppState>,
+    viewer: Viewer,
+    Query(filters): Query<Filters>,
+) -> PageResult {
+    require_admin(&state, &viewer.user).or_page(&viewer)?;
+    let mut page = AdminRequests {
+        user: Some(viewer.view.clone()),
+        filters: filters.clone(),
+        states: StateName::ALL.iter().map(|s| s.as_str()).collect(),
+        profiles: state
+            .config
+            .profiles
+            .iter()
+            .map(|p| p.name.clone())
+            .collect(),
+        rows: Vec::new(),
+        older: None,
+        error: None,
+    };
+    let states = match filters.state.trim() {
+        "" => Vec::new(),
+        text => match text.parse::<StateName>() {
+            Ok(s) => vec![s],
+            Err(e) => {
+                let e = WebError::from(e);
+                page.error = Some(e.to_string());
+                return render(e.status(), &page).or_page(&viewer);
+            }
+        },
+    };
+    let blank_is_none = |s: &str| Some(s.trim().to_owned()).filter(|s| !s.is_empty());
+    let filter = ListFilter {
+        requester: blank_is_none(&filters.requester),
+        profiles: blank_is_none(&filters.profile).map(|p| vec![p]),
+        states,
+        created_before: filters
+            .before
+            .parse::<i64>()
+            .ok()
+            .and_then(|ms| from_millis(ms).ok()),
+        limit: PAGE_SIZE,
+        ..Default::default()
+    };
+    let list = requests::list(&state.db, &filter).await.or_page(&viewer)?;
+    page.older = match list.last() {
+        Some(last) if list.len() as i64 == PAGE_SIZE => {
+            Some(last.request.created_at.timestamp_millis())
+        }
+        _ => None,
+    };
+    page.rows = RequestRow::all(&state.db, &list, &state.config, Utc::now())
+        .await
+        .or_page(&viewer)?;
+    render(StatusCode::OK, &page).or_page(&viewer)
+}

@@ -1,0 +1,290 @@
+//! `GET /requests/{id}`: one request, its audit timeline, and the actions the viewer
+//! may take on it now. A request the viewer may not see is "not found", exactly like
+//! one that does not exist, so ids cannot be probed.
+
+use askama::Template;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use chrono::Utc;
+use serde_json::Value;
+
+use super::view::{self, People, people_of, time_left, when};
+use super::{OrPage, PageResult, Viewer, approvals, render};
+use crate::domain::{Approval, EndReason, RequestId, RequestState};
+use crate::http::session::UserView;
+use crate::http::{AppState, CurrentUser, WebError, access};
+use crate::store::audit;
+use crate::store::requests::{self, StoredRequest};
+
+/// One line of the details list.
+struct Fact {
+    label: &'static str,
+    value: String,
+}
+
+/// One audit event, as the timeline shows it.
+struct TimelineEntry {
+    at: String,
+    actor: String,
+    action: String,
+    details: String,
+}
+
+/// Which action forms the page shows. The domain still decides when one is posted.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub(super) struct Actions {
+    approve: bool,
+    deny: bool,
+    cancel: bool,
+    revoke: bool,
+    extend: bool,
+    /// Approve and deny are about the pending extension of an active grant.
+    on_extension: bool,
+}
+
+/// A refused action, shown on the page with what was typed.
+pub(super) struct Refusal {
+    /// The action's path segment: "approve", "deny", ...
+    pub action: &'static str,
+    pub field: Option<&'static str>,
+    pub message: String,
+    pub comment: String,
+    pub duration: String,
+    pub reason: String,
+}
+
+#[derive(Template)]
+#[template(path = "request.html")]
+struct RequestPage {
+    user: Option<UserView>,
+    id: String,
+    state: &'static str,
+    status: String,
+    facts: Vec<Fact>,
+    timeline: Vec<TimelineEntry>,
+    can: Actions,
+    refusal: Option<Refusal>,
+}
+
+impl RequestPage {
+    /// The session's CSRF token, for the action forms.
+    fn csrf(&self) -> &str {
+        self.user.as_ref().map_or("", |u| u.csrf.as_str())
+    }
+
+    /// The refusal's message next to `field` of `action`'s form.
+    fn error_for(&self, action: &str, field: &str) -> Option<&str> {
+        self.refusal
+            .as_ref()
+            .filter(|r| r.action == action && r.field == Some(field))
+            .map(|r| r.message.as_str())
+    }
+
+    /// What was typed into `field` of `action`'s form before it was refused.
+    fn kept(&self, action: &str, field: &str) -> &str {
+        match &self.refusal {
+            Some(r) if r.action == action => match field {
+                "comment" => &r.comment,
+                "duration" => &r.duration,
+                "reason" => &r.reason,
+                _ => "",
+            },
+            _ => "",
+        }
+    }
+}
+
+/// `GET /requests/{id}`.
+pub(super) async fn show(
+    State(state): State<AppState>,
+    viewer: Viewer,
+    Path(id): Path<String>,
+) -> PageResult {
+    let stored = visible(&state, &viewer.user, &id).await.or_page(&viewer)?;
+    page(&state, &viewer, &stored, None, StatusCode::OK).await
+}
+
+/// The request `id` if `user` may see it; "not found" otherwise, whatever the reason.
+pub(super) async fn visible(
+    state: &AppState,
+    user: &CurrentUser,
+    id: &str,
+) -> Result<StoredRequest, WebError> {
+    let not_found = || {
+        WebError::NotFound(format!(
+            "there is no request {id}, or it is not one you may see (your own, or one of a \
+             profile you approve)"
+        ))
+    };
+    let Ok(parsed) = id.parse::<RequestId>() else {
+        return Err(not_found());
+    };
+    match requests::get(&state.db, parsed).await? {
+        Some(stored) if access::can_view(user, &stored, &state.config) => Ok(stored),
+        _ => Err(not_found()),
+    }
+}
+
+/// Renders the page of `stored` with `status`, showing `refusal` if an action was refused.
+pub(super) async fn page(
+    state: &AppState,
+    viewer: &Viewer,
+    stored: &StoredRequest,
+    refusal: Option<Refusal>,
+    status: StatusCode,
+) -> PageResult {
+    let now = Utc::now();
+    let events = audit::for_request(&state.db, &stored.request.id.to_string())
+        .await
+        .or_page(viewer)?;
+    let mut ids = people_of(std::slice::from_ref(stored));
+    ids.extend(stored.request.approvals.iter().map(|a| a.by.as_str()));
+    if let Some(extension) = &stored.request.extension {
+        ids.extend(extension.approvals.iter().map(|a| a.by.as_str()));
+    }
+    ids.extend(events.iter().map(|e| e.actor.as_str()));
+    let people = People::load(&state.db, ids).await.or_page(viewer)?;
+    let page = RequestPage {
+        user: Some(viewer.view.clone()),
+        id: stored.request.id.to_string(),
+        state: stored.request.state.name().as_str(),
+        status: view::status(stored, &people, &state.config, now),
+        facts: facts(stored, &people, now),
+        timeline: events
+            .iter()
+            .map(|e| TimelineEntry {
+                at: when(e.at),
+                actor: people.name(&e.actor),
+                action: e.action.clone(),
+                details: details(&e.details),
+            })
+            .collect(),
+        can: actions(stored, &viewer.user, state),
+        refusal,
+    };
+    render(status, &page).or_page(viewer)
+}
+
+/// The actions that make sense for `user` on `stored` in its current state.
+pub(super) fn actions(stored: &StoredRequest, user: &CurrentUser, state: &AppState) -> Actions {
+    let r = &stored.request;
+    let mine = r.requester.as_str() == user.user.id;
+    let approver = state
+        .config
+        .profile(&r.profile)
+        .is_some_and(|p| access::approves(user, p));
+    let decide = approver && !mine && approvals::awaits(r, &user.user.id);
+    let active = matches!(r.state, RequestState::Active { .. });
+    let approved = matches!(r.state, RequestState::Approved { .. });
+    let cancel = matches!(r.state, RequestState::Pending) || approved;
+    let cancel = cancel && (mine || user.is_admin);
+    Actions {
+        approve: decide,
+        deny: decide,
+        cancel,
+        // An approved request may be cancelled or revoked; offer one way to end it.
+        revoke: (active || (approved && !cancel)) && (mine || approver),
+        extend: active && mine && r.extension.is_none(),
+        on_extension: active,
+    }
+}
+
+fn facts(stored: &StoredRequest, people: &People, now: chrono::DateTime<Utc>) -> Vec<Fact> {
+    let r = &stored.request;
+    let mut facts = vec![
+        fact("Requester", people.name(r.requester.as_str())),
+        fact("Profile", r.profile.clone()),
+        fact("Account", r.account.to_string()),
+        fact("OS user", r.os_user.to_string()),
+        fact("Duration", view::duration(r.duration)),
+        fact("Reason", r.reason.clone()),
+    ];
+    if let Some(ticket) = &r.ticket {
+        facts.push(fact("Ticket", ticket.clone()));
+    }
+    facts.push(fact("Requested", when(r.created_at)));
+    if !r.approvals.is_empty() {
+        facts.push(fact("Approved by", approvers(&r.approvals, people)));
+    }
+    match &r.state {
+        RequestState::Approved { approved_at } => {
+            facts.push(fact("Approved", when(*approved_at)));
+        }
+        RequestState::Active {
+            activated_at,
+            expires_at,
+        } => {
+            facts.push(fact("Active since", when(*activated_at)));
+            facts.push(fact(
+                "Ends",
+                format!("{} ({})", when(*expires_at), time_left(*expires_at, now)),
+            ));
+        }
+        RequestState::Ended {
+            activated_at,
+            ended_at,
+            why,
+        } => {
+            if let Some(at) = activated_at {
+                facts.push(fact("Active since", when(*at)));
+            }
+            facts.push(fact("Ended", when(*ended_at)));
+            if let EndReason::Revoked {
+                comment: Some(c), ..
+            } = why
+            {
+                facts.push(fact("Revoke comment", c.clone()));
+            }
+        }
+        RequestState::Denied {
+            comment: Some(c), ..
+        } => facts.push(fact("Deny comment", c.clone())),
+        RequestState::Failed { reason, .. } => facts.push(fact("What failed", reason.clone())),
+        _ => {}
+    }
+    if let Some(e) = &r.extension {
+        let mut text = format!(
+            "+{} asked {}: {}",
+            view::duration(e.extra),
+            when(e.requested_at),
+            e.reason
+        );
+        if !e.approvals.is_empty() {
+            text.push_str(&format!(
+                "; approved by {}",
+                approvers(&e.approvals, people)
+            ));
+        }
+        facts.push(fact("Extension waiting", text));
+    }
+    facts
+}
+
+fn fact(label: &'static str, value: String) -> Fact {
+    Fact { label, value }
+}
+
+fn approvers(approvals: &[Approval], people: &People) -> String {
+    approvals
+        .iter()
+        .map(|a| format!("{} ({})", people.name(a.by.as_str()), when(a.at)))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// An event's details as `key: value` pairs; nested values stay JSON.
+fn details(details: &Value) -> String {
+    match details {
+        Value::Object(map) => map
+            .iter()
+            .filter(|(_, v)| !v.is_null())
+            .map(|(k, v)| match v {
+                Value::String(s) => format!("{k}: {s}"),
+                other => format!("{k}: {other}"),
+            })
+            .collect::<Vec<_>>()
+            .join(", "),
+        Value::String(s) => s.clone(),
+        other => other.to_string(),
+    }
+}
