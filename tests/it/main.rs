@@ -3,6 +3,7 @@
 //! Postgres server (STYLE.md §4).
 
 mod api;
+mod authz;
 mod cli;
 mod cli_login;
 mod crash;
