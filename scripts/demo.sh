@@ -1,11 +1,14 @@
 #!/usr/bin/env bash
-# `make demo`: starts the AWS peer and jitgate-server (SQLite) on this machine, runs the
-# scripted walk-through (tests/demo/main.rs), then leaves both running to look around
-# until Ctrl-C. Whatever ends the script (Ctrl-C, an error, the walk-through finishing
-# without a terminal) stops everything it started.
+# `make demo`: starts the AWS peer (moto, seeded), the OpenID provider peer
+# (tests/peers/oidc) and jitgate-server (SQLite) on this machine, prints the URL and a
+# walk-through for a browser, and leaves everything running until Ctrl-C. Whatever ends
+# the script (Ctrl-C, an error, the walk-through finishing without a terminal) stops
+# everything it started.
 #
-# Without a terminal on stdin, or with JITGATE_DEMO_EXIT=1, it exits after the
-# walk-through (CI, tests). Expects the binaries built (the Makefile target does that).
+# Without a terminal on stdin, or with JITGATE_DEMO_EXIT=1, it runs the scripted
+# walk-through (tests/demo/main.rs: web sign-in, then the grant's life through the broker)
+# and exits (CI, tests). JITGATE_DEMO_SCRIPTED=1 runs that walk-through at a terminal too,
+# before handing over. Expects the binaries built (the Makefile target does that).
 # shellcheck disable=SC2317 # the functions it thinks unreachable run from traps and wait_for
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -20,11 +23,13 @@ CONFIG=$DIR/jitgate.toml
 DB=$DIR/jitgate.db
 SERVER_LOG=$DIR/server.log
 PEER_LOG=$DIR/peer.log
+OIDC_LOG=$DIR/oidc.log
 
 say() { printf '%s\n' "$*"; }
 die() { printf 'demo: %s\n' "$*" >&2; exit 1; }
 
 peer_pid=
+oidc_pid=
 server_pid=
 demo_pid=
 
@@ -50,13 +55,14 @@ cleanup() {
   # Finish stopping even if Ctrl-C is pressed again; it takes seconds at most.
   trap '' INT TERM
   trap - EXIT
-  if [ -n "$server_pid$peer_pid" ]; then
+  if [ -n "$server_pid$peer_pid$oidc_pid" ]; then
     say ""
-    say "demo: stopping the server and the AWS peer"
+    say "demo: stopping the server and the peers"
   fi
   stop "$demo_pid" 5 jitgate-demo
   # The server first: it may still be talking to the peer.
   stop "$server_pid" 40 jitgate-server
+  stop "$oidc_pid" 10 "the OIDC peer"
   stop "$peer_pid" 10 "the AWS peer"
   exit "$status"
 }
@@ -68,6 +74,9 @@ trap 'exit 143' TERM
 [ -x "$SERVER_BIN" ] || die "$SERVER_BIN is missing; run \`make demo\` (it builds it)"
 [ -x "$DEMO_BIN" ] || die "$DEMO_BIN is missing; run \`make demo\` (it builds it)"
 [ -x "$VENV/bin/python" ] || die "no AWS peer venv at $VENV; run \`make deps\`"
+command -v node >/dev/null || die "node is missing (the OIDC peer runs on it); run \`make deps\`"
+# Idempotent and silent once the pinned packages are in the cache.
+scripts/install-oidc-peer.sh
 
 mkdir -p "$DIR"
 # A fresh database each time, so a second `make demo` starts from nothing (the WAL
@@ -85,34 +94,7 @@ wait_for() {
   return 1
 }
 
-# --- 1. the AWS peer --------------------------------------------------------------
-say "demo: starting the AWS peer (moto with IAM Identity Center extensions)"
-"$VENV/bin/python" tests/peers/aws_peer.py --port 0 --assignment-delay-ms 1500 \
-  </dev/null >"$PEER_LOG" 2>&1 &
-peer_pid=$!
-peer_ready() {
-  kill -0 "$peer_pid" 2>/dev/null || { cat "$PEER_LOG" >&2; die "the AWS peer exited"; }
-  grep -q '^READY ' "$PEER_LOG"
-}
-wait_for 30 peer_ready || { cat "$PEER_LOG" >&2; die "the AWS peer was not ready after 30s"; }
-PEER=$(sed -n 's/^READY //p' "$PEER_LOG" | head -n 1)
-
-seed=$(curl -fsS -X POST "$PEER/_peer/seed" -H 'content-type: application/json' -d '{
-  "users": [
-    {"user_name": "alice", "email": "alice@example.com", "display_name": "Alice Liddell"},
-    {"user_name": "bob", "email": "bob@example.com", "display_name": "Bob Builder"},
-    {"user_name": "carol", "email": "carol@example.com", "display_name": "Carol Danvers"}
-  ],
-  "permission_sets": [{"name": "JitSsm"}, {"name": "JitSsm-deploy"}, {"name": "JitSsm-readonly"}],
-  "accounts": ["111111111111", "222222222222"]
-}') || die "seeding the AWS peer at $PEER failed (log: $PEER_LOG)"
-seed_field() {
-  printf '%s' "$seed" | "$VENV/bin/python" -c 'import json, sys; print(json.load(sys.stdin)[sys.argv[1]])' "$1"
-}
-INSTANCE_ARN=$(seed_field instance_arn)
-IDENTITY_STORE_ID=$(seed_field identity_store_id)
-
-# --- 2. the config --------------------------------------------------------------
+# --- 0. the server's port (the OIDC peer needs the redirect URI up front) -------
 # 8080 unless something holds it; SO_REUSEADDR as the server's listener uses, so a
 # port left in TIME_WAIT by the previous demo counts as free.
 port_free() {
@@ -132,12 +114,63 @@ done
 [ -n "$PORT" ] || die "no free port in 8080-8180 for the server"
 URL=http://127.0.0.1:$PORT
 
+# --- 1. the AWS peer --------------------------------------------------------------
+say "demo: starting the AWS peer (moto with IAM Identity Center extensions)"
+"$VENV/bin/python" tests/peers/aws_peer.py --port 0 --assignment-delay-ms 1500 \
+  </dev/null >"$PEER_LOG" 2>&1 &
+peer_pid=$!
+peer_ready() {
+  kill -0 "$peer_pid" 2>/dev/null || { cat "$PEER_LOG" >&2; die "the AWS peer exited"; }
+  grep -q '^READY ' "$PEER_LOG"
+}
+wait_for 30 peer_ready || { cat "$PEER_LOG" >&2; die "the AWS peer was not ready after 30s"; }
+PEER=$(sed -n 's/^READY //p' "$PEER_LOG" | head -n 1)
+
+seed=$(curl -fsS -X POST "$PEER/_peer/seed" -H 'content-type: application/json' -d '{
+  "users": [
+    {"user_name": "alice", "email": "alice@example.com", "display_name": "Alice Liddell"},
+    {"user_name": "bob", "email": "bob@example.com", "display_name": "Bob Builder"},
+    {"user_name": "carol", "email": "carol@example.com", "display_name": "Carol Danvers"},
+    {"user_name": "dave", "email": "dave@example.com", "display_name": "Dave Lister"}
+  ],
+  "permission_sets": [{"name": "JitSsm"}, {"name": "JitSsm-deploy"}, {"name": "JitSsm-readonly"}],
+  "accounts": ["111111111111", "222222222222"],
+  "instances": [
+    {"name": "web-1", "account": "111111111111"},
+    {"name": "web-2", "account": "111111111111"},
+    {"name": "db-1", "account": "111111111111", "instance_type": "t3.small"}
+  ]
+}') || die "seeding the AWS peer at $PEER failed (log: $PEER_LOG)"
+seed_field() {
+  printf '%s' "$seed" | "$VENV/bin/python" -c 'import json, sys; print(json.load(sys.stdin)[sys.argv[1]])' "$1"
+}
+INSTANCE_ARN=$(seed_field instance_arn)
+IDENTITY_STORE_ID=$(seed_field identity_store_id)
+INSTANCES=$(printf '%s' "$seed" | "$VENV/bin/python" -c '
+import json, sys
+for name, i in sorted(json.load(sys.stdin)["instances"].items()):
+    print("              %-6s %s  %-15s account %s" % (name, i["instance_id"], i["private_ip"], i["account"]))')
+
+# --- 2. the OpenID provider peer ---------------------------------------------------
+say "demo: starting the OpenID provider peer (oidc-provider)"
+node tests/peers/oidc/provider.mjs --port 0 --redirect-uri "$URL/auth/callback" \
+  --post-logout-redirect-uri "$URL/" </dev/null >"$OIDC_LOG" 2>&1 &
+oidc_pid=$!
+oidc_ready() {
+  kill -0 "$oidc_pid" 2>/dev/null || { cat "$OIDC_LOG" >&2; die "the OIDC peer exited"; }
+  grep -q '^READY ' "$OIDC_LOG"
+}
+wait_for 30 oidc_ready || { cat "$OIDC_LOG" >&2; die "the OIDC peer was not ready after 30s"; }
+ISSUER=$(sed -n 's/^READY //p' "$OIDC_LOG" | head -n 1)
+
+# --- 3. the config --------------------------------------------------------------
 cat >"$CONFIG" <<EOF
 # Written by scripts/demo.sh for \`make demo\`; rewritten on every run.
 # The commented reference is deploy/jitgate.example.toml.
 
 [server]
 listen = "127.0.0.1:$PORT"
+public_url = "$URL"
 
 [database]
 url = "sqlite://$DB"
@@ -157,6 +190,13 @@ sweep = "*/10 * * * * *"
 
 [auth]
 admin_groups = ["jitgate-admins"]
+
+[oidc]
+# The OpenID provider peer started by the demo (tests/peers/oidc/provider.mjs): any
+# password signs in alice (developers), bob (sre), carol (sre, jitgate-admins), dave.
+issuer = "$ISSUER"
+client_id = "jitgate"
+client_secret = "jitgate-secret"
 
 [[profiles]]
 name = "prod-web"
@@ -191,7 +231,7 @@ if ! check=$("$SERVER_BIN" check-config --config "$CONFIG" 2>&1 >/dev/null); the
   die "the generated config $CONFIG is invalid (see above)"
 fi
 
-# --- 3. the server --------------------------------------------------------------
+# --- 4. the server --------------------------------------------------------------
 say "demo: starting jitgate-server on $URL"
 # The peer ignores credentials, but the SDK wants some; no instance metadata lookups.
 AWS_ACCESS_KEY_ID=demo AWS_SECRET_ACCESS_KEY=demo AWS_REGION=us-east-1 \
@@ -210,46 +250,54 @@ if ! wait_for 60 server_ready; then
   die "jitgate-server was not ready after 60s (log: $SERVER_LOG)"
 fi
 
-# --- 4. the walk-through --------------------------------------------------------
+# --- 5. the walk-through --------------------------------------------------------
+interactive=1
+if [ "${JITGATE_DEMO_EXIT:-0}" = 1 ] || [ ! -t 0 ]; then interactive=0; fi
+
 cat <<EOF
 
-jitgate is running:
-  server      $URL/healthz   $URL/readyz
-  AWS peer    $PEER
-  config      $CONFIG
-  database    $DB
-  logs        $SERVER_LOG (JSON lines), $PEER_LOG
-
-Walk-through: the people act through the broker library (as the web app will);
-the server provisions, expires and revokes in the AWS peer.
+jitgate is running at $URL
+  AWS peer    $PEER   (EC2 instances:)
+$INSTANCES
+  OIDC peer   $ISSUER   (alice, bob, carol, dave; any password)
+  config      $CONFIG   database $DB
+  logs        $SERVER_LOG, $PEER_LOG, $OIDC_LOG
 EOF
 
-# In the background and waited for, so a signal to this script alone (not only a
-# terminal's Ctrl-C, which reaches the whole process group) stops the demo at once.
-"$DEMO_BIN" --config "$CONFIG" --peer "$PEER" &
-demo_pid=$!
-if ! wait "$demo_pid"; then
+if [ "$interactive" = 0 ] || [ "${JITGATE_DEMO_SCRIPTED:-0}" = 1 ]; then
+  say ""
+  say "Scripted walk-through: people sign in on the web, then act through the broker library;"
+  say "the server provisions, expires and revokes in the AWS peer."
+  # In the background and waited for, so a signal to this script alone (not only a
+  # terminal's Ctrl-C, which reaches the whole process group) stops the demo at once.
+  "$DEMO_BIN" --config "$CONFIG" --peer "$PEER" --server "$URL" &
+  demo_pid=$!
+  if ! wait "$demo_pid"; then
+    demo_pid=
+    say "" >&2
+    kill -0 "$server_pid" 2>/dev/null || say "demo: jitgate-server is no longer running" >&2
+    say "demo: the walk-through failed; last lines of $SERVER_LOG:" >&2
+    tail -n 20 "$SERVER_LOG" >&2
+    exit 1
+  fi
   demo_pid=
-  say "" >&2
-  kill -0 "$server_pid" 2>/dev/null || say "demo: jitgate-server is no longer running" >&2
-  say "demo: the walk-through failed; last lines of $SERVER_LOG:" >&2
-  tail -n 20 "$SERVER_LOG" >&2
-  exit 1
 fi
 
-demo_pid=
-
 cat <<EOF
 
-Done. Look around:
+Try it in a browser (any password):
+  1. Open $URL and sign in as alice. New request: prod-web, account 111111111111,
+     OS user app, 5 minutes, any reason. It waits for an approver (sre).
+  2. In a private window, open $URL, sign in as bob; Approvals -> open it -> Approve.
+  3. As alice, watch it turn active with the time left; the assignment is in the peer:
+       curl -s $PEER/_peer/assignments
+     It expires after 5 minutes (or Revoke it on its page) and the assignment goes away.
+  4. Sign in as carol (admin): Admin -> Audit shows every step; export it as CSV.
+Also: $URL/api/v1/openapi.json, and
   $SERVER_BIN audit verify --config $CONFIG
-  $SERVER_BIN audit export --config $CONFIG --format csv
-  curl -s $PEER/_peer/assignments
-  curl -s $PEER/_peer/history
-  curl -s $URL/readyz
 EOF
 
-if [ "${JITGATE_DEMO_EXIT:-0}" = 1 ] || [ ! -t 0 ]; then
+if [ "$interactive" = 0 ]; then
   exit 0
 fi
 say ""

@@ -1,12 +1,14 @@
 //! `jitgate-demo`: the scripted walk-through behind `make demo`.
 //!
-//! Sign-in, the web app and the JSON API do not exist yet, so this program plays the
-//! people: it drives requests through the `jitgate_server` broker in-process, on the
-//! same database as the running `jitgate-server`, exactly as the web app will. The
-//! server process does the rest (provisioning, activation, expiry, revocation) against
-//! the AWS peer, and every step prints what the database, the peer and the identity
-//! store really hold, so nothing shown here is made up by the demo itself.
-//! `scripts/demo.sh` starts the peer and the server and then runs this.
+//! First the people sign in on the running server's web sign-in (through the OpenID
+//! provider peer, as a browser would) and the demo shows what `GET /api/v1/me` says of
+//! them. Then this program plays the people: it drives requests through the
+//! `jitgate_server` broker in-process, on the same database as the running
+//! `jitgate-server`, as the web app does. The server process does the rest
+//! (provisioning, activation, expiry, revocation) against the AWS peer, and every step
+//! prints what the database, the peer and the identity store really hold, so nothing
+//! shown here is made up by the demo itself. `scripts/demo.sh` starts the peers and the
+//! server and then runs this.
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -34,12 +36,12 @@ const SETTLE_TIMEOUT: Duration = Duration::from_secs(60);
 /// Interval of the countdown while alice's grant runs out.
 const COUNTDOWN_EVERY: Duration = Duration::from_secs(5);
 
-/// The demo's people and their (future OIDC) groups; they match the peer's seeded users
-/// and the demo config's `requester_groups` / `approver_groups`.
+/// The demo's people and their groups (as the OIDC peer has them); they match the AWS
+/// peer's seeded users and the demo config's `requester_groups` / `approver_groups`.
 const PEOPLE: &[(&str, &[&str])] = &[
     ("alice", &["developers"]),
     ("bob", &["sre"]),
-    ("carol", &["sre"]),
+    ("carol", &["sre", "jitgate-admins"]),
 ];
 
 /// Walks through a grant's life against a running jitgate-server and its AWS peer.
@@ -52,6 +54,19 @@ struct Args {
     /// Base URL of the AWS peer, for its `/_peer/assignments` control API.
     #[arg(long)]
     peer: String,
+    /// Base URL of the running server; when given, the people first sign in on the web.
+    #[arg(long)]
+    server: Option<String>,
+}
+
+/// What `GET /api/v1/me` says of a signed-in person (the fields the demo shows).
+#[derive(Debug, Deserialize)]
+struct Me {
+    user_name: String,
+    groups: Vec<String>,
+    is_admin: bool,
+    requester_of: Vec<String>,
+    approver_of: Vec<String>,
 }
 
 /// One account assignment as the peer's control API lists it.
@@ -74,6 +89,9 @@ async fn main() -> ExitCode {
 }
 
 async fn run(args: Args) -> Result<()> {
+    if let Some(server) = &args.server {
+        web_sign_in(server.trim_end_matches('/')).await?;
+    }
     let demo = Demo::connect(&args).await?;
     let alice_request = demo.alice_asks().await?;
     demo.alice_approves_her_own(alice_request).await?;
@@ -150,7 +168,7 @@ impl Demo {
     /// Step 1: a request that needs an approver.
     async fn alice_asks(&self) -> Result<RequestId> {
         step(
-            1,
+            2,
             "alice asks for prod-web as OS user `app` for 45s (reason \"demo: look at the web logs\", ticket DEMO-1)",
         );
         let draft = Draft {
@@ -179,7 +197,7 @@ impl Demo {
 
     /// Step 2: nobody approves their own request, admins included.
     async fn alice_approves_her_own(&self, id: RequestId) -> Result<()> {
-        step(2, "alice tries to approve her own request");
+        step(3, "alice tries to approve her own request");
         match self.broker.approve(&person("alice"), id, Utc::now()).await {
             Ok(_) => bail!("alice was allowed to approve her own request"),
             Err(refusal) => detail(&format!("refused: {refusal}")),
@@ -189,7 +207,7 @@ impl Demo {
 
     /// Step 3: in principal-tag mode the OS user lives in one attribute per person.
     async fn alice_asks_for_a_second_os_user(&self) -> Result<()> {
-        step(3, "alice also asks for prod-web as `readonly` meanwhile");
+        step(4, "alice also asks for prod-web as `readonly` meanwhile");
         let draft = Draft {
             profile: "prod-web".into(),
             account: "111111111111".into(),
@@ -214,7 +232,7 @@ impl Demo {
 
     /// Step 4: an approver approves; the server provisions and activates.
     async fn bob_approves(&self, id: RequestId) -> Result<StoredRequest> {
-        step(4, "bob (sre) approves");
+        step(5, "bob (sre) approves");
         let approved = self
             .broker
             .approve(&person("bob"), id, Utc::now())
@@ -250,7 +268,7 @@ impl Demo {
     /// Step 5: an auto-approved profile in session-document mode.
     async fn carol_gets_staging(&self) -> Result<RequestId> {
         step(
-            5,
+            6,
             "carol asks for staging as `deploy` for 30s (auto-approved)",
         );
         let draft = Draft {
@@ -294,7 +312,7 @@ impl Demo {
 
     /// Step 6: the requester ends her own grant early.
     async fn carol_revokes(&self, id: RequestId) -> Result<()> {
-        step(6, "carol revokes her staging grant early");
+        step(7, "carol revokes her staging grant early");
         let revoked = self
             .broker
             .revoke(
@@ -324,7 +342,7 @@ impl Demo {
             bail!("alice's request is no longer active");
         };
         step(
-            7,
+            8,
             &format!(
                 "waiting for alice's grant to expire at {}",
                 clock(expires_at)
@@ -383,7 +401,7 @@ impl Demo {
 
     /// Step 8: what the audit trail recorded about alice's request, and the chain check.
     async fn audit_timeline(&self, id: RequestId) -> Result<()> {
-        step(8, "the audit trail of alice's request");
+        step(9, "the audit trail of alice's request");
         let events = audit_store::for_request(&self.db, &id.to_string())
             .await
             .context("reading the audit trail")?;
@@ -526,6 +544,100 @@ impl Demo {
             tokio::time::sleep(POLL).await;
         }
     }
+}
+
+/// Step 1: alice, bob and carol sign in on the web, as the printed walk-through tells a
+/// person to, and the API says who they are and what they may do.
+async fn web_sign_in(server: &str) -> Result<()> {
+    step(
+        1,
+        &format!("alice, bob and carol sign in at {server} (OIDC provider peer)"),
+    );
+    for (name, _) in PEOPLE {
+        // One cookie jar per person, as separate browser windows would have.
+        let client = reqwest::Client::builder()
+            .cookie_store(true)
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .context("building an HTTP client")?;
+        sign_in(&client, server, name)
+            .await
+            .with_context(|| format!("{name}'s web sign-in"))?;
+        let url = format!("{server}/api/v1/me");
+        let me: Me = client
+            .get(&url)
+            .send()
+            .await
+            .and_then(reqwest::Response::error_for_status)
+            .with_context(|| format!("GET {url} as {name}"))?
+            .json()
+            .await
+            .with_context(|| format!("reading GET {url}"))?;
+        let list = |v: &[String]| {
+            if v.is_empty() {
+                "-".to_owned()
+            } else {
+                v.join(", ")
+            }
+        };
+        detail(&format!(
+            "{:<6} groups {}; requests {}; approves {}{}",
+            me.user_name,
+            list(&me.groups),
+            list(&me.requester_of),
+            list(&me.approver_of),
+            if me.is_admin { "; admin" } else { "" }
+        ));
+    }
+    Ok(())
+}
+
+/// Signs `login` in through the server's `/login` and the provider's login form (any
+/// password), following the redirects by hand until the server's callback answers.
+async fn sign_in(client: &reqwest::Client, server: &str, login: &str) -> Result<()> {
+    let start = client.get(format!("{server}/login")).send().await?;
+    let mut url = location(&start, server)?;
+    for _ in 0..10 {
+        if url.starts_with(server) {
+            let back = client.get(&url).send().await?;
+            if !back.status().is_redirection() {
+                bail!("{url} answered {} instead of signing in", back.status());
+            }
+            return Ok(());
+        }
+        let response = client.get(&url).send().await?;
+        if response.status().is_redirection() {
+            url = location(&response, &url)?;
+            continue;
+        }
+        // The provider's interaction page: log in (or consent), post to the same URL.
+        let page = response.text().await?;
+        let form: Vec<(&str, &str)> = if page.contains("name=\"login\"") {
+            vec![("prompt", "login"), ("login", login), ("password", "demo")]
+        } else {
+            vec![("prompt", "consent")]
+        };
+        let posted = client.post(&url).form(&form).send().await?;
+        url = location(&posted, &url)?;
+    }
+    bail!("the sign-in did not come back to {server}")
+}
+
+/// The absolute target of a redirect.
+fn location(response: &reqwest::Response, base: &str) -> Result<String> {
+    if !response.status().is_redirection() {
+        bail!(
+            "expected a redirect from {}, got {}",
+            response.url(),
+            response.status()
+        );
+    }
+    let target = response
+        .headers()
+        .get(reqwest::header::LOCATION)
+        .and_then(|v| v.to_str().ok())
+        .context("a redirect without Location")?;
+    Ok(reqwest::Url::parse(base)?.join(target)?.to_string())
 }
 
 /// An identity-store client on the peer, to read back what the server wrote.

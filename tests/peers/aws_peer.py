@@ -63,6 +63,7 @@ import uuid
 from typing import Any, Callable
 
 from moto.core.exceptions import JsonRESTError
+from moto.ec2.models import ec2_backends
 from moto.identitystore.exceptions import ResourceNotFoundException as IdentityNotFound
 from moto.identitystore.models import identitystore_backends
 from moto.moto_server.werkzeug_app import (
@@ -541,7 +542,12 @@ class Peer:
         users: [{"user_name", "email"?, "display_name"?, "given_name"?, "family_name"?}]
         (display name defaults to the user name, given name to its first word, family name
         to the rest or "User"); groups: [name]; permission_sets: [{"name",
-        "session_duration"? (default PT1H), "description"?}]; accounts: ["<12 digits>"].
+        "session_duration"? (default PT1H), "description"?}]; accounts: ["<12 digits>"];
+        instances: [{"name", "account"? (default the first seeded account, else moto's
+        123456789012), "instance_type"? (default t3.micro)}]: running EC2 instances with that
+        Name tag, in moto's EC2 data of that account in us-east-1 (answered as
+        {"name": {"instance_id", "account", "private_ip"}}). Only moto's default account is
+        reachable through the EC2 API with plain keys; the others are there to be named.
         """
         try:
             instance = sso_backend().instances[0]
@@ -553,11 +559,17 @@ class Peer:
                 for p in spec.get("permission_sets", [])
             }
             accounts = [str(a) for a in spec.get("accounts", [])]
+            wanted = [
+                (str(i["name"]), str(i.get("account") or (accounts[0] if accounts else ACCOUNT_ID)),
+                 str(i.get("instance_type") or "t3.micro"))
+                for i in spec.get("instances", [])
+            ]
         except (KeyError, TypeError, AttributeError) as err:
             raise BadRequest(f"malformed seed: {err!r}") from None
-        bad = [a for a in accounts if not ACCOUNT_ID_PATTERN.fullmatch(a)]
+        bad = [a for a in accounts + [account for _, account, _ in wanted] if not ACCOUNT_ID_PATTERN.fullmatch(a)]
         if bad:
             raise BadRequest(f"account ids must be 12 digits: {bad}")
+        instances = {name: seed_instance(name, account, kind) for name, account, kind in wanted}
         with self.lock:
             self.accounts.update(accounts)
             seeded_accounts = sorted(self.accounts)
@@ -568,6 +580,7 @@ class Peer:
             "groups": groups,
             "permission_sets": permission_sets,
             "accounts": seeded_accounts,
+            "instances": instances,
         }
 
     def control_assignments(self, _: dict[str, Any]) -> list[dict[str, str]]:
@@ -652,6 +665,27 @@ def seed_group(store_id: str, display_name: str) -> str:
         return backend.get_group_id(store_id, {"UniqueAttribute": unique})[0]
     except IdentityNotFound:
         return backend.create_group(store_id, display_name, None)[0]
+
+
+def seed_instance(name: str, account: str, instance_type: str) -> dict[str, str]:
+    """A running EC2 instance tagged Name=`name` in `account` (reused if one exists)."""
+    backend = ec2_backends[account][REGION]
+    for reservation in backend.all_reservations():
+        for instance in reservation.instances:
+            tags = {t["key"]: t["value"] for t in instance.get_tags()}
+            if tags.get("Name") == name and instance._state.name != "terminated":
+                return {"instance_id": instance.id, "account": account, "private_ip": instance.private_ip}
+    reservation = backend.run_instances(
+        "ami-12c6146b",  # moto does not check AMI ids unless MOTO_ENABLE_AMI_VALIDATION is set
+        1,
+        None,
+        [],
+        instance_type=instance_type,
+        is_instance_type_default=False,
+        tags={"instance": {"Name": name}},
+    )
+    instance = reservation.instances[0]
+    return {"instance_id": instance.id, "account": account, "private_ip": instance.private_ip}
 
 
 def seed_permission_set(instance_arn: str, spec: dict[str, Any]) -> str:
