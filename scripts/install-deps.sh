@@ -14,6 +14,9 @@ command -v runuser >/dev/null || need_apt+=(util-linux)
 # Debian's packages are the fallback.
 command -v node >/dev/null || need_apt+=(nodejs)
 command -v npm >/dev/null || need_apt+=(npm)
+# The browser tests drive Debian's Chromium through its ChromeDriver.
+[ -x /usr/bin/chromium ] || need_apt+=(chromium)
+[ -x /usr/bin/chromedriver ] || need_apt+=(chromium-driver)
 if [ "${WITH_BENCH_TOOLS:-0}" = 1 ]; then
   command -v hyperfine >/dev/null || need_apt+=(hyperfine)
 fi

@@ -4,6 +4,7 @@
 
 mod api;
 mod authz;
+mod browser;
 mod cli;
 mod cli_login;
 mod crash;

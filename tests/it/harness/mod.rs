@@ -3,13 +3,18 @@
 //!
 //! Submodules: `postgres` (one server per test process, a fresh database per test),
 //! `aws_peer` (tests/peers/aws_peer.py), `server` (the binary and its one-shot CLI),
-//! `config` (server config TOML), `watchdog` (no process outlives the test process).
+//! `config` (server config TOML), `watchdog` (no process outlives the test process),
+//! `chrome` (chromedriver and headless Chromium sessions for the browser tests).
 
 // Each scenario uses a different part of the harness; what the tests of the moment leave
 // unused (items, re-exports) is not dead.
 #![allow(dead_code, unused_imports)]
 
 mod aws_peer;
+// Only in test builds: the bins that share this harness (bench, demo) do not link the
+// WebDriver client, a dev-dependency.
+#[cfg(test)]
+mod chrome;
 mod config;
 mod oidc_peer;
 mod postgres;
@@ -17,6 +22,8 @@ mod server;
 mod watchdog;
 
 pub use aws_peer::{AwsPeer, OpKind, OpStatus, PeerAssignment, PeerKnobs, PeerOp};
+#[cfg(test)]
+pub use chrome::{Browser, ChromeDriver, png_size, screenshots_dir};
 pub use config::{ConfigBuilder, ProfileSpec, sqlite_url_in};
 pub use oidc_peer::{OidcPeer, SignInOutcome, browser, session_cookie, sign_in};
 pub use postgres::{Postgres, start_postgres};
