@@ -45,6 +45,7 @@ demo: deps
 
 ## bench: revocation lag and drain rate against the quota-limited peer
 bench: deps
+	@WITH_BENCH_TOOLS=1 scripts/install-deps.sh
 	$(CARGO) build --release --quiet --bin jitgate-server --bin jitgate-bench
 	@scripts/bench.sh $(BENCH_ARGS)
 

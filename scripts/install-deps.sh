@@ -18,7 +18,7 @@ command -v npm >/dev/null || need_apt+=(npm)
 [ -x /usr/bin/chromium ] || need_apt+=(chromium)
 [ -x /usr/bin/chromedriver ] || need_apt+=(chromium-driver)
 if [ "${WITH_BENCH_TOOLS:-0}" = 1 ]; then
-  command -v hyperfine >/dev/null || need_apt+=(hyperfine)
+  command -v wrk >/dev/null || need_apt+=(wrk)
 fi
 if [ ${#need_apt[@]} -gt 0 ]; then
   if [ "$(id -u)" != 0 ]; then

@@ -75,6 +75,38 @@ pub struct Broker<I> {
     idc: Arc<I>,
     catalog: Arc<Catalog>,
     wakers: Arc<Wakers>,
+    principals: Arc<PrincipalCache>,
+}
+
+/// How long a person's IdC user id is reused before it is looked up again.
+const PRINCIPAL_TTL: std::time::Duration = std::time::Duration::from_secs(300);
+
+/// Recently resolved IdC user ids: a request should not cost an identity-store call
+/// (its API is rate-limited) when the same person asked a minute ago. Only found users
+/// are kept, so someone given an IdC user is recognized at once.
+#[derive(Default)]
+struct PrincipalCache(
+    std::sync::Mutex<
+        std::collections::HashMap<(String, Option<String>), (String, std::time::Instant)>,
+    >,
+);
+
+impl PrincipalCache {
+    fn get(&self, key: &(String, Option<String>)) -> Option<String> {
+        let map = self.0.lock().ok()?;
+        map.get(key)
+            .filter(|(_, at)| at.elapsed() < PRINCIPAL_TTL)
+            .map(|(id, _)| id.clone())
+    }
+
+    fn put(&self, key: (String, Option<String>), id: String) {
+        if let Ok(mut map) = self.0.lock() {
+            if map.len() > 10_000 {
+                map.retain(|_, (_, at)| at.elapsed() < PRINCIPAL_TTL);
+            }
+            map.insert(key, (id, std::time::Instant::now()));
+        }
+    }
 }
 
 impl<I> Clone for Broker<I> {
@@ -85,6 +117,7 @@ impl<I> Clone for Broker<I> {
             idc: self.idc.clone(),
             catalog: self.catalog.clone(),
             wakers: self.wakers.clone(),
+            principals: self.principals.clone(),
         }
     }
 }
@@ -103,6 +136,7 @@ impl<I: IdentityCenter> Broker<I> {
             idc,
             catalog,
             wakers,
+            principals: Arc::default(),
         }
     }
 
@@ -176,14 +210,22 @@ impl<I: IdentityCenter> Broker<I> {
             now,
         )?;
         let permission_set_arn = self.catalog.arn_for(profile, &probe.os_user)?;
-        let principal_id = self
-            .idc
-            .find_user(&person.user_name, person.email.as_deref())
-            .await?
-            .ok_or_else(|| BrokerError::NoIdcUser {
-                user_name: person.user_name.clone(),
-                email: person.email.clone(),
-            })?;
+        let key = (person.user_name.clone(), person.email.clone());
+        let principal_id = match self.principals.get(&key) {
+            Some(id) => id,
+            None => {
+                let id = self
+                    .idc
+                    .find_user(&person.user_name, person.email.as_deref())
+                    .await?
+                    .ok_or_else(|| BrokerError::NoIdcUser {
+                        user_name: person.user_name.clone(),
+                        email: person.email.clone(),
+                    })?;
+                self.principals.put(key, id.clone());
+                id
+            }
+        };
 
         let mut tx = self.db.begin().await?;
         principals::lock(&mut tx, &principal_id).await?;
