@@ -81,25 +81,26 @@ pub struct Broker<I> {
 /// How long a person's IdC user id is reused before it is looked up again.
 const PRINCIPAL_TTL: std::time::Duration = std::time::Duration::from_secs(300);
 
+/// Who a person is to the identity store: user name and email.
+type PersonKey = (String, Option<String>);
+
 /// Recently resolved IdC user ids: a request should not cost an identity-store call
 /// (its API is rate-limited) when the same person asked a minute ago. Only found users
 /// are kept, so someone given an IdC user is recognized at once.
 #[derive(Default)]
 struct PrincipalCache(
-    std::sync::Mutex<
-        std::collections::HashMap<(String, Option<String>), (String, std::time::Instant)>,
-    >,
+    std::sync::Mutex<std::collections::HashMap<PersonKey, (String, std::time::Instant)>>,
 );
 
 impl PrincipalCache {
-    fn get(&self, key: &(String, Option<String>)) -> Option<String> {
+    fn get(&self, key: &PersonKey) -> Option<String> {
         let map = self.0.lock().ok()?;
         map.get(key)
             .filter(|(_, at)| at.elapsed() < PRINCIPAL_TTL)
             .map(|(id, _)| id.clone())
     }
 
-    fn put(&self, key: (String, Option<String>), id: String) {
+    fn put(&self, key: PersonKey, id: String) {
         if let Ok(mut map) = self.0.lock() {
             if map.len() > 10_000 {
                 map.retain(|_, (_, at)| at.elapsed() < PRINCIPAL_TTL);
