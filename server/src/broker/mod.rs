@@ -230,7 +230,9 @@ impl<I: IdentityCenter> Broker<I> {
 
         let mut tx = self.db.begin().await?;
         principals::lock(&mut tx, &principal_id).await?;
-        let open = requests::open_of_person(&mut tx, &person.id, &principal_id).await?;
+        let open =
+            requests::open_of_person(&mut tx, &person.id, &principal_id, probe.os_user.as_str())
+                .await?;
         let request = Request::submit(RequestId::new_v4(), draft, &actor, &policy, &open, now)?;
         let stored = StoredRequest {
             // Open, so nothing is settled yet: it may still come to hold an assignment.

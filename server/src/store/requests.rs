@@ -97,19 +97,25 @@ pub async fn get(db: &Db, id: RequestId) -> Result<Option<StoredRequest>, StoreE
     row.as_ref().map(from_row).transpose()
 }
 
-/// The open (pending, approved, active) requests of one person, inside `tx`: by their
+/// The open (pending, approved, active) principal-tag requests of one person for
+/// another OS user than `os_user`, inside `tx`: the only ones that can conflict with a
+/// new request (one principal-tag OS user per person). A person is found by their
 /// jitgate id or their IdC user, since two sign-ins may map to the same IdC user.
+/// Narrowing here keeps a submit cheap however many requests a person has open.
 pub async fn open_of_person(
     tx: &mut WriteTx,
     requester: &UserId,
     principal_id: &str,
+    os_user: &str,
 ) -> Result<Vec<Request>, StoreError> {
     let rows = sqlx::query(&format!(
         "SELECT {COLUMNS} FROM requests WHERE (requester = $1 OR principal_id = $2) \
-         AND state IN ('pending', 'approved', 'active')"
+         AND state IN ('pending', 'approved', 'active') AND run_as_mode = 'principal-tag' \
+         AND os_user <> $3"
     ))
     .bind(requester.as_str())
     .bind(principal_id)
+    .bind(os_user)
     .fetch_all(&mut *tx.tx)
     .await?;
     rows.iter()

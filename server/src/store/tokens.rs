@@ -36,21 +36,38 @@ pub async fn insert(db: &Db, token: &ApiToken, token_hash: &str) -> Result<(), S
     Ok(())
 }
 
-/// The live token with this hash (not revoked, not expired at `now`), marking it used.
+/// How stale `last_used_at` may get: recording every use would make each API call a
+/// database write.
+const LAST_USED_GRANULARITY_MILLIS: i64 = 60_000;
+
+/// The live token with this hash (not revoked, not expired at `now`), recording its use
+/// (to the minute).
 pub async fn authenticate(
     db: &Db,
     token_hash: &str,
     now: DateTime<Utc>,
 ) -> Result<Option<ApiToken>, StoreError> {
     let row = sqlx::query(&format!(
-        "UPDATE api_tokens SET last_used_at = $1 WHERE token_hash = $2 AND revoked_at IS NULL \
-         AND expires_at > $1 RETURNING {COLUMNS}"
+        "SELECT {COLUMNS} FROM api_tokens WHERE token_hash = $1 AND revoked_at IS NULL AND expires_at > $2"
     ))
-    .bind(to_millis(now))
     .bind(token_hash)
+    .bind(to_millis(now))
     .fetch_optional(db.pool())
     .await?;
-    row.as_ref().map(from_row).transpose()
+    let Some(token) = row.as_ref().map(from_row).transpose()? else {
+        return Ok(None);
+    };
+    let stale = token
+        .last_used_at
+        .is_none_or(|at| to_millis(now) - to_millis(at) >= LAST_USED_GRANULARITY_MILLIS);
+    if stale {
+        sqlx::query("UPDATE api_tokens SET last_used_at = $1 WHERE token_hash = $2")
+            .bind(to_millis(now))
+            .bind(token_hash)
+            .execute(db.pool())
+            .await?;
+    }
+    Ok(Some(token))
 }
 
 /// A person's tokens, newest first.
