@@ -47,6 +47,16 @@ pub enum BrokerError {
     Catalog(#[from] catalog::CatalogError),
 }
 
+/// What a person can do to an existing request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Action {
+    Approve,
+    Deny { comment: Option<String> },
+    Cancel,
+    Revoke { comment: Option<String> },
+    Extend { extra: Duration, reason: String },
+}
+
 /// A signed-in person as the broker sees them.
 #[derive(Debug, Clone)]
 pub struct Person {
@@ -327,6 +337,23 @@ impl<I: IdentityCenter> Broker<I> {
             Ok(r.request_extension(&actor, extra, reason, &policy, now)?)
         })
         .await
+    }
+
+    /// Applies one of a person's actions on a request (the web and the API share this).
+    pub async fn act(
+        &self,
+        person: &Person,
+        id: RequestId,
+        action: Action,
+        now: DateTime<Utc>,
+    ) -> Result<StoredRequest, BrokerError> {
+        match action {
+            Action::Approve => self.approve(person, id, now).await,
+            Action::Deny { comment } => self.deny(person, id, comment, now).await,
+            Action::Cancel => self.cancel(person, id, now).await,
+            Action::Revoke { comment } => self.revoke(person, id, comment, now).await,
+            Action::Extend { extra, reason } => self.extend(person, id, extra, reason, now).await,
+        }
     }
 
     /// Ends an active grant whose time is up. `Ok(None)` when it is not (or no longer)

@@ -13,6 +13,7 @@ use super::auth::ApiUser;
 use super::error::ApiError;
 use super::input::{Body, Q, Required};
 use super::views;
+use crate::broker::Action;
 use crate::domain::{Draft, RequestId, StateName};
 use crate::http::{AppState, access};
 use crate::store::requests::{self, ListFilter, StoredRequest};
@@ -137,18 +138,28 @@ pub(super) async fn get(
     Ok(Json(views::request(&stored, &state.config)))
 }
 
+/// Applies `action` to a request the caller may see.
+async fn act(
+    state: &AppState,
+    caller: &ApiUser,
+    id: &str,
+    action: Action,
+) -> Result<Json<RequestView>, ApiError> {
+    let stored = visible(state, caller, id).await?;
+    let next = state
+        .broker
+        .act(&caller.user.person(), stored.request.id, action, Utc::now())
+        .await?;
+    Ok(Json(views::request(&next, &state.config)))
+}
+
 /// `POST /requests/{id}/approve`.
 pub(super) async fn approve(
     State(state): State<AppState>,
     caller: ApiUser,
     Path(id): Path<String>,
 ) -> Result<Json<RequestView>, ApiError> {
-    let stored = visible(&state, &caller, &id).await?;
-    let next = state
-        .broker
-        .approve(&caller.user.person(), stored.request.id, Utc::now())
-        .await?;
-    Ok(Json(views::request(&next, &state.config)))
+    act(&state, &caller, &id, Action::Approve).await
 }
 
 /// `POST /requests/{id}/deny`.
@@ -158,18 +169,15 @@ pub(super) async fn deny(
     Path(id): Path<String>,
     Body(body): Body<CommentBody>,
 ) -> Result<Json<RequestView>, ApiError> {
-    let stored = visible(&state, &caller, &id).await?;
-    let comment = body.comment;
-    let next = state
-        .broker
-        .deny(
-            &caller.user.person(),
-            stored.request.id,
-            comment,
-            Utc::now(),
-        )
-        .await?;
-    Ok(Json(views::request(&next, &state.config)))
+    act(
+        &state,
+        &caller,
+        &id,
+        Action::Deny {
+            comment: body.comment,
+        },
+    )
+    .await
 }
 
 /// `POST /requests/{id}/cancel`.
@@ -178,12 +186,7 @@ pub(super) async fn cancel(
     caller: ApiUser,
     Path(id): Path<String>,
 ) -> Result<Json<RequestView>, ApiError> {
-    let stored = visible(&state, &caller, &id).await?;
-    let next = state
-        .broker
-        .cancel(&caller.user.person(), stored.request.id, Utc::now())
-        .await?;
-    Ok(Json(views::request(&next, &state.config)))
+    act(&state, &caller, &id, Action::Cancel).await
 }
 
 /// `POST /requests/{id}/revoke`.
@@ -193,18 +196,15 @@ pub(super) async fn revoke(
     Path(id): Path<String>,
     Body(body): Body<CommentBody>,
 ) -> Result<Json<RequestView>, ApiError> {
-    let stored = visible(&state, &caller, &id).await?;
-    let comment = body.comment;
-    let next = state
-        .broker
-        .revoke(
-            &caller.user.person(),
-            stored.request.id,
-            comment,
-            Utc::now(),
-        )
-        .await?;
-    Ok(Json(views::request(&next, &state.config)))
+    act(
+        &state,
+        &caller,
+        &id,
+        Action::Revoke {
+            comment: body.comment,
+        },
+    )
+    .await
 }
 
 /// `POST /requests/{id}/extend`.
@@ -214,17 +214,15 @@ pub(super) async fn extend(
     Path(id): Path<String>,
     Required(body): Required<ExtendBody>,
 ) -> Result<Json<RequestView>, ApiError> {
-    let stored = visible(&state, &caller, &id).await?;
     let extra = duration("duration", &body.duration)?;
-    let next = state
-        .broker
-        .extend(
-            &caller.user.person(),
-            stored.request.id,
+    act(
+        &state,
+        &caller,
+        &id,
+        Action::Extend {
             extra,
-            body.reason,
-            Utc::now(),
-        )
-        .await?;
-    Ok(Json(views::request(&next, &state.config)))
+            reason: body.reason,
+        },
+    )
+    .await
 }

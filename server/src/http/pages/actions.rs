@@ -13,6 +13,7 @@ use tower_sessions::Session;
 use super::request_page::{self, Refusal, visible};
 use super::view::{non_blank, parse_duration};
 use super::{OrPage, PageResult, Viewer};
+use crate::broker::Action as BrokerAction;
 use crate::http::session::check_csrf;
 use crate::http::{AppState, WebError};
 
@@ -119,27 +120,15 @@ async fn act(
     let stored = visible(&state, &viewer.user, &id).await.or_page(&viewer)?;
     let id = stored.request.id;
     let person = viewer.user.person();
-    let broker = &state.broker;
-    let now = Utc::now();
     let comment = non_blank(&form.comment);
-    let outcome = match action {
-        Action::Approve => broker.approve(&person, id, now).await.map_err(Into::into),
-        Action::Deny => broker
-            .deny(&person, id, comment, now)
+    // The form's duration is parsed here so its error lands next to the field.
+    let outcome = match to_broker_action(action, comment, &form) {
+        Ok(act) => state
+            .broker
+            .act(&person, id, act, Utc::now())
             .await
             .map_err(Into::into),
-        Action::Cancel => broker.cancel(&person, id, now).await.map_err(Into::into),
-        Action::Revoke => broker
-            .revoke(&person, id, comment, now)
-            .await
-            .map_err(Into::into),
-        Action::Extend => match parse_duration("duration", &form.duration) {
-            Ok(extra) => broker
-                .extend(&person, id, extra, form.reason.clone(), now)
-                .await
-                .map_err(Into::into),
-            Err(e) => Err(e),
-        },
+        Err(e) => Err(e),
     };
     let error: WebError = match outcome {
         Ok(_) => return Ok(Redirect::to(&format!("/requests/{id}")).into_response()),
@@ -161,4 +150,22 @@ async fn act(
         reason: form.reason,
     };
     request_page::page(&state, &viewer, &current, Some(refusal), status).await
+}
+
+/// The broker's action for a page action and its form.
+fn to_broker_action(
+    action: Action,
+    comment: Option<String>,
+    form: &ActionForm,
+) -> Result<BrokerAction, WebError> {
+    Ok(match action {
+        Action::Approve => BrokerAction::Approve,
+        Action::Deny => BrokerAction::Deny { comment },
+        Action::Cancel => BrokerAction::Cancel,
+        Action::Revoke => BrokerAction::Revoke { comment },
+        Action::Extend => BrokerAction::Extend {
+            extra: parse_duration("duration", &form.duration)?,
+            reason: form.reason.clone(),
+        },
+    })
 }
