@@ -298,3 +298,108 @@ async fn a_grant_that_cannot_be_provisioned_fails_with_the_reason() -> Result<()
     );
     Ok(())
 }
+
+/// In principal-tag mode the OS user lives in one attribute per person, so a person's
+/// open requests must all be for one OS user; others' requests and ended ones do not
+/// count, however many requests are open.
+async fn one_os_user_per_person(backend: Backend) -> Result<()> {
+    let w = World::start(backend, PeerKnobs::default(), |b| b.profile(prod_profile())).await?;
+    let hour = Duration::from_secs(3600);
+    let mut open = Vec::new();
+    for _ in 0..3 {
+        open.push(w.submit("alice", "prod-web", "app", hour).await?);
+    }
+    let Err(refused) = w.submit("alice", "prod-web", "readonly", hour).await else {
+        anyhow::bail!("a second OS user was accepted while requests for `app` are open");
+    };
+    let Some(BrokerError::Domain(DomainError::RunAsConflict {
+        open: held,
+        os_user,
+    })) = refused.downcast_ref::<BrokerError>()
+    else {
+        anyhow::bail!("expected a run-as conflict, got {refused:#}");
+    };
+    assert_eq!(os_user, "app");
+    assert!(
+        open.contains(held),
+        "{held} is one of alice's open requests"
+    );
+    // Another person is not held back by alice's requests.
+    w.submit("dave", "prod-web", "readonly", hour).await?;
+    // Once alice's requests for `app` are over, she may ask for another OS user.
+    for id in open {
+        w.broker
+            .cancel(&w.person("alice"), id, chrono::Utc::now())
+            .await?;
+    }
+    w.submit("alice", "prod-web", "readonly", hour).await?;
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_person_holds_one_os_user_at_a_time_on_sqlite() -> Result<()> {
+    one_os_user_per_person(Backend::Sqlite).await
+}
+
+#[tokio::test]
+async fn a_person_holds_one_os_user_at_a_time_on_postgres() -> Result<()> {
+    one_os_user_per_person(Backend::Postgres).await
+}
+
+/// Submissions arriving together each get their own answer, row and audit event, and
+/// the one-OS-user rule holds between them (whichever OS user is saved first wins).
+async fn concurrent_submissions(backend: Backend) -> Result<()> {
+    let w = World::start(backend, PeerKnobs::default(), |b| b.profile(prod_profile())).await?;
+    let hour = Duration::from_secs(3600);
+    let asks = (0..24).map(|i| {
+        let (who, os_user) = match i % 3 {
+            0 => ("alice", "app"),
+            1 => ("alice", "readonly"),
+            _ => ("dave", "app"),
+        };
+        let w = &w;
+        async move { (who, os_user, w.submit(who, "prod-web", os_user, hour).await) }
+    });
+    let answers = futures::future::join_all(asks).await;
+    let mut alice_os_users = std::collections::BTreeSet::new();
+    let mut refused = 0;
+    for (who, os_user, answer) in &answers {
+        match answer {
+            Ok(id) => {
+                let stored = w.request(*id).await?;
+                assert_eq!(stored.request.requester.as_str(), *who);
+                assert_eq!(stored.request.os_user.as_str(), *os_user);
+                assert_eq!(w.audit_actions(*id).await?, vec!["request.submitted"]);
+                if *who == "alice" {
+                    alice_os_users.insert(*os_user);
+                }
+            }
+            Err(e) => {
+                assert_eq!(*who, "alice", "only alice asks for two OS users: {e:#}");
+                assert!(
+                    matches!(
+                        e.downcast_ref::<BrokerError>(),
+                        Some(BrokerError::Domain(DomainError::RunAsConflict { .. }))
+                    ),
+                    "refused for the OS user only: {e:#}"
+                );
+                refused += 1;
+            }
+        }
+    }
+    assert_eq!(alice_os_users.len(), 1, "alice holds one OS user");
+    assert_eq!(refused, 8, "the 8 submissions for alice's other OS user");
+    let (ok, report) = w.audit_verify().await?;
+    assert!(ok, "{report}");
+    Ok(())
+}
+
+#[tokio::test]
+async fn submissions_arriving_together_each_get_their_own_answer_on_sqlite() -> Result<()> {
+    concurrent_submissions(Backend::Sqlite).await
+}
+
+#[tokio::test]
+async fn submissions_arriving_together_each_get_their_own_answer_on_postgres() -> Result<()> {
+    concurrent_submissions(Backend::Postgres).await
+}

@@ -240,10 +240,17 @@ impl<I: IdentityCenter> Broker<I> {
 
         let mut tx = self.db.begin().await?;
         principals::lock(&mut tx, &principal_id).await?;
-        let open =
-            requests::open_of_person(&mut tx, &person.id, &principal_id, probe.os_user.as_str())
+        let conflict =
+            requests::run_as_conflict(&mut tx, &person.id, &principal_id, probe.os_user.as_str())
                 .await?;
-        let request = Request::submit(RequestId::new_v4(), draft, &actor, &policy, &open, now)?;
+        let request = Request::submit(
+            RequestId::new_v4(),
+            draft,
+            &actor,
+            &policy,
+            conflict.as_slice(),
+            now,
+        )?;
         let stored = StoredRequest {
             // Open, so nothing is settled yet: it may still come to hold an assignment.
             settled_at: None,
@@ -252,12 +259,15 @@ impl<I: IdentityCenter> Broker<I> {
             permission_set_arn,
         };
         requests::insert(&mut tx, &stored).await?;
-        if stored.request.wants_assignment() {
+        let aws_changes = stored.request.wants_assignment();
+        if aws_changes {
             principals::touch(&mut tx, &stored.principal_id).await?;
         }
         audit::append(&mut tx, events::submitted(&stored, person.id.as_str(), now)).await?;
         tx.commit().await?;
-        self.wakers.converge.notify_one();
+        if aws_changes {
+            self.wakers.converge.notify_one();
+        }
         Ok(stored)
     }
 

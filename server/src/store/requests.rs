@@ -97,30 +97,36 @@ pub async fn get(db: &Db, id: RequestId) -> Result<Option<StoredRequest>, StoreE
     row.as_ref().map(from_row).transpose()
 }
 
-/// The open (pending, approved, active) principal-tag requests of one person for
-/// another OS user than `os_user`, inside `tx`: the only ones that can conflict with a
-/// new request (one principal-tag OS user per person). A person is found by their
-/// jitgate id or their IdC user, since two sign-ins may map to the same IdC user.
-/// Narrowing here keeps a submit cheap however many requests a person has open.
-pub async fn open_of_person(
+/// An open (pending, approved, active) principal-tag request of one person for another
+/// OS user than `os_user`, inside `tx`: what would conflict with a new request (one
+/// principal-tag OS user per person); one is enough to refuse. A person is found by
+/// their jitgate id or their IdC user, since two sign-ins may map to the same IdC user.
+/// Four range scans on the partial indexes of migration 0005 (`os_user <>` alone would
+/// read every open request of the person), so a submit stays cheap however many
+/// requests a person has open.
+pub async fn run_as_conflict(
     tx: &mut WriteTx,
     requester: &UserId,
     principal_id: &str,
     os_user: &str,
-) -> Result<Vec<Request>, StoreError> {
-    let rows = sqlx::query(&format!(
-        "SELECT {COLUMNS} FROM requests WHERE (requester = $1 OR principal_id = $2) \
-         AND state IN ('pending', 'approved', 'active') AND run_as_mode = 'principal-tag' \
-         AND os_user <> $3"
+) -> Result<Option<Request>, StoreError> {
+    const OPEN: &str =
+        "state IN ('pending', 'approved', 'active') AND run_as_mode = 'principal-tag'";
+    let row = sqlx::query(&format!(
+        "SELECT {COLUMNS} FROM requests WHERE requester = $1 AND {OPEN} AND os_user < $3 \
+         UNION ALL SELECT {COLUMNS} FROM requests WHERE requester = $1 AND {OPEN} AND os_user > $3 \
+         UNION ALL SELECT {COLUMNS} FROM requests WHERE principal_id = $2 AND {OPEN} AND os_user < $3 \
+         UNION ALL SELECT {COLUMNS} FROM requests WHERE principal_id = $2 AND {OPEN} AND os_user > $3 \
+         LIMIT 1"
     ))
     .bind(requester.as_str())
     .bind(principal_id)
     .bind(os_user)
-    .fetch_all(&mut *tx.tx)
+    .fetch_optional(&mut *tx.tx)
     .await?;
-    rows.iter()
+    row.as_ref()
         .map(|r| from_row(r).map(|s| s.request))
-        .collect()
+        .transpose()
 }
 
 /// The IdC user a request is for (fixed at submit), read without a lock so the caller
