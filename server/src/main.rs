@@ -198,6 +198,9 @@ fn parse_since(text: &str) -> anyhow::Result<DateTime<Utc>> {
 async fn serve(config: Arc<Config>) -> anyhow::Result<ExitCode> {
     let db = open(&config, true).await?;
     db.migrate().await.context("migrating the database")?;
+    db.checkpoint_in_background(Duration::from_millis(250))
+        .await
+        .context("setting up WAL checkpoints")?;
     let idc = IdcClient::connect(&config.aws)
         .await
         .context("connecting to IAM Identity Center")?;

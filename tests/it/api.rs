@@ -4,6 +4,7 @@
 use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
+use futures::{StreamExt, TryStreamExt};
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
@@ -436,6 +437,47 @@ async fn the_openapi_document_matches_the_routes() -> Result<()> {
             !answer.to_string().contains("no such API route"),
             "{method} {path} is documented but not routed"
         );
+    }
+    Ok(())
+}
+
+/// Clients that hang up mid-request (timeouts, closed laptops) abandon their request's
+/// transaction at any point; the server must roll it back and keep taking writes.
+#[tokio::test]
+async fn clients_hanging_up_mid_request_do_not_jam_writes() -> Result<()> {
+    let w = world().await?;
+    let alice = token_for(&w, "alice").await?;
+    let url = format!("{}/api/v1/requests", w.server.listen_url());
+    // Timeouts spread over the time a create takes, so hang-ups land at every step.
+    let hang_ups = (0..1500u64).map(|i| {
+        let (url, token) = (url.clone(), alice.clone());
+        async move {
+            let client = reqwest::Client::builder()
+                .timeout(Duration::from_micros(300 + (i * 137) % 12_000))
+                .build()?;
+            let _ = client
+                .post(&url)
+                .bearer_auth(&token)
+                .json(&new_request("prod-web", "1h"))
+                .send()
+                .await;
+            anyhow::Ok(())
+        }
+    });
+    futures::stream::iter(hang_ups)
+        .buffer_unordered(16)
+        .try_collect::<Vec<()>>()
+        .await?;
+    for _ in 0..3 {
+        let (status, body) = call(
+            &w,
+            Some(&alice),
+            Method::POST,
+            "/requests",
+            Some(new_request("prod-web", "1h")),
+        )
+        .await?;
+        assert_eq!(status, StatusCode::CREATED, "writes still work: {body}");
     }
     Ok(())
 }

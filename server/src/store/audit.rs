@@ -39,10 +39,7 @@ pub async fn append(tx: &mut WriteTx, event: NewEvent) -> Result<AuditEvent, Sto
     .bind(&hash)
     .execute(&mut *tx.tx)
     .await?;
-    sqlx::query("UPDATE audit_head SET hash = $1 WHERE id = 1")
-        .bind(&hash)
-        .execute(&mut *tx.tx)
-        .await?;
+    // The head takes `hash` from the insert (trigger of migration 0006).
     let stored = AuditEvent {
         seq,
         at: from_millis(at_millis)?,

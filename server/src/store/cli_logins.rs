@@ -29,7 +29,7 @@ pub async fn insert(
     .bind(&login.code_challenge)
     .bind(&login.token_name)
     .bind(to_millis(expires_at))
-    .execute(db.pool())
+    .execute(db.writer())
     .await?;
     Ok(())
 }
@@ -47,7 +47,7 @@ pub async fn redeem(
     )
     .bind(to_millis(now))
     .bind(code_hash)
-    .fetch_optional(db.pool())
+    .fetch_optional(db.writer())
     .await?;
     row.map(|r| {
         Ok(CliLogin {

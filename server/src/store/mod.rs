@@ -16,6 +16,8 @@ pub mod sessions;
 pub mod tokens;
 pub mod users;
 
+use std::time::Duration;
+
 use chrono::{DateTime, TimeZone, Utc};
 use sqlx::any::{AnyPoolOptions, install_default_drivers};
 use sqlx::{Any, AnyPool, Executor, Transaction};
@@ -29,6 +31,8 @@ pub enum StoreError {
     Db(#[from] sqlx::Error),
     #[error("database migration failed: {0}")]
     Migrate(#[from] sqlx::migrate::MigrateError),
+    #[error("a database task failed: {0}")]
+    Task(String),
     #[error("stored data is unreadable: {0}")]
     Corrupt(String),
     #[error("unsupported database URL: {0} (use sqlite://FILE or postgres://...)")]
@@ -46,6 +50,11 @@ pub enum Backend {
 #[derive(Clone)]
 pub struct Db {
     pool: AnyPool,
+    /// Where writes go. On SQLite, one connection: the file has one write lock, and
+    /// writers queued here are served in turn, where writers racing for the lock would
+    /// sleep in SQLite's busy handler (up to 100 ms a try) and lose to newcomers.
+    /// On Postgres, the same pool as reads (row locks order writers).
+    writer: AnyPool,
     backend: Backend,
 }
 
@@ -61,26 +70,40 @@ impl Db {
             return Err(StoreError::UnsupportedUrl(scheme_of(url)));
         };
         let in_memory = url.contains(":memory:") || url.contains("mode=memory");
-        let mut options = AnyPoolOptions::new().max_connections(if in_memory {
-            // Each connection to an in-memory SQLite database is a database of its own.
-            1
-        } else {
-            max_connections.max(1)
-        });
-        if backend == Backend::Sqlite {
-            options = options.after_connect(|conn, _meta| {
-                Box::pin(async move {
-                    // WAL lets readers run beside the one writer; busy_timeout makes a
-                    // second process wait for the write lock instead of failing.
-                    conn.execute("PRAGMA journal_mode = WAL").await?;
-                    conn.execute("PRAGMA busy_timeout = 10000").await?;
-                    conn.execute("PRAGMA synchronous = NORMAL").await?;
-                    Ok(())
-                })
+        if backend == Backend::Postgres {
+            let pool = AnyPoolOptions::new()
+                .max_connections(max_connections.max(1))
+                .connect(&url)
+                .await?;
+            return Ok(Db {
+                writer: pool.clone(),
+                pool,
+                backend,
             });
         }
-        let pool = options.connect(&url).await?;
-        Ok(Db { pool, backend })
+        if in_memory {
+            // Each connection to an in-memory SQLite database is a database of its own.
+            let pool = sqlite_pool(1).connect(&url).await?;
+            return Ok(Db {
+                writer: pool.clone(),
+                pool,
+                backend,
+            });
+        }
+        // One long-lived connection, so settings made on it (see
+        // `checkpoint_in_background`) last.
+        let writer = sqlite_pool(1)
+            .min_connections(1)
+            .idle_timeout(None)
+            .max_lifetime(None)
+            .connect(&url)
+            .await?;
+        let pool = sqlite_pool(max_connections.max(1)).connect(&url).await?;
+        Ok(Db {
+            pool,
+            writer,
+            backend,
+        })
     }
 
     /// Applies the migrations of this backend that have not run yet.
@@ -108,19 +131,69 @@ impl Db {
         &self.pool
     }
 
+    /// The pool for statements that write outside a [`WriteTx`].
+    pub(crate) fn writer(&self) -> &AnyPool {
+        &self.writer
+    }
+
     /// Starts a transaction that will write. On SQLite it takes the write lock up front
     /// (`BEGIN IMMEDIATE`): a deferred transaction that reads first cannot upgrade to a
     /// writer once another connection has committed, and fails instead of waiting.
+    ///
+    /// The begin runs in a task of its own: sqlx leaves a SQLite connection inside a
+    /// transaction for good when the future of a custom `BEGIN` is dropped between the
+    /// statement and the transaction's creation (sqlx#3932), and an HTTP client hanging
+    /// up at that moment would jam the one writer. A task always runs to completion; if
+    /// the caller is gone by then, the transaction is dropped and rolled back.
     pub async fn begin(&self) -> Result<WriteTx, StoreError> {
-        let tx = match self.backend {
-            Backend::Sqlite => self.pool.begin_with("BEGIN IMMEDIATE").await?,
-            Backend::Postgres => self.pool.begin().await?,
-        };
+        let (writer, backend) = (self.writer.clone(), self.backend);
+        let tx = tokio::spawn(async move {
+            match backend {
+                Backend::Sqlite => writer.begin_with("BEGIN IMMEDIATE").await,
+                Backend::Postgres => writer.begin().await,
+            }
+        })
+        .await
+        .map_err(|e| StoreError::Task(e.to_string()))??;
         Ok(WriteTx {
             tx,
             backend: self.backend,
             events: Vec::new(),
         })
+    }
+
+    /// Takes SQLite's WAL checkpoints off the write path: by default the commit that
+    /// fills the log past 1,000 pages copies it into the database file and syncs it,
+    /// holding the write lock while requests queue behind it (a stall every hundred or
+    /// so changes). The writer stops checkpointing and a background task checkpoints
+    /// every `every` (`PASSIVE`: it never waits for, nor blocks, readers and the
+    /// writer). Should the writer's connection ever be replaced, the new one checkpoints
+    /// on commit again: slower, still correct. Nothing to do on Postgres.
+    pub async fn checkpoint_in_background(&self, every: Duration) -> Result<(), StoreError> {
+        if self.backend != Backend::Sqlite || self.writer.size() == 0 {
+            return Ok(());
+        }
+        sqlx::query("PRAGMA wal_autocheckpoint = 0")
+            .execute(&self.writer)
+            .await?;
+        let pool = self.pool.clone();
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(every);
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                tick.tick().await;
+                if pool.is_closed() {
+                    return;
+                }
+                if let Err(e) = sqlx::query("PRAGMA wal_checkpoint(PASSIVE)")
+                    .execute(&pool)
+                    .await
+                {
+                    tracing::warn!(error = %e, "WAL checkpoint failed; will retry");
+                }
+            }
+        });
+        Ok(())
     }
 
     /// Checks that the database answers.
@@ -129,9 +202,10 @@ impl Db {
         Ok(())
     }
 
-    /// Closes the pool, waiting for connections in use to come back.
+    /// Closes the pools, waiting for connections in use to come back.
     pub async fn close(&self) {
         self.pool.close().await;
+        self.writer.close().await;
     }
 }
 
@@ -160,6 +234,25 @@ impl WriteTx {
             Backend::Postgres => " FOR UPDATE",
         }
     }
+}
+
+/// Pool options for SQLite connections: WAL lets readers run beside the one writer;
+/// busy_timeout makes another process (an admin command, a second server) wait for the
+/// write lock instead of failing.
+fn sqlite_pool(max_connections: u32) -> AnyPoolOptions {
+    AnyPoolOptions::new()
+        .max_connections(max_connections)
+        // A connection to a local file does not go stale; pinging it before each use
+        // would cost a round trip to its worker thread per query.
+        .test_before_acquire(false)
+        .after_connect(|conn, _meta| {
+            Box::pin(async move {
+                conn.execute("PRAGMA journal_mode = WAL").await?;
+                conn.execute("PRAGMA busy_timeout = 10000").await?;
+                conn.execute("PRAGMA synchronous = NORMAL").await?;
+                Ok(())
+            })
+        })
 }
 
 /// sqlx opens SQLite read-write but will not create the file unless asked.

@@ -83,7 +83,7 @@ pub async fn renew(
     .bind(to_millis(lease_until))
     .bind(principal_id)
     .bind(owner)
-    .execute(db.pool())
+    .execute(db.writer())
     .await?;
     Ok(done.rows_affected() == 1)
 }
@@ -159,7 +159,7 @@ pub async fn release(db: &Db, principal_id: &str, owner: &str) -> Result<(), Sto
     sqlx::query("UPDATE principals SET lease_owner = NULL, lease_until = NULL WHERE principal_id = $1 AND lease_owner = $2")
         .bind(principal_id)
         .bind(owner)
-        .execute(db.pool())
+        .execute(db.writer())
         .await?;
     Ok(())
 }
@@ -225,22 +225,22 @@ pub async fn run_as_confirmed(
 /// first, so they queue per person in one order: principal, then request, then the
 /// audit head (no deadlocks on Postgres), and checks across a person's requests (one
 /// OS user at a time) see each other.
+///
+/// One statement: on Postgres the no-op update of an existing row takes its row lock;
+/// on SQLite `BEGIN IMMEDIATE` already holds the database's one write lock, so an
+/// existing row is left untouched.
 pub async fn lock(tx: &mut WriteTx, principal_id: &str) -> Result<(), StoreError> {
-    sqlx::query(
+    let on_conflict = match tx.backend {
+        Backend::Sqlite => "DO NOTHING",
+        Backend::Postgres => "DO UPDATE SET principal_id = excluded.principal_id",
+    };
+    sqlx::query(&format!(
         "INSERT INTO principals (principal_id, generation, converged_generation) VALUES ($1, 0, 0) \
-         ON CONFLICT (principal_id) DO NOTHING",
-    )
+         ON CONFLICT (principal_id) {on_conflict}"
+    ))
     .bind(principal_id)
     .execute(&mut *tx.tx)
     .await?;
-    let sql = format!(
-        "SELECT principal_id FROM principals WHERE principal_id = $1{}",
-        tx.row_lock()
-    );
-    sqlx::query(&sql)
-        .bind(principal_id)
-        .fetch_one(&mut *tx.tx)
-        .await?;
     Ok(())
 }
 

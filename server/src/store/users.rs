@@ -35,31 +35,36 @@ pub async fn upsert(db: &Db, user: &User) -> Result<(), StoreError> {
     .bind(user.name.as_deref())
     .bind(groups)
     .bind(at)
-    .execute(db.pool())
+    .execute(db.writer())
     .await?;
     Ok(())
 }
 
+/// The columns [`from_row`] reads, from `users` under the alias `u` (prefixed, so they
+/// can sit beside another table's in a join).
+pub(crate) const COLUMNS: &str = "u.id AS u_id, u.issuer AS u_issuer, u.user_name AS u_user_name, \
+     u.email AS u_email, u.name AS u_name, u.groups AS u_groups, u.last_login AS u_last_login";
+
 /// The user with this id.
 pub async fn get(db: &Db, id: &str) -> Result<Option<User>, StoreError> {
-    let row = sqlx::query(
-        "SELECT id, issuer, user_name, email, name, groups, last_login FROM users WHERE id = $1",
-    )
-    .bind(id)
-    .fetch_optional(db.pool())
-    .await?;
-    let Some(row) = row else {
-        return Ok(None);
-    };
-    let groups: String = row.try_get("groups")?;
-    Ok(Some(User {
-        id: row.try_get("id")?,
-        issuer: row.try_get("issuer")?,
-        user_name: row.try_get("user_name")?,
-        email: row.try_get("email")?,
-        name: row.try_get("name")?,
+    let row = sqlx::query(&format!("SELECT {COLUMNS} FROM users u WHERE u.id = $1"))
+        .bind(id)
+        .fetch_optional(db.pool())
+        .await?;
+    row.as_ref().map(from_row).transpose()
+}
+
+/// A user from a row holding [`COLUMNS`].
+pub(crate) fn from_row(row: &sqlx::any::AnyRow) -> Result<User, StoreError> {
+    let groups: String = row.try_get("u_groups")?;
+    Ok(User {
+        id: row.try_get("u_id")?,
+        issuer: row.try_get("u_issuer")?,
+        user_name: row.try_get("u_user_name")?,
+        email: row.try_get("u_email")?,
+        name: row.try_get("u_name")?,
         groups: serde_json::from_str(&groups)
             .map_err(|e| StoreError::Corrupt(format!("user groups: {e}")))?,
-        last_login: from_millis(row.try_get("last_login")?)?,
-    }))
+        last_login: from_millis(row.try_get("u_last_login")?)?,
+    })
 }

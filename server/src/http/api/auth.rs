@@ -12,7 +12,7 @@ use subtle::ConstantTimeEq;
 use super::error::ApiError;
 use crate::http::session::MaybeUser;
 use crate::http::{AppState, CurrentUser};
-use crate::store::{tokens, users};
+use crate::store::tokens;
 
 /// Prefix of jitgate API tokens, so a leaked one is recognizable (secret scanners).
 pub const TOKEN_PREFIX: &str = "jgt_";
@@ -55,10 +55,7 @@ impl FromRequestParts<AppState> for ApiUser {
             if !token.starts_with(TOKEN_PREFIX) {
                 return Err(invalid());
             }
-            let record = tokens::authenticate(&state.db, &token_hash(token), Utc::now())
-                .await?
-                .ok_or_else(invalid)?;
-            let user = users::get(&state.db, &record.user_id)
+            let (_, user) = tokens::authenticate(&state.db, &token_hash(token), Utc::now())
                 .await?
                 .ok_or_else(invalid)?;
             let is_admin = user
