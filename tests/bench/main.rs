@@ -14,8 +14,10 @@
 //! scenario's schedule (provisioning 1,000 grants through a 20/s quota takes minutes and
 //! would smear any schedule set at request time).
 
+mod api;
 #[path = "../it/harness/mod.rs"]
 mod harness;
+mod wrk;
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -100,7 +102,7 @@ async fn main() -> Result<()> {
                 ));
             }
             Scenario::Rss => rss(args.rss_grants).await?,
-            Scenario::Api => api().await?,
+            Scenario::Api => api::run().await?,
         }
     }
     Ok(())
@@ -469,175 +471,5 @@ async fn rss(grants: usize) -> Result<()> {
         "| start to /readyz (incl. IdC discovery against the peer) | {} ms |\n",
         ready.as_millis()
     );
-    Ok(())
-}
-
-/// The JSON API under load: `wrk` (Debian's) against an authenticated
-/// `GET /api/v1/requests` and `POST /api/v1/requests`, with the server's memory idle
-/// and under load and its time from start to answering `/readyz`.
-async fn api() -> Result<()> {
-    const USERS: usize = 20;
-    let mut b = start(USERS).await?;
-    let now = Utc::now();
-    let mut tokens = Vec::new();
-    for user in &b.users {
-        jitgate_server::store::users::upsert(
-            &b.db,
-            &jitgate_server::store::users::User {
-                id: user.clone(),
-                issuer: "bench".into(),
-                user_name: user.clone(),
-                email: Some(format!("{user}@example.com")),
-                name: None,
-                groups: vec!["developers".into()],
-                last_login: now,
-            },
-        )
-        .await?;
-        let token = format!("jgt_bench{}", uuid::Uuid::new_v4().simple());
-        let hash = {
-            use sha2::Digest;
-            sha2::Sha256::digest(token.as_bytes())
-                .iter()
-                .map(|b| format!("{b:02x}"))
-                .collect::<String>()
-        };
-        let record = jitgate_server::store::tokens::ApiToken {
-            id: uuid::Uuid::new_v4().to_string(),
-            user_id: user.clone(),
-            name: "bench".into(),
-            created_at: now,
-            expires_at: now + TimeDelta::days(1),
-            last_used_at: None,
-            revoked_at: None,
-        };
-        jitgate_server::store::tokens::insert(&b.db, &record, &hash).await?;
-        tokens.push(token);
-    }
-    // Something to list: 50 pending requests of the first user.
-    for _ in 0..50 {
-        let person = Person {
-            id: UserId::new(b.users[0].clone()),
-            user_name: b.users[0].clone(),
-            email: Some(format!("{}@example.com", b.users[0])),
-            groups: vec!["developers".into()],
-        };
-        let draft = Draft {
-            profile: "reviewed".into(),
-            account: ACCOUNT.into(),
-            os_user: "app".into(),
-            duration: Duration::from_secs(3600),
-            reason: "benchmark".into(),
-            ticket: None,
-        };
-        b.broker.submit(&person, draft, Utc::now()).await?;
-    }
-    // A fresh process: how fast it is ready, and how big when idle.
-    let config = std::fs::read_to_string(b.server.config_path())?;
-    b.server.terminate().await?;
-    let started = Instant::now();
-    b.server = ServerProcess::spawn_with(&config, &[("RUST_LOG", "warn")]).await?;
-    let ready = started.elapsed();
-    tokio::time::sleep(Duration::from_secs(2)).await;
-    let (idle_rss, _) = memory(b.server.pid())?;
-
-    let dir = tempfile::tempdir()?;
-    let url = format!("{}/api/v1/requests", b.server.listen_url());
-    let get_script = dir.path().join("get.lua");
-    std::fs::write(
-        &get_script,
-        format!(
-            "wrk.headers[\"Authorization\"] = \"Bearer {}\"\n",
-            tokens[0]
-        ),
-    )?;
-    let token_list = tokens
-        .iter()
-        .map(|t| format!("\"{t}\""))
-        .collect::<Vec<_>>()
-        .join(", ");
-    let post_script = dir.path().join("post.lua");
-    std::fs::write(
-        &post_script,
-        format!(
-            "local tokens = {{{token_list}}}\nlocal i = 0\nwrk.method = \"POST\"\nwrk.headers[\"Content-Type\"] = \"application/json\"\n\
-             wrk.body = '{{\"profile\":\"reviewed\",\"account_id\":\"{ACCOUNT}\",\"os_user\":\"app\",\"duration\":\"1h\",\"reason\":\"benchmark\"}}'\n\
-             request = function()\n  i = i % #tokens + 1\n  wrk.headers[\"Authorization\"] = \"Bearer \" .. tokens[i]\n  return wrk.format()\nend\n"
-        ),
-    )?;
-    println!("## api: the JSON API under load (wrk, 10 s per line)\n");
-    println!("| figure | value |\n| --- | --- |");
-    println!(
-        "| start to /readyz (incl. IdC discovery against the peer) | {} ms |",
-        ready.as_millis()
-    );
-    println!("| server RSS, idle | {:.1} MiB |", idle_rss as f64 / 1024.0);
-    let runs = [
-        (
-            "GET /api/v1/requests (50 listed), 2 connections",
-            &get_script,
-            "-c2",
-            "-t1",
-        ),
-        (
-            "GET /api/v1/requests (50 listed), 8 connections",
-            &get_script,
-            "-c8",
-            "-t2",
-        ),
-        (
-            "POST /api/v1/requests (create), 2 connections",
-            &post_script,
-            "-c2",
-            "-t1",
-        ),
-        (
-            "POST /api/v1/requests (create), 8 connections",
-            &post_script,
-            "-c8",
-            "-t2",
-        ),
-    ];
-    for (label, script, connections, threads) in runs {
-        let pid = b.server.pid();
-        let sampler = tokio::spawn(async move {
-            let mut peak = 0;
-            for _ in 0..60 {
-                tokio::time::sleep(Duration::from_millis(200)).await;
-                if let Ok((rss, _)) = memory(pid) {
-                    peak = peak.max(rss);
-                }
-            }
-            peak
-        });
-        let output = tokio::process::Command::new("wrk")
-            .args([threads, connections, "-d10s", "--latency", "-s"])
-            .arg(script)
-            .arg(&url)
-            .output()
-            .await
-            .context("running wrk (make bench installs Debian's wrk)")?;
-        let text = String::from_utf8_lossy(&output.stdout).to_string();
-        let loaded_rss = sampler.await.unwrap_or(0);
-        let field = |prefix: &str| {
-            text.lines()
-                .find(|l| l.trim_start().starts_with(prefix))
-                .map(|l| l.trim().to_owned())
-                .unwrap_or_else(|| format!("{prefix} ?"))
-        };
-        let errors = text
-            .lines()
-            .find(|l| l.contains("Non-2xx"))
-            .map(str::trim)
-            .unwrap_or("none");
-        println!(
-            "| {label} | {}; latency {} / {}; non-2xx: {errors}; RSS under load {:.1} MiB |",
-            field("Requests/sec:"),
-            field("50%"),
-            field("99%"),
-            loaded_rss as f64 / 1024.0
-        );
-    }
-    println!();
     Ok(())
 }
