@@ -170,7 +170,7 @@ impl Db {
     /// writer). Should the writer's connection ever be replaced, the new one checkpoints
     /// on commit again: slower, still correct. Nothing to do on Postgres.
     pub async fn checkpoint_in_background(&self, every: Duration) -> Result<(), StoreError> {
-        if self.backend != Backend::Sqlite || self.writer.size() == 0 {
+        if self.backend != Backend::Sqlite {
             return Ok(());
         }
         sqlx::query("PRAGMA wal_autocheckpoint = 0")
