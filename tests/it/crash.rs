@@ -50,7 +50,8 @@ async fn killed_mid_provisioning(backend: Backend) -> Result<()> {
         !w.has_assignment("alice", "JitSsm").await?,
         "no orphan assignment"
     );
-    assert_eq!(w.user_attribute("alice", "nickName").await?, None);
+    w.wait_run_as_cleared("alice", Duration::from_secs(10))
+        .await?;
     let (ok, text) = w.audit_verify().await?;
     assert!(ok, "{text}");
     Ok(())
@@ -91,7 +92,8 @@ async fn killed_mid_revoke(backend: Backend) -> Result<()> {
         !w.has_assignment("dave", "JitSsm").await?,
         "revocation not lost"
     );
-    assert_eq!(w.user_attribute("dave", "nickName").await?, None);
+    w.wait_run_as_cleared("dave", Duration::from_secs(10))
+        .await?;
     let deleted = w
         .audit_actions(id)
         .await?

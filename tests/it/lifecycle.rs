@@ -155,7 +155,8 @@ async fn overlapping_grants_keep_the_shared_assignment_until_the_last_ends() -> 
 
     w.wait_settled(long, SHORT).await?;
     assert!(!w.has_assignment("alice", "JitSsm").await?);
-    assert_eq!(w.user_attribute("alice", "nickName").await?, None);
+    w.wait_run_as_cleared("alice", Duration::from_secs(10))
+        .await?;
     let deletes = w
         .peer
         .history()

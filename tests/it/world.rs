@@ -325,6 +325,19 @@ impl World {
         })
     }
 
+    /// Waits until a seeded person's OS-user attribute is cleared. The controller
+    /// clears it after the deletes of the same pass, so just after a request settles
+    /// it may still be set for a moment.
+    pub async fn wait_run_as_cleared(&self, who: &str, timeout: Duration) -> Result<()> {
+        wait_until(
+            &format!("{who}'s OS-user attribute to be cleared"),
+            timeout,
+            Duration::from_millis(100),
+            || async { Ok(self.user_attribute(who, "nickName").await?.is_none()) },
+        )
+        .await
+    }
+
     /// Runs `jitgate-server audit verify` against this world's database.
     pub async fn audit_verify(&self) -> Result<(bool, String)> {
         let out = run_cli(&["audit", "verify"], &self.config_toml).await?;
