@@ -5,14 +5,14 @@
 //! Each endpoint is measured twice: paced at the target rate (1,000 req/s, the figure
 //! the target is about) and unpaced (the most it answers on this machine).
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use anyhow::{Result, bail};
 use chrono::{TimeDelta, Utc};
 use jitgate_server::domain::{Draft, UserId};
 use jitgate_server::store::{tokens, users};
 
-use super::{ACCOUNT, Bench, Person, ServerProcess, memory, start};
+use super::{ACCOUNT, Bench, Person, memory, restart, start};
 use crate::wrk::{self, Figures, Load, Shape};
 
 /// Requesters whose tokens the POST load rotates over.
@@ -36,11 +36,7 @@ pub async fn run() -> Result<()> {
     }
 
     // A fresh process: how fast it is ready, and how big when idle.
-    let config = std::fs::read_to_string(b.server.config_path())?;
-    b.server.terminate().await?;
-    let started = Instant::now();
-    b.server = ServerProcess::spawn_with(&config, &[("RUST_LOG", "warn")]).await?;
-    let ready = started.elapsed();
+    let ready = restart(&mut b).await?;
     tokio::time::sleep(Duration::from_secs(2)).await;
     let (idle_rss, _) = memory(b.server.pid())?;
 
@@ -83,45 +79,17 @@ pub async fn run() -> Result<()> {
         rate: None,
         seconds: 10,
     };
-    measure(
-        &b,
-        &dir,
-        &url,
-        "GET /api/v1/requests (50 listed)",
-        &list,
-        paced,
-    )
-    .await?;
-    measure(
-        &b,
-        &dir,
-        &url,
-        "GET /api/v1/requests (50 listed)",
-        &list,
-        unpaced,
-    )
-    .await?;
+    const LIST: &str = "GET /api/v1/requests (50 listed)";
+    const CREATE: &str = "POST /api/v1/requests (create)";
+    for shape in [paced, unpaced] {
+        measure(&b, &dir, &url, LIST, &list, shape).await?;
+    }
     // Each requester's IdC user id is looked up once (then cached): do it before the
     // clock starts, as a running server has long done.
     warm_up(&url, &tokens).await?;
-    measure(
-        &b,
-        &dir,
-        &url,
-        "POST /api/v1/requests (create)",
-        &create,
-        paced,
-    )
-    .await?;
-    measure(
-        &b,
-        &dir,
-        &url,
-        "POST /api/v1/requests (create)",
-        &create,
-        unpaced,
-    )
-    .await?;
+    for shape in [paced, unpaced] {
+        measure(&b, &dir, &url, CREATE, &create, shape).await?;
+    }
     println!();
     Ok(())
 }

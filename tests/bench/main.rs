@@ -406,6 +406,15 @@ async fn wait_settled(db: &Db, ids: &[RequestId], timeout: Duration) -> Result<(
     Ok(())
 }
 
+/// Restarts the server on the same config; returns how long it took to answer `/readyz`.
+async fn restart(b: &mut Bench) -> Result<Duration> {
+    let config = std::fs::read_to_string(b.server.config_path())?;
+    b.server.terminate().await?;
+    let started = Instant::now();
+    b.server = ServerProcess::spawn_with(&config, &[("RUST_LOG", "warn")]).await?;
+    Ok(started.elapsed())
+}
+
 /// Resident and peak resident memory of a process, in KiB.
 fn memory(pid: u32) -> Result<(u64, u64)> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
@@ -456,11 +465,7 @@ async fn rss(grants: usize) -> Result<()> {
     tx.commit().await?;
     // Restart so the measured process has only ever seen the loaded database.
     let mut b = b;
-    let config = std::fs::read_to_string(b.server.config_path())?;
-    b.server.terminate().await?;
-    let started = Instant::now();
-    b.server = ServerProcess::spawn_with(&config, &[("RUST_LOG", "warn")]).await?;
-    let ready = started.elapsed();
+    let ready = restart(&mut b).await?;
     tokio::time::sleep(Duration::from_secs(5)).await;
     let (rss, hwm) = memory(b.server.pid())?;
     println!("## rss: {grants} active grants\n");
