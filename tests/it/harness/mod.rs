@@ -35,11 +35,28 @@ use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
 
-/// A TCP port on 127.0.0.1 that was free a moment ago (the OS picks it; another process
-/// may still take it before the caller binds it, which is rare enough for tests).
+/// Ports handed out by [`free_port`]: below Linux's ephemeral range (32768-60999 by
+/// default), which is where the OS picks the local port of every outgoing connection and
+/// of `bind(0)`. A port found free by binding 0 and released could be taken by a test's
+/// next outgoing connection before the server bound it ("Address already in use"); a port
+/// from this range can only be taken by another listener, and the listeners of this
+/// process all come from here, each port once.
+const TEST_PORTS: std::ops::Range<u16> = 20_000..32_000;
+
+/// A TCP port on 127.0.0.1 that is free now and that this process has not handed out
+/// before. Test processes running side by side start at random points of the range.
 pub fn free_port() -> Result<u16> {
-    let listener = TcpListener::bind("127.0.0.1:0").context("binding 127.0.0.1:0")?;
-    Ok(listener.local_addr()?.port())
+    use std::sync::atomic::{AtomicU16, Ordering};
+    static NEXT: std::sync::OnceLock<AtomicU16> = std::sync::OnceLock::new();
+    let span = TEST_PORTS.end - TEST_PORTS.start;
+    let next = NEXT.get_or_init(|| AtomicU16::new(rand::random_range(0..span)));
+    for _ in 0..span {
+        let port = TEST_PORTS.start + next.fetch_add(1, Ordering::Relaxed) % span;
+        if TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return Ok(port);
+        }
+    }
+    bail!("no free TCP port on 127.0.0.1 in {TEST_PORTS:?}")
 }
 
 /// Where tests keep things that outlive a run (the peer's venv, the Postgres template):
