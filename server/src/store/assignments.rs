@@ -1,7 +1,7 @@
 //! SQL of the account assignments jitgate may have made in AWS.
 
+use super::sql::{Row, query};
 use chrono::{DateTime, Utc};
-use sqlx::Row;
 
 use super::{Db, StoreError, WriteTx, to_millis};
 
@@ -44,21 +44,20 @@ pub async fn of_principal(
     db: &Db,
     principal_id: &str,
 ) -> Result<Vec<(AssignmentKey, AssignmentState)>, StoreError> {
-    let rows = sqlx::query(
+    let rows = query(
         "SELECT principal_id, account_id, permission_set_arn, state FROM assignments WHERE principal_id = $1",
     )
     .bind(principal_id)
-    .fetch_all(db.pool())
+    .fetch_all(db.reader())
     .await?;
     rows.iter().map(from_row).collect()
 }
 
 /// Every recorded assignment (the drift check compares AWS with these).
 pub async fn all(db: &Db) -> Result<Vec<(AssignmentKey, AssignmentState)>, StoreError> {
-    let rows =
-        sqlx::query("SELECT principal_id, account_id, permission_set_arn, state FROM assignments")
-            .fetch_all(db.pool())
-            .await?;
+    let rows = query("SELECT principal_id, account_id, permission_set_arn, state FROM assignments")
+        .fetch_all(db.reader())
+        .await?;
     rows.iter().map(from_row).collect()
 }
 
@@ -69,7 +68,7 @@ pub async fn put(
     state: AssignmentState,
     now: DateTime<Utc>,
 ) -> Result<(), StoreError> {
-    sqlx::query(
+    query(
         "INSERT INTO assignments (principal_id, account_id, permission_set_arn, state, updated_at) \
          VALUES ($1, $2, $3, $4, $5) ON CONFLICT (principal_id, account_id, permission_set_arn) \
          DO UPDATE SET state = excluded.state, updated_at = excluded.updated_at",
@@ -79,23 +78,23 @@ pub async fn put(
     .bind(&key.permission_set_arn)
     .bind(state.as_str())
     .bind(to_millis(now))
-    .execute(&mut *tx.tx)
+    .execute(&mut *tx)
     .await?;
     Ok(())
 }
 
 /// Forgets an assignment once AWS confirmed it is gone.
 pub async fn remove(tx: &mut WriteTx, key: &AssignmentKey) -> Result<(), StoreError> {
-    sqlx::query("DELETE FROM assignments WHERE principal_id = $1 AND account_id = $2 AND permission_set_arn = $3")
+    query("DELETE FROM assignments WHERE principal_id = $1 AND account_id = $2 AND permission_set_arn = $3")
         .bind(&key.principal_id)
         .bind(&key.account_id)
         .bind(&key.permission_set_arn)
-        .execute(&mut *tx.tx)
+        .execute(&mut *tx)
         .await?;
     Ok(())
 }
 
-fn from_row(row: &sqlx::any::AnyRow) -> Result<(AssignmentKey, AssignmentState), StoreError> {
+fn from_row(row: &Row) -> Result<(AssignmentKey, AssignmentState), StoreError> {
     let state: String = row.try_get("state")?;
     Ok((
         AssignmentKey {

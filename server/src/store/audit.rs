@@ -1,7 +1,7 @@
 //! SQL of the audit trail: append (inside the state change's transaction) and reads.
 //! There is no update or delete here, by design.
 
-use sqlx::Row;
+use super::sql::{Row, query};
 
 use super::{Db, StoreError, WriteTx, from_millis, to_millis};
 use crate::audit::{AuditEvent, NewEvent, event_hash};
@@ -9,8 +9,8 @@ use crate::audit::{AuditEvent, NewEvent, event_hash};
 /// Appends `event` to the chain inside `tx`. Taking the head row's lock first makes
 /// concurrent writers (other transactions, other replicas) queue up, one chain in order.
 pub async fn append(tx: &mut WriteTx, event: NewEvent) -> Result<AuditEvent, StoreError> {
-    let head = sqlx::query("UPDATE audit_head SET seq = seq + 1 WHERE id = 1 RETURNING seq, hash")
-        .fetch_one(&mut *tx.tx)
+    let head = query("UPDATE audit_head SET seq = seq + 1 WHERE id = 1 RETURNING seq, hash")
+        .fetch_one(&mut *tx)
         .await?;
     let seq: i64 = head.try_get("seq")?;
     let prev_hash: String = head.try_get("hash")?;
@@ -25,7 +25,7 @@ pub async fn append(tx: &mut WriteTx, event: NewEvent) -> Result<AuditEvent, Sto
         event.request_id.as_deref(),
         &event.details,
     );
-    sqlx::query(
+    query(
         "INSERT INTO audit_events (seq, at, actor, action, request_id, details, prev_hash, hash) \
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
     )
@@ -37,7 +37,7 @@ pub async fn append(tx: &mut WriteTx, event: NewEvent) -> Result<AuditEvent, Sto
     .bind(event.details.to_string())
     .bind(&prev_hash)
     .bind(&hash)
-    .execute(&mut *tx.tx)
+    .execute(&mut *tx)
     .await?;
     // The head takes `hash` from the insert (trigger of migration 0006).
     let stored = AuditEvent {
@@ -63,37 +63,37 @@ pub async fn page_since(
     after_seq: i64,
     limit: i64,
 ) -> Result<Vec<AuditEvent>, StoreError> {
-    let rows = sqlx::query(&format!(
+    let rows = query(&format!(
         "SELECT {COLUMNS} FROM audit_events WHERE seq > $1 AND at >= $2 ORDER BY seq LIMIT $3"
     ))
     .bind(after_seq)
     .bind(since_millis)
     .bind(limit)
-    .fetch_all(db.pool())
+    .fetch_all(db.reader())
     .await?;
     rows.iter().map(event_from_row).collect()
 }
 
 /// Every event about one request, oldest first.
 pub async fn for_request(db: &Db, request_id: &str) -> Result<Vec<AuditEvent>, StoreError> {
-    let rows = sqlx::query(&format!(
+    let rows = query(&format!(
         "SELECT {COLUMNS} FROM audit_events WHERE request_id = $1 ORDER BY seq"
     ))
     .bind(request_id)
-    .fetch_all(db.pool())
+    .fetch_all(db.reader())
     .await?;
     rows.iter().map(event_from_row).collect()
 }
 
 /// The chain head: the last sequence number and its hash.
 pub async fn head(db: &Db) -> Result<(i64, String), StoreError> {
-    let row = sqlx::query("SELECT seq, hash FROM audit_head WHERE id = 1")
-        .fetch_one(db.pool())
+    let row = query("SELECT seq, hash FROM audit_head WHERE id = 1")
+        .fetch_one(db.reader())
         .await?;
     Ok((row.try_get("seq")?, row.try_get("hash")?))
 }
 
-fn event_from_row(row: &sqlx::any::AnyRow) -> Result<AuditEvent, StoreError> {
+fn event_from_row(row: &Row) -> Result<AuditEvent, StoreError> {
     let details: String = row.try_get("details")?;
     Ok(AuditEvent {
         seq: row.try_get("seq")?,

@@ -1,7 +1,7 @@
 //! SQL of the CLI login's one-time codes.
 
+use super::sql::query;
 use chrono::{DateTime, Utc};
-use sqlx::Row;
 
 use super::{Db, StoreError, to_millis};
 
@@ -20,7 +20,7 @@ pub async fn insert(
     login: &CliLogin,
     expires_at: DateTime<Utc>,
 ) -> Result<(), StoreError> {
-    sqlx::query(
+    query(
         "INSERT INTO cli_login_codes (code_hash, user_id, code_challenge, token_name, expires_at) \
          VALUES ($1, $2, $3, $4, $5)",
     )
@@ -41,7 +41,7 @@ pub async fn redeem(
     code_hash: &str,
     now: DateTime<Utc>,
 ) -> Result<Option<CliLogin>, StoreError> {
-    let row = sqlx::query(
+    let row = query(
         "UPDATE cli_login_codes SET used_at = $1 WHERE code_hash = $2 AND used_at IS NULL AND expires_at > $1 \
          RETURNING user_id, code_challenge, token_name",
     )

@@ -1,7 +1,9 @@
 //! Storage: every SQL statement jitgate runs lives under this module. One schema on two
-//! backends, SQLite (a file, WAL; the embedded default) and Postgres (several replicas),
-//! reached through sqlx's `Any` driver so the same queries serve both; the few
-//! statements that must differ (row locks, `SKIP LOCKED`) branch on [`Backend`].
+//! backends, SQLite (a file, WAL; the embedded default) and Postgres (several replicas).
+//! Statements are written once, with `$N` parameters, and run through [`sql::query`]:
+//! Postgres through sqlx, SQLite through rusqlite in the calling task ([`lite`] says
+//! why). The few statements that must differ (row locks, `SKIP LOCKED`) branch on
+//! [`Backend`].
 //!
 //! A state change is one [`WriteTx`]: it carries the audit events appended in it and
 //! writes them to the structured log only once the transaction has committed.
@@ -10,33 +12,46 @@ pub mod assignments;
 pub mod audit;
 pub mod cli_logins;
 pub mod jobs;
+mod lite;
 pub mod principals;
 pub mod requests;
 pub mod sessions;
+mod sql;
 pub mod tokens;
 pub mod users;
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, TimeZone, Utc};
 use sqlx::any::{AnyPoolOptions, install_default_drivers};
-use sqlx::{Any, AnyPool, Executor, Transaction};
+use sqlx::{Any, AnyPool, Transaction};
 
 use crate::audit::AuditEvent;
+use sql::Target;
 
 /// Why a storage call failed.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
     #[error("database error: {0}")]
     Db(#[from] sqlx::Error),
+    #[error("database error: {0}")]
+    Sqlite(#[from] rusqlite::Error),
     #[error("database migration failed: {0}")]
     Migrate(#[from] sqlx::migrate::MigrateError),
     #[error("a database task failed: {0}")]
     Task(String),
     #[error("stored data is unreadable: {0}")]
     Corrupt(String),
+    #[error("the database is closed (the server is shutting down)")]
+    Closed,
     #[error("unsupported database URL: {0} (use sqlite://FILE or postgres://...)")]
     UnsupportedUrl(String),
+    #[error(
+        "an in-memory SQLite database loses every grant, and the revocations owed, when the \
+         server stops: use a file (sqlite:///var/lib/jitgate/jitgate.db)"
+    )]
+    InMemory,
 }
 
 /// Which SQL dialect the pool speaks.
@@ -46,118 +61,106 @@ pub enum Backend {
     Postgres,
 }
 
-/// A connection pool to jitgate's database.
+/// jitgate's database: a handle that is cheap to clone.
 #[derive(Clone)]
 pub struct Db {
-    pool: AnyPool,
-    /// Where writes go. On SQLite, one connection: the file has one write lock, and
-    /// writers queued here are served in turn, where writers racing for the lock would
-    /// sleep in SQLite's busy handler (up to 100 ms a try) and lose to newcomers.
-    /// On Postgres, the same pool as reads (row locks order writers).
-    writer: AnyPool,
-    backend: Backend,
+    pools: Pools,
+    /// The URL sqlx's migrator connects to (SQLite: the same file, created if missing).
+    url: Arc<str>,
+}
+
+#[derive(Clone)]
+enum Pools {
+    /// One pool for reads and writes: row locks order writers.
+    Postgres(AnyPool),
+    Sqlite(Arc<lite::Sqlite>),
 }
 
 impl Db {
     /// Connects to `url`; a SQLite file is created when missing and put in WAL mode.
+    /// `max_connections` bounds the Postgres pool, or the SQLite reader connections.
     pub async fn connect(url: &str, max_connections: u32) -> Result<Db, StoreError> {
         install_default_drivers();
-        let (backend, url) = if url.starts_with("sqlite:") {
-            (Backend::Sqlite, sqlite_url(url))
-        } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
-            (Backend::Postgres, url.to_owned())
-        } else {
-            return Err(StoreError::UnsupportedUrl(scheme_of(url)));
-        };
-        let in_memory = url.contains(":memory:") || url.contains("mode=memory");
-        if backend == Backend::Postgres {
+        if url.starts_with("postgres://") || url.starts_with("postgresql://") {
             let pool = AnyPoolOptions::new()
                 .max_connections(max_connections.max(1))
-                .connect(&url)
+                .connect(url)
                 .await?;
             return Ok(Db {
-                writer: pool.clone(),
-                pool,
-                backend,
+                pools: Pools::Postgres(pool),
+                url: url.into(),
             });
         }
-        if in_memory {
-            // Each connection to an in-memory SQLite database is a database of its own.
-            let pool = sqlite_pool(1).connect(&url).await?;
-            return Ok(Db {
-                writer: pool.clone(),
-                pool,
-                backend,
-            });
+        let path = sqlite_path(url).ok_or_else(|| StoreError::UnsupportedUrl(scheme_of(url)))?;
+        if path.is_empty() || path.contains(":memory:") || url.contains("mode=memory") {
+            return Err(StoreError::InMemory);
         }
-        // One long-lived connection, so settings made on it (see
-        // `checkpoint_in_background`) last.
-        let writer = sqlite_pool(1)
-            .min_connections(1)
-            .idle_timeout(None)
-            .max_lifetime(None)
-            .connect(&url)
-            .await?;
-        let pool = sqlite_pool(max_connections.max(1)).connect(&url).await?;
+        let sqlite = lite::Sqlite::open(std::path::Path::new(path), max_connections)?;
         Ok(Db {
-            pool,
-            writer,
-            backend,
+            pools: Pools::Sqlite(Arc::new(sqlite)),
+            url: format!("sqlite://{path}?mode=rwc").into(),
         })
     }
 
     /// Applies the migrations of this backend that have not run yet.
     pub async fn migrate(&self) -> Result<(), StoreError> {
-        match self.backend {
-            Backend::Sqlite => {
-                sqlx::migrate!("../migrations/sqlite")
-                    .run(&self.pool)
-                    .await?
+        match &self.pools {
+            Pools::Sqlite(_) => {
+                // sqlx's migrator, on a connection of its own for the occasion.
+                let pool = AnyPoolOptions::new()
+                    .max_connections(1)
+                    .connect(&self.url)
+                    .await?;
+                let result = sqlx::migrate!("../migrations/sqlite").run(&pool).await;
+                pool.close().await;
+                result?;
             }
-            Backend::Postgres => {
-                sqlx::migrate!("../migrations/postgres")
-                    .run(&self.pool)
-                    .await?
-            }
+            Pools::Postgres(pool) => sqlx::migrate!("../migrations/postgres").run(pool).await?,
         }
         Ok(())
     }
 
     pub fn backend(&self) -> Backend {
-        self.backend
+        match self.pools {
+            Pools::Sqlite(_) => Backend::Sqlite,
+            Pools::Postgres(_) => Backend::Postgres,
+        }
     }
 
-    pub(crate) fn pool(&self) -> &AnyPool {
-        &self.pool
+    /// Where reads outside a transaction run.
+    pub(crate) fn reader(&self) -> Target<'_> {
+        Target::Read(self)
     }
 
-    /// The pool for statements that write outside a [`WriteTx`].
-    pub(crate) fn writer(&self) -> &AnyPool {
-        &self.writer
+    /// Where statements that write outside a [`WriteTx`] run.
+    pub(crate) fn writer(&self) -> Target<'_> {
+        Target::Write(self)
     }
 
     /// Starts a transaction that will write. On SQLite it takes the write lock up front
     /// (`BEGIN IMMEDIATE`): a deferred transaction that reads first cannot upgrade to a
     /// writer once another connection has committed, and fails instead of waiting.
     ///
-    /// The begin runs in a task of its own: sqlx leaves a SQLite connection inside a
-    /// transaction for good when the future of a custom `BEGIN` is dropped between the
+    /// On Postgres the begin runs in a task of its own: sqlx can leave a connection
+    /// inside a transaction for good when the future of a `BEGIN` is dropped between the
     /// statement and the transaction's creation (sqlx#3932), and an HTTP client hanging
-    /// up at that moment would jam the one writer. A task always runs to completion; if
-    /// the caller is gone by then, the transaction is dropped and rolled back.
+    /// up at that moment would poison a pooled connection. A task always runs to
+    /// completion; if the caller is gone by then, the transaction is dropped and rolled
+    /// back. (On SQLite nothing awaits between the `BEGIN` and the guard that rolls back.)
     pub async fn begin(&self) -> Result<WriteTx, StoreError> {
-        let (writer, backend) = (self.writer.clone(), self.backend);
-        let tx = tokio::spawn(async move {
-            match backend {
-                Backend::Sqlite => writer.begin_with("BEGIN IMMEDIATE").await,
-                Backend::Postgres => writer.begin().await,
+        let (inner, backend) = match &self.pools {
+            Pools::Sqlite(sqlite) => (TxInner::Sqlite(sqlite.begin().await?), Backend::Sqlite),
+            Pools::Postgres(pool) => {
+                let pool = pool.clone();
+                let tx = tokio::spawn(async move { pool.begin().await })
+                    .await
+                    .map_err(|e| StoreError::Task(e.to_string()))??;
+                (TxInner::Postgres(tx), Backend::Postgres)
             }
-        })
-        .await
-        .map_err(|e| StoreError::Task(e.to_string()))??;
+        };
         Ok(WriteTx {
-            tx,
-            backend: self.backend,
+            inner,
+            backend,
             events: Vec::new(),
         })
     }
@@ -165,61 +168,50 @@ impl Db {
     /// Takes SQLite's WAL checkpoints off the write path: by default the commit that
     /// fills the log past 1,000 pages copies it into the database file and syncs it,
     /// holding the write lock while requests queue behind it (a stall every hundred or
-    /// so changes). The writer stops checkpointing and a background task checkpoints
-    /// every `every` (`PASSIVE`: it never waits for, nor blocks, readers and the
-    /// writer). Should the writer's connection ever be replaced, the new one checkpoints
-    /// on commit again: slower, still correct. Nothing to do on Postgres.
+    /// so changes). The writer stops checkpointing and a thread checkpoints every
+    /// `every` (`PASSIVE`: it never waits for, nor blocks, readers and the writer).
+    /// Nothing to do on Postgres.
     pub async fn checkpoint_in_background(&self, every: Duration) -> Result<(), StoreError> {
-        if self.backend != Backend::Sqlite {
-            return Ok(());
+        match &self.pools {
+            Pools::Sqlite(sqlite) => sqlite.checkpoint_in_background(every).await,
+            Pools::Postgres(_) => Ok(()),
         }
-        sqlx::query("PRAGMA wal_autocheckpoint = 0")
-            .execute(&self.writer)
-            .await?;
-        let pool = self.pool.clone();
-        tokio::spawn(async move {
-            let mut tick = tokio::time::interval(every);
-            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-            loop {
-                tick.tick().await;
-                if pool.is_closed() {
-                    return;
-                }
-                if let Err(e) = sqlx::query("PRAGMA wal_checkpoint(PASSIVE)")
-                    .execute(&pool)
-                    .await
-                {
-                    tracing::warn!(error = %e, "WAL checkpoint failed; will retry");
-                }
-            }
-        });
-        Ok(())
     }
 
     /// Checks that the database answers.
     pub async fn ping(&self) -> Result<(), StoreError> {
-        sqlx::query("SELECT 1").execute(&self.pool).await?;
+        sql::query("SELECT 1").execute(self.reader()).await?;
         Ok(())
     }
 
-    /// Closes the pools, waiting for connections in use to come back.
+    /// Closes the database, waiting for a write in progress to finish.
     pub async fn close(&self) {
-        self.pool.close().await;
-        self.writer.close().await;
+        match &self.pools {
+            Pools::Sqlite(sqlite) => sqlite.close().await,
+            Pools::Postgres(pool) => pool.close().await,
+        }
     }
 }
 
 /// A write transaction and the audit events appended in it.
 pub struct WriteTx {
-    pub(crate) tx: Transaction<'static, Any>,
+    inner: TxInner,
     pub(crate) backend: Backend,
     pub(crate) events: Vec<AuditEvent>,
+}
+
+enum TxInner {
+    Postgres(Transaction<'static, Any>),
+    Sqlite(lite::Tx),
 }
 
 impl WriteTx {
     /// Commits, then writes each audit event of the transaction to the structured log.
     pub async fn commit(self) -> Result<Vec<AuditEvent>, StoreError> {
-        self.tx.commit().await?;
+        match self.inner {
+            TxInner::Postgres(tx) => tx.commit().await?,
+            TxInner::Sqlite(tx) => tx.commit()?,
+        }
         for event in &self.events {
             event.log();
         }
@@ -236,34 +228,13 @@ impl WriteTx {
     }
 }
 
-/// Pool options for SQLite connections: WAL lets readers run beside the one writer;
-/// busy_timeout makes another process (an admin command, a second server) wait for the
-/// write lock instead of failing.
-fn sqlite_pool(max_connections: u32) -> AnyPoolOptions {
-    AnyPoolOptions::new()
-        .max_connections(max_connections)
-        // A connection to a local file does not go stale; pinging it before each use
-        // would cost a round trip to its worker thread per query.
-        .test_before_acquire(false)
-        .after_connect(|conn, _meta| {
-            Box::pin(async move {
-                conn.execute("PRAGMA journal_mode = WAL").await?;
-                conn.execute("PRAGMA busy_timeout = 10000").await?;
-                conn.execute("PRAGMA synchronous = NORMAL").await?;
-                Ok(())
-            })
-        })
-}
-
-/// sqlx opens SQLite read-write but will not create the file unless asked.
-fn sqlite_url(url: &str) -> String {
-    if url.contains("mode=") || url.contains(":memory:") {
-        url.to_owned()
-    } else if url.contains('?') {
-        format!("{url}&mode=rwc")
-    } else {
-        format!("{url}?mode=rwc")
-    }
+/// The file of a `sqlite:` URL: `sqlite:///abs/path.db`, `sqlite://rel.db`,
+/// `sqlite:rel.db`, each optionally followed by `?options` (ignored).
+fn sqlite_path(url: &str) -> Option<&str> {
+    let rest = url
+        .strip_prefix("sqlite://")
+        .or_else(|| url.strip_prefix("sqlite:"))?;
+    Some(rest.split('?').next().unwrap_or(rest))
 }
 
 fn scheme_of(url: &str) -> String {

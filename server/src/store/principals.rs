@@ -1,7 +1,7 @@
 //! SQL of principals, the unit of convergence, and their work leases.
 
+use super::sql::query;
 use chrono::{DateTime, Utc};
-use sqlx::Row;
 
 use super::{Backend, Db, StoreError, WriteTx, to_millis};
 
@@ -17,13 +17,13 @@ pub struct Claim {
 /// changed it; the principal is created on first use. A pending retry delay and the
 /// failure count are dropped: a new decision (a revoke, say) is worked on at once.
 pub async fn touch(tx: &mut WriteTx, principal_id: &str) -> Result<(), StoreError> {
-    sqlx::query(
+    query(
         "INSERT INTO principals (principal_id) VALUES ($1) \
          ON CONFLICT (principal_id) DO UPDATE SET generation = principals.generation + 1, \
          next_attempt_at = 0, attempts = 0",
     )
     .bind(principal_id)
-    .execute(&mut *tx.tx)
+    .execute(&mut *tx)
     .await?;
     Ok(())
 }
@@ -51,12 +51,12 @@ pub async fn claim(
          RETURNING principal_id, generation, attempts"
     );
     let mut tx = db.begin().await?;
-    let rows = sqlx::query(&sql)
+    let rows = query(&sql)
         .bind(owner)
         .bind(to_millis(lease_until))
         .bind(to_millis(now))
         .bind(limit)
-        .fetch_all(&mut *tx.tx)
+        .fetch_all(&mut tx)
         .await?;
     tx.commit().await?;
     rows.iter()
@@ -77,7 +77,7 @@ pub async fn renew(
     owner: &str,
     lease_until: DateTime<Utc>,
 ) -> Result<bool, StoreError> {
-    let done = sqlx::query(
+    let done = query(
         "UPDATE principals SET lease_until = $1 WHERE principal_id = $2 AND lease_owner = $3",
     )
     .bind(to_millis(lease_until))
@@ -99,9 +99,9 @@ pub async fn holds_lease(
         "SELECT lease_owner FROM principals WHERE principal_id = $1{}",
         tx.row_lock()
     );
-    let row = sqlx::query(&sql)
+    let row = query(&sql)
         .bind(principal_id)
-        .fetch_optional(&mut *tx.tx)
+        .fetch_optional(&mut *tx)
         .await?;
     let holder: Option<String> = match row {
         Some(r) => r.try_get("lease_owner")?,
@@ -117,14 +117,14 @@ pub async fn converged(
     owner: &str,
     generation: i64,
 ) -> Result<(), StoreError> {
-    sqlx::query(
+    query(
         "UPDATE principals SET converged_generation = $1, lease_owner = NULL, lease_until = NULL, \
          attempts = 0, last_error = NULL WHERE principal_id = $2 AND lease_owner = $3",
     )
     .bind(generation)
     .bind(principal_id)
     .bind(owner)
-    .execute(&mut *tx.tx)
+    .execute(&mut *tx)
     .await?;
     Ok(())
 }
@@ -138,7 +138,7 @@ pub async fn failed(
     error: &str,
     next_attempt_at: DateTime<Utc>,
 ) -> Result<Option<i64>, StoreError> {
-    let row = sqlx::query(
+    let row = query(
         "UPDATE principals SET lease_owner = NULL, lease_until = NULL, attempts = attempts + 1, \
          last_error = $1, next_attempt_at = $2 WHERE principal_id = $3 AND lease_owner = $4 \
          RETURNING attempts",
@@ -147,16 +147,14 @@ pub async fn failed(
     .bind(to_millis(next_attempt_at))
     .bind(principal_id)
     .bind(owner)
-    .fetch_optional(&mut *tx.tx)
+    .fetch_optional(&mut *tx)
     .await?;
-    row.map(|r| r.try_get("attempts"))
-        .transpose()
-        .map_err(Into::into)
+    row.map(|r| r.try_get("attempts")).transpose()
 }
 
 /// Releases a lease without recording anything (shutdown).
 pub async fn release(db: &Db, principal_id: &str, owner: &str) -> Result<(), StoreError> {
-    sqlx::query("UPDATE principals SET lease_owner = NULL, lease_until = NULL WHERE principal_id = $1 AND lease_owner = $2")
+    query("UPDATE principals SET lease_owner = NULL, lease_until = NULL WHERE principal_id = $1 AND lease_owner = $2")
         .bind(principal_id)
         .bind(owner)
         .execute(db.writer())
@@ -174,12 +172,11 @@ pub struct RunAs {
 
 /// The run-as attribute state of a principal.
 pub async fn run_as(db: &Db, principal_id: &str) -> Result<RunAs, StoreError> {
-    let row = sqlx::query(
-        "SELECT run_as_written, run_as_confirmed FROM principals WHERE principal_id = $1",
-    )
-    .bind(principal_id)
-    .fetch_optional(db.pool())
-    .await?;
+    let row =
+        query("SELECT run_as_written, run_as_confirmed FROM principals WHERE principal_id = $1")
+            .bind(principal_id)
+            .fetch_optional(db.reader())
+            .await?;
     match row {
         Some(r) => Ok(RunAs {
             written: r.try_get("run_as_written")?,
@@ -196,10 +193,10 @@ pub async fn run_as_intent(
     principal_id: &str,
     value: &str,
 ) -> Result<(), StoreError> {
-    sqlx::query("UPDATE principals SET run_as_written = $1, run_as_confirmed = NULL WHERE principal_id = $2")
+    query("UPDATE principals SET run_as_written = $1, run_as_confirmed = NULL WHERE principal_id = $2")
         .bind(value)
         .bind(principal_id)
-        .execute(&mut *tx.tx)
+        .execute(&mut *tx)
         .await?;
     Ok(())
 }
@@ -210,12 +207,12 @@ pub async fn run_as_confirmed(
     principal_id: &str,
     value: Option<&str>,
 ) -> Result<(), StoreError> {
-    sqlx::query(
+    query(
         "UPDATE principals SET run_as_written = $1, run_as_confirmed = $1 WHERE principal_id = $2",
     )
     .bind(value)
     .bind(principal_id)
-    .execute(&mut *tx.tx)
+    .execute(&mut *tx)
     .await?;
     Ok(())
 }
@@ -234,12 +231,12 @@ pub async fn lock(tx: &mut WriteTx, principal_id: &str) -> Result<(), StoreError
         Backend::Sqlite => "DO NOTHING",
         Backend::Postgres => "DO UPDATE SET principal_id = excluded.principal_id",
     };
-    sqlx::query(&format!(
+    query(&format!(
         "INSERT INTO principals (principal_id, generation, converged_generation) VALUES ($1, 0, 0) \
          ON CONFLICT (principal_id) {on_conflict}"
     ))
     .bind(principal_id)
-    .execute(&mut *tx.tx)
+    .execute(&mut *tx)
     .await?;
     Ok(())
 }
@@ -255,7 +252,7 @@ pub async fn try_lease(
 ) -> Result<bool, StoreError> {
     let mut tx = db.begin().await?;
     lock(&mut tx, principal_id).await?;
-    let done = sqlx::query(
+    let done = query(
         "UPDATE principals SET lease_owner = $1, lease_until = $2 \
          WHERE principal_id = $3 AND (lease_until IS NULL OR lease_until < $4)",
     )
@@ -263,7 +260,7 @@ pub async fn try_lease(
     .bind(to_millis(until))
     .bind(principal_id)
     .bind(to_millis(now))
-    .execute(&mut *tx.tx)
+    .execute(&mut tx)
     .await?;
     tx.commit().await?;
     Ok(done.rows_affected() == 1)
@@ -271,9 +268,8 @@ pub async fn try_lease(
 
 /// Principals not yet converged (for readiness and the benchmark).
 pub async fn unconverged_count(db: &Db) -> Result<i64, StoreError> {
-    let row =
-        sqlx::query("SELECT COUNT(*) AS n FROM principals WHERE generation > converged_generation")
-            .fetch_one(db.pool())
-            .await?;
-    Ok(row.try_get("n")?)
+    let row = query("SELECT COUNT(*) AS n FROM principals WHERE generation > converged_generation")
+        .fetch_one(db.reader())
+        .await?;
+    row.try_get("n")
 }

@@ -1,8 +1,8 @@
 //! SQL of access requests. A row holds the whole domain request as JSON in `detail`,
 //! plus the columns that queries filter on, all written together from one `Request`.
 
+use super::sql::{Row, query};
 use chrono::{DateTime, Utc};
-use sqlx::Row;
 
 use super::{Db, StoreError, WriteTx, from_millis, to_millis};
 use crate::domain::{Request, RequestId, StateName, UserId};
@@ -24,7 +24,7 @@ const COLUMNS: &str = "detail, principal_id, permission_set_arn, settled_at";
 /// Inserts a new request.
 pub async fn insert(tx: &mut WriteTx, stored: &StoredRequest) -> Result<(), StoreError> {
     let r = &stored.request;
-    sqlx::query(
+    query(
         "INSERT INTO requests (id, requester, profile, account_id, os_user, run_as_mode, \
          duration_secs, reason, ticket, created_at, state, expires_at, principal_id, \
          permission_set_arn, detail, updated_at, settled_at) \
@@ -47,7 +47,7 @@ pub async fn insert(tx: &mut WriteTx, stored: &StoredRequest) -> Result<(), Stor
     .bind(detail(r)?)
     .bind(to_millis(r.created_at))
     .bind(stored.settled_at.map(to_millis))
-    .execute(&mut *tx.tx)
+    .execute(&mut *tx)
     .await?;
     Ok(())
 }
@@ -59,7 +59,7 @@ pub async fn save(
     now: DateTime<Utc>,
 ) -> Result<(), StoreError> {
     let r = &stored.request;
-    sqlx::query(
+    query(
         "UPDATE requests SET state = $1, expires_at = $2, detail = $3, updated_at = $4, \
          settled_at = $5 WHERE id = $6",
     )
@@ -69,7 +69,7 @@ pub async fn save(
     .bind(to_millis(now))
     .bind(stored.settled_at.map(to_millis))
     .bind(r.id.to_string())
-    .execute(&mut *tx.tx)
+    .execute(&mut *tx)
     .await?;
     Ok(())
 }
@@ -81,18 +81,18 @@ pub async fn lock(tx: &mut WriteTx, id: RequestId) -> Result<Option<StoredReques
         "SELECT {COLUMNS} FROM requests WHERE id = $1{}",
         tx.row_lock()
     );
-    let row = sqlx::query(&sql)
+    let row = query(&sql)
         .bind(id.to_string())
-        .fetch_optional(&mut *tx.tx)
+        .fetch_optional(&mut *tx)
         .await?;
     row.as_ref().map(from_row).transpose()
 }
 
 /// Reads a request.
 pub async fn get(db: &Db, id: RequestId) -> Result<Option<StoredRequest>, StoreError> {
-    let row = sqlx::query(&format!("SELECT {COLUMNS} FROM requests WHERE id = $1"))
+    let row = query(&format!("SELECT {COLUMNS} FROM requests WHERE id = $1"))
         .bind(id.to_string())
-        .fetch_optional(db.pool())
+        .fetch_optional(db.reader())
         .await?;
     row.as_ref().map(from_row).transpose()
 }
@@ -112,7 +112,7 @@ pub async fn run_as_conflict(
 ) -> Result<Option<Request>, StoreError> {
     const OPEN: &str =
         "state IN ('pending', 'approved', 'active') AND run_as_mode = 'principal-tag'";
-    let row = sqlx::query(&format!(
+    let row = query(&format!(
         "SELECT {COLUMNS} FROM requests WHERE requester = $1 AND {OPEN} AND os_user < $3 \
          UNION ALL SELECT {COLUMNS} FROM requests WHERE requester = $1 AND {OPEN} AND os_user > $3 \
          UNION ALL SELECT {COLUMNS} FROM requests WHERE principal_id = $2 AND {OPEN} AND os_user < $3 \
@@ -122,7 +122,7 @@ pub async fn run_as_conflict(
     .bind(requester.as_str())
     .bind(principal_id)
     .bind(os_user)
-    .fetch_optional(&mut *tx.tx)
+    .fetch_optional(&mut *tx)
     .await?;
     row.as_ref()
         .map(|r| from_row(r).map(|s| s.request))
@@ -132,13 +132,11 @@ pub async fn run_as_conflict(
 /// The IdC user a request is for (fixed at submit), read without a lock so the caller
 /// can lock the principal before the request.
 pub async fn principal_of(tx: &mut WriteTx, id: RequestId) -> Result<Option<String>, StoreError> {
-    let row = sqlx::query("SELECT principal_id FROM requests WHERE id = $1")
+    let row = query("SELECT principal_id FROM requests WHERE id = $1")
         .bind(id.to_string())
-        .fetch_optional(&mut *tx.tx)
+        .fetch_optional(&mut *tx)
         .await?;
-    row.map(|r| r.try_get("principal_id"))
-        .transpose()
-        .map_err(Into::into)
+    row.map(|r| r.try_get("principal_id")).transpose()
 }
 
 /// The requests of one principal that matter to convergence: those that want their
@@ -147,13 +145,13 @@ pub async fn of_principal_unsettled(
     db: &Db,
     principal_id: &str,
 ) -> Result<Vec<StoredRequest>, StoreError> {
-    let rows = sqlx::query(&format!(
+    let rows = query(&format!(
         "SELECT {COLUMNS} FROM requests WHERE principal_id = $1 AND \
          (state IN ('approved', 'active') OR (settled_at IS NULL AND state IN ('ended', 'failed', 'cancelled'))) \
          ORDER BY created_at"
     ))
     .bind(principal_id)
-    .fetch_all(db.pool())
+    .fetch_all(db.reader())
     .await?;
     rows.iter().map(from_row).collect()
 }
@@ -166,14 +164,14 @@ pub async fn pending_since_before(
     cutoff: DateTime<Utc>,
     limit: i64,
 ) -> Result<Vec<RequestId>, StoreError> {
-    let rows = sqlx::query(
+    let rows = query(
         "SELECT id FROM requests WHERE state = 'pending' AND profile = $1 AND created_at <= $2 \
          ORDER BY created_at LIMIT $3",
     )
     .bind(profile)
     .bind(to_millis(cutoff))
     .bind(limit)
-    .fetch_all(db.pool())
+    .fetch_all(db.reader())
     .await?;
     rows.iter().map(|r| parse_id(r.try_get("id")?)).collect()
 }
@@ -184,20 +182,20 @@ pub async fn due_for_expiry(
     now: DateTime<Utc>,
     limit: i64,
 ) -> Result<Vec<RequestId>, StoreError> {
-    let rows = sqlx::query(
+    let rows = query(
         "SELECT id FROM requests WHERE state = 'active' AND expires_at <= $1 ORDER BY expires_at LIMIT $2",
     )
     .bind(to_millis(now))
     .bind(limit)
-    .fetch_all(db.pool())
+    .fetch_all(db.reader())
     .await?;
     rows.iter().map(|r| parse_id(r.try_get("id")?)).collect()
 }
 
 /// The next `expires_at` among active grants.
 pub async fn next_expiry(db: &Db) -> Result<Option<DateTime<Utc>>, StoreError> {
-    let row = sqlx::query("SELECT MIN(expires_at) AS next FROM requests WHERE state = 'active'")
-        .fetch_one(db.pool())
+    let row = query("SELECT MIN(expires_at) AS next FROM requests WHERE state = 'active'")
+        .fetch_one(db.reader())
         .await?;
     let next: Option<i64> = row.try_get("next")?;
     next.map(from_millis).transpose()
@@ -205,10 +203,9 @@ pub async fn next_expiry(db: &Db) -> Result<Option<DateTime<Utc>>, StoreError> {
 
 /// Number of requests per state, for metrics and the benchmark.
 pub async fn count_by_state(db: &Db) -> Result<Vec<(String, i64)>, StoreError> {
-    let rows =
-        sqlx::query("SELECT state, COUNT(*) AS n FROM requests GROUP BY state ORDER BY state")
-            .fetch_all(db.pool())
-            .await?;
+    let rows = query("SELECT state, COUNT(*) AS n FROM requests GROUP BY state ORDER BY state")
+        .fetch_all(db.reader())
+        .await?;
     rows.iter()
         .map(|r| Ok((r.try_get("state")?, r.try_get("n")?)))
         .collect()
@@ -223,7 +220,7 @@ fn parse_id(text: String) -> Result<RequestId, StoreError> {
         .map_err(|_| StoreError::Corrupt(format!("request id `{text}` is not a uuid")))
 }
 
-fn from_row(row: &sqlx::any::AnyRow) -> Result<StoredRequest, StoreError> {
+fn from_row(row: &Row) -> Result<StoredRequest, StoreError> {
     let detail: String = row.try_get("detail")?;
     let request: Request = serde_json::from_str(&detail)
         .map_err(|e| StoreError::Corrupt(format!("request detail: {e}")))?;
@@ -238,10 +235,10 @@ fn from_row(row: &sqlx::any::AnyRow) -> Result<StoredRequest, StoreError> {
 
 /// Marks an ended request's revocation as done (nothing left for it in AWS).
 pub async fn settle(tx: &mut WriteTx, id: RequestId, now: DateTime<Utc>) -> Result<(), StoreError> {
-    sqlx::query("UPDATE requests SET settled_at = $1 WHERE id = $2 AND settled_at IS NULL")
+    query("UPDATE requests SET settled_at = $1 WHERE id = $2 AND settled_at IS NULL")
         .bind(to_millis(now))
         .bind(id.to_string())
-        .execute(&mut *tx.tx)
+        .execute(&mut *tx)
         .await?;
     Ok(())
 }
@@ -319,14 +316,14 @@ pub async fn list(db: &Db, filter: &ListFilter) -> Result<Vec<StoredRequest>, St
     let sql = format!(
         "SELECT {COLUMNS} FROM requests{filter_sql} ORDER BY created_at DESC, id LIMIT {limit}"
     );
-    let mut query = sqlx::query(&sql);
+    let mut query = query(&sql);
     for b in binds {
         query = match b {
             Bind::Text(t) => query.bind(t),
             Bind::Int(i) => query.bind(i),
         };
     }
-    let rows = query.fetch_all(db.pool()).await?;
+    let rows = query.fetch_all(db.reader()).await?;
     rows.iter().map(from_row).collect()
 }
 

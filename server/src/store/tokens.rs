@@ -1,7 +1,7 @@
 //! SQL of API bearer tokens (stored as SHA-256 hashes).
 
+use super::sql::{Row, query};
 use chrono::{DateTime, Utc};
-use sqlx::Row;
 
 use super::users::{self, COLUMNS as USER_COLUMNS, User};
 use super::{Db, StoreError, from_millis, to_millis};
@@ -25,7 +25,7 @@ const TOKEN_COLUMNS: &str =
 
 /// Stores a new token by its hash.
 pub async fn insert(db: &Db, token: &ApiToken, token_hash: &str) -> Result<(), StoreError> {
-    sqlx::query(
+    query(
         "INSERT INTO api_tokens (id, user_id, name, token_hash, created_at, expires_at) \
          VALUES ($1, $2, $3, $4, $5, $6)",
     )
@@ -51,13 +51,13 @@ pub async fn authenticate(
     token_hash: &str,
     now: DateTime<Utc>,
 ) -> Result<Option<(ApiToken, User)>, StoreError> {
-    let row = sqlx::query(&format!(
+    let row = query(&format!(
         "SELECT {TOKEN_COLUMNS}, {USER_COLUMNS} FROM api_tokens t JOIN users u ON u.id = t.user_id \
          WHERE t.token_hash = $1 AND t.revoked_at IS NULL AND t.expires_at > $2"
     ))
     .bind(token_hash)
     .bind(to_millis(now))
-    .fetch_optional(db.pool())
+    .fetch_optional(db.reader())
     .await?;
     let Some(row) = row else {
         return Ok(None);
@@ -68,7 +68,7 @@ pub async fn authenticate(
         .last_used_at
         .is_none_or(|at| to_millis(now) - to_millis(at) >= LAST_USED_GRANULARITY_MILLIS);
     if stale {
-        sqlx::query("UPDATE api_tokens SET last_used_at = $1 WHERE token_hash = $2")
+        query("UPDATE api_tokens SET last_used_at = $1 WHERE token_hash = $2")
             .bind(to_millis(now))
             .bind(token_hash)
             .execute(db.writer())
@@ -79,11 +79,11 @@ pub async fn authenticate(
 
 /// A person's tokens, newest first.
 pub async fn of_user(db: &Db, user_id: &str) -> Result<Vec<ApiToken>, StoreError> {
-    let rows = sqlx::query(&format!(
+    let rows = query(&format!(
         "SELECT {COLUMNS} FROM api_tokens WHERE user_id = $1 ORDER BY created_at DESC"
     ))
     .bind(user_id)
-    .fetch_all(db.pool())
+    .fetch_all(db.reader())
     .await?;
     rows.iter().map(from_row).collect()
 }
@@ -95,7 +95,7 @@ pub async fn revoke(
     id: &str,
     now: DateTime<Utc>,
 ) -> Result<bool, StoreError> {
-    let done = sqlx::query(
+    let done = query(
         "UPDATE api_tokens SET revoked_at = $1 WHERE id = $2 AND user_id = $3 AND revoked_at IS NULL",
     )
     .bind(to_millis(now))
@@ -106,7 +106,7 @@ pub async fn revoke(
     Ok(done.rows_affected() == 1)
 }
 
-fn from_row(row: &sqlx::any::AnyRow) -> Result<ApiToken, StoreError> {
+fn from_row(row: &Row) -> Result<ApiToken, StoreError> {
     let last_used: Option<i64> = row.try_get("last_used_at")?;
     let revoked: Option<i64> = row.try_get("revoked_at")?;
     Ok(ApiToken {

@@ -1,7 +1,7 @@
 //! SQL of people who signed in.
 
+use super::sql::{Row, query};
 use chrono::{DateTime, Utc};
-use sqlx::Row;
 
 use super::{Db, StoreError, from_millis, to_millis};
 
@@ -22,7 +22,7 @@ pub async fn upsert(db: &Db, user: &User) -> Result<(), StoreError> {
     let groups =
         serde_json::to_string(&user.groups).map_err(|e| StoreError::Corrupt(e.to_string()))?;
     let at = to_millis(user.last_login);
-    sqlx::query(
+    query(
         "INSERT INTO users (id, issuer, user_name, email, name, groups, first_seen, last_login) \
          VALUES ($1, $2, $3, $4, $5, $6, $7, $7) ON CONFLICT (id) DO UPDATE SET \
          issuer = excluded.issuer, user_name = excluded.user_name, email = excluded.email, \
@@ -47,15 +47,15 @@ pub(crate) const COLUMNS: &str = "u.id AS u_id, u.issuer AS u_issuer, u.user_nam
 
 /// The user with this id.
 pub async fn get(db: &Db, id: &str) -> Result<Option<User>, StoreError> {
-    let row = sqlx::query(&format!("SELECT {COLUMNS} FROM users u WHERE u.id = $1"))
+    let row = query(&format!("SELECT {COLUMNS} FROM users u WHERE u.id = $1"))
         .bind(id)
-        .fetch_optional(db.pool())
+        .fetch_optional(db.reader())
         .await?;
     row.as_ref().map(from_row).transpose()
 }
 
 /// A user from a row holding [`COLUMNS`].
-pub(crate) fn from_row(row: &sqlx::any::AnyRow) -> Result<User, StoreError> {
+pub(crate) fn from_row(row: &Row) -> Result<User, StoreError> {
     let groups: String = row.try_get("u_groups")?;
     Ok(User {
         id: row.try_get("u_id")?,
