@@ -283,6 +283,69 @@ async fn request_on_the_form_approve_as_another_and_see_time_left_on_postgres() 
     request_approve_and_watch_it_go_active(Backend::Postgres).await
 }
 
+/// The admin audit search: each filter narrows in the database, and a page of 100 links
+/// to the next.
+async fn audit_search_filters_and_pages(backend: Backend) -> Result<()> {
+    let w = world(backend).await?;
+    let hour = Duration::from_secs(3600);
+    let dave_asks = w.submit("dave", "prod-web", "app", hour).await?;
+    let erin_asks = w.submit("erin", "prod-web", "app", hour).await?;
+    for _ in 0..101 {
+        w.submit("frank", "prod-web", "app", hour).await?;
+    }
+    let carol = Web::sign_in(&w, "carol").await?;
+    let submitted = |page: &Page| page.html.matches("<code>request.submitted</code>").count();
+
+    let by_dave = carol.get("/admin/audit?actor=dave").await?;
+    assert_eq!(by_dave.status, StatusCode::OK, "{}", by_dave.html);
+    assert_eq!(submitted(&by_dave), 1, "{}", by_dave.html);
+    assert!(by_dave.html.contains(&dave_asks.to_string()));
+    let of_erins = carol
+        .get(&format!("/admin/audit?request={erin_asks}"))
+        .await?;
+    assert_eq!(submitted(&of_erins), 1, "{}", of_erins.html);
+    assert!(!of_erins.html.contains(&dave_asks.to_string()));
+    let by_prefix = carol
+        .get("/admin/audit?actor=erin&action=request.sub")
+        .await?;
+    assert_eq!(submitted(&by_prefix), 1, "{}", by_prefix.html);
+    let no_match = carol.get("/admin/audit?actor=dave&action=aws.").await?;
+    assert!(
+        no_match.html.contains("No events match."),
+        "{}",
+        no_match.html
+    );
+
+    let first = carol.get("/admin/audit?actor=frank").await?;
+    assert_eq!(submitted(&first), 100, "a full page");
+    let after = first
+        .html
+        .split("&amp;after=")
+        .nth(1)
+        .and_then(|rest| rest.split('"').next())
+        .context("a full page links to the next")?
+        .to_owned();
+    let second = carol
+        .get(&format!("/admin/audit?actor=frank&after={after}"))
+        .await?;
+    assert_eq!(submitted(&second), 1, "{}", second.html);
+    assert!(
+        !second.html.contains("&amp;after="),
+        "the last page links nowhere"
+    );
+    Ok(())
+}
+
+#[tokio::test]
+async fn audit_search_filters_and_pages_on_sqlite() -> Result<()> {
+    audit_search_filters_and_pages(Backend::Sqlite).await
+}
+
+#[tokio::test]
+async fn audit_search_filters_and_pages_on_postgres() -> Result<()> {
+    audit_search_filters_and_pages(Backend::Postgres).await
+}
+
 #[tokio::test]
 async fn forms_without_the_sessions_csrf_token_are_refused() -> Result<()> {
     let w = world(Backend::Sqlite).await?;

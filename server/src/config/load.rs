@@ -209,6 +209,22 @@ mod tests {
     }
 
     #[test]
+    fn an_in_memory_database_is_refused_with_the_reason() {
+        for url in ["sqlite::memory:", "sqlite://file:x?mode=memory"] {
+            let p = problems(&example_with(
+                "url = \"sqlite://jitgate.db\"",
+                &format!("url = \"{url}\""),
+            ));
+            assert_eq!(keys_of(&p), ["database.url"], "{url}");
+            assert!(p[0].message.contains("use a file"), "{}", p[0].message);
+        }
+    }
+
+    fn keys_of(p: &[Problem]) -> Vec<&str> {
+        p.iter().map(|p| p.key.as_str()).collect()
+    }
+
+    #[test]
     fn bad_durations_name_the_key_and_the_fix() {
         let p = problems(&example_with(
             "max_duration = \"4h\"",

@@ -64,6 +64,13 @@ pub fn check(config: &Config) -> Vec<Problem> {
             "must start with sqlite:// (a file) or postgres:// (a server)",
         );
     }
+    if url.starts_with("sqlite:") && (url.contains(":memory:") || url.contains("mode=memory")) {
+        out.add(
+            "database.url",
+            "an in-memory SQLite database loses every grant, and the revocations owed, when \
+             the server stops: use a file, e.g. sqlite:///var/lib/jitgate/jitgate.db",
+        );
+    }
     if config.database.max_connections == 0 {
         out.add("database.max_connections", "must be at least 1");
     }

@@ -74,6 +74,57 @@ pub async fn page_since(
     rows.iter().map(event_from_row).collect()
 }
 
+/// What an audit search matches; `None` matches anything.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct EventFilter<'a> {
+    pub request_id: Option<&'a str>,
+    /// A user id, or `jitgate` for what jitgate did on its own.
+    pub actor: Option<&'a str>,
+    /// An action (`request.approved`) or its beginning (`aws.`).
+    pub action_prefix: Option<&'a str>,
+    /// Only events at or after this time.
+    pub since_millis: i64,
+}
+
+/// Up to `limit` events matching `filter` with `after_seq < seq <= upto_seq`, in order.
+/// The range bounds the work of a search for something rare: the caller continues
+/// from `upto_seq` when it found too few.
+pub async fn search(
+    db: &Db,
+    filter: &EventFilter<'_>,
+    after_seq: i64,
+    upto_seq: i64,
+    limit: i64,
+) -> Result<Vec<AuditEvent>, StoreError> {
+    // Built from fixed SQL fragments; every value is a bound parameter.
+    let mut sql =
+        format!("SELECT {COLUMNS} FROM audit_events WHERE seq > $1 AND seq <= $2 AND at >= $3");
+    let mut binds: Vec<&str> = Vec::new();
+    if let Some(request_id) = filter.request_id {
+        binds.push(request_id);
+        sql.push_str(&format!(" AND request_id = ${}", binds.len() + 3));
+    }
+    if let Some(actor) = filter.actor {
+        binds.push(actor);
+        sql.push_str(&format!(" AND actor = ${}", binds.len() + 3));
+    }
+    if let Some(prefix) = filter.action_prefix {
+        binds.push(prefix);
+        let n = binds.len() + 3;
+        sql.push_str(&format!(" AND substr(action, 1, length(${n})) = ${n}"));
+    }
+    sql.push_str(&format!(" ORDER BY seq LIMIT ${}", binds.len() + 4));
+    let mut q = query(&sql)
+        .bind(after_seq)
+        .bind(upto_seq)
+        .bind(filter.since_millis);
+    for value in binds {
+        q = q.bind(value);
+    }
+    let rows = q.bind(limit).fetch_all(db.reader()).await?;
+    rows.iter().map(event_from_row).collect()
+}
+
 /// Every event about one request, oldest first.
 pub async fn for_request(db: &Db, request_id: &str) -> Result<Vec<AuditEvent>, StoreError> {
     let rows = query(&format!(

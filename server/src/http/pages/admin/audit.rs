@@ -1,10 +1,9 @@
 //! `GET /admin/audit?request=&actor=&action=&since=&after=`: the audit trail searched,
 //! oldest first, a page at a time, with links to export it.
 //!
-//! The store reads the trail by sequence number (`page_since`) or by request
-//! (`for_request`); actor and action are matched here while reading, and one page reads
-//! at most [`SCAN_LIMIT`] events so a rare match cannot make a page read the whole
-//! trail: the "next" link then continues the scan where it stopped.
+//! The database matches the filters. Without a request id (which is indexed), one page
+//! looks at most [`SCAN_LIMIT`] events past `after`, so a rare match cannot make a page
+//! read the whole trail: the "next" link then continues the scan where it stopped.
 
 use askama::Template;
 use axum::extract::{Query, State};
@@ -18,14 +17,13 @@ use crate::http::AppState;
 use crate::http::pages::view::{People, when};
 use crate::http::pages::{OrPage, PageResult, Viewer, render};
 use crate::http::session::UserView;
-use crate::store::{Db, StoreError, audit};
+use crate::store::audit::{self, EventFilter};
+use crate::store::{Db, StoreError};
 
 /// Events shown per page.
 const PAGE_SIZE: usize = 100;
-/// Events read per store call.
-const BATCH: i64 = 1000;
-/// Events one page reads at most while looking for matches.
-const SCAN_LIMIT: usize = 20_000;
+/// Events one page looks at, at most, while looking for matches.
+const SCAN_LIMIT: i64 = 20_000;
 
 /// The search, as typed (blank: no filter).
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -44,12 +42,19 @@ pub(in crate::http::pages) struct Search {
 }
 
 impl Search {
-    fn matches(&self, event: &AuditEvent) -> bool {
-        let actor = self.actor.trim();
-        let action = self.action.trim();
-        (actor.is_empty() || event.actor == actor)
-            && (action.is_empty() || event.action.starts_with(action))
+    fn filter(&self, since_millis: i64) -> EventFilter<'_> {
+        EventFilter {
+            request_id: given(&self.request),
+            actor: given(&self.actor),
+            action_prefix: given(&self.action),
+            since_millis,
+        }
     }
+}
+
+/// A search field as a filter: blank means none.
+fn given(text: &str) -> Option<&str> {
+    Some(text.trim()).filter(|t| !t.is_empty())
 }
 
 /// One event as a row.
@@ -136,54 +141,29 @@ async fn find(
     since_millis: i64,
     after: i64,
 ) -> Result<Found, StoreError> {
-    let request = search.request.trim();
-    if !request.is_empty() {
-        let mut events: Vec<AuditEvent> = audit::for_request(db, request)
-            .await?
-            .into_iter()
-            .filter(|e| {
-                e.seq > after && e.at.timestamp_millis() >= since_millis && search.matches(e)
-            })
-            .collect();
-        let next = if events.len() > PAGE_SIZE {
-            events.get(PAGE_SIZE - 1).map(|e| e.seq)
-        } else {
-            None
-        };
+    let filter = search.filter(since_millis);
+    let upto = if filter.request_id.is_some() {
+        i64::MAX
+    } else {
+        after.saturating_add(SCAN_LIMIT)
+    };
+    let limit = i64::try_from(PAGE_SIZE + 1).unwrap_or(i64::MAX);
+    let mut events = audit::search(db, &filter, after, upto, limit).await?;
+    if events.len() > PAGE_SIZE {
         events.truncate(PAGE_SIZE);
+        let next = events.last().map(|e| e.seq);
         return Ok(Found {
             events,
             next,
             scan_stopped: false,
         });
     }
-    let mut found = Found {
-        events: Vec::new(),
-        next: None,
-        scan_stopped: false,
-    };
-    let (mut cursor, mut scanned) = (after, 0);
-    loop {
-        let batch = audit::page_since(db, since_millis, cursor, BATCH).await?;
-        let complete = (batch.len() as i64) < BATCH;
-        for event in batch {
-            cursor = event.seq;
-            scanned += 1;
-            if search.matches(&event) {
-                found.events.push(event);
-                if found.events.len() == PAGE_SIZE {
-                    found.next = Some(cursor);
-                    return Ok(found);
-                }
-            }
-        }
-        if complete {
-            return Ok(found);
-        }
-        if scanned >= SCAN_LIMIT {
-            found.next = Some(cursor);
-            found.scan_stopped = true;
-            return Ok(found);
-        }
-    }
+    // Fewer than a page in the range looked at: more may follow it.
+    let (head_seq, _) = audit::head(db).await?;
+    let more = upto < head_seq;
+    Ok(Found {
+        events,
+        next: more.then_some(upto),
+        scan_stopped: more,
+    })
 }
