@@ -315,6 +315,10 @@ async fn audit_search_filters_and_pages(backend: Backend) -> Result<()> {
         "{}",
         no_match.html
     );
+    let recent = carol.get("/admin/audit?actor=dave&since=1h").await?;
+    assert_eq!(submitted(&recent), 1, "{}", recent.html);
+    let future = carol.get("/admin/audit?since=2999-01-01").await?;
+    assert!(future.html.contains("No events match."), "{}", future.html);
 
     let first = carol.get("/admin/audit?actor=frank").await?;
     assert_eq!(submitted(&first), 100, "a full page");

@@ -220,6 +220,16 @@ mod tests {
         }
     }
 
+    #[test]
+    fn a_percent_encoded_sqlite_path_is_refused() {
+        let p = problems(&example_with(
+            "url = \"sqlite://jitgate.db\"",
+            "url = \"sqlite:///var/lib/my%20jitgate.db\"",
+        ));
+        assert_eq!(keys_of(&p), ["database.url"]);
+        assert!(p[0].message.contains("without `%`"), "{}", p[0].message);
+    }
+
     fn keys_of(p: &[Problem]) -> Vec<&str> {
         p.iter().map(|p| p.key.as_str()).collect()
     }

@@ -71,6 +71,15 @@ pub fn check(config: &Config) -> Vec<Problem> {
              the server stops: use a file, e.g. sqlite:///var/lib/jitgate/jitgate.db",
         );
     }
+    let sqlite_path = url
+        .strip_prefix("sqlite:")
+        .map(|rest| rest.split('?').next().unwrap_or(rest));
+    if sqlite_path.is_some_and(|path| path.contains(['%', '#'])) {
+        out.add(
+            "database.url",
+            "write the SQLite path as is, without `%` or `#` (percent-encoding is not decoded)",
+        );
+    }
     if config.database.max_connections == 0 {
         out.add("database.max_connections", "must be at least 1");
     }

@@ -56,7 +56,7 @@ pub async fn of_principal(
 /// Every recorded assignment (the drift check compares AWS with these).
 pub async fn all(db: &Db) -> Result<Vec<(AssignmentKey, AssignmentState)>, StoreError> {
     let rows = query("SELECT principal_id, account_id, permission_set_arn, state FROM assignments")
-        .fetch_all(db.reader())
+        .fetch_all(db.scanner())
         .await?;
     rows.iter().map(from_row).collect()
 }

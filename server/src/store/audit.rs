@@ -69,7 +69,7 @@ pub async fn page_since(
     .bind(after_seq)
     .bind(since_millis)
     .bind(limit)
-    .fetch_all(db.reader())
+    .fetch_all(db.scanner())
     .await?;
     rows.iter().map(event_from_row).collect()
 }
@@ -121,8 +121,18 @@ pub async fn search(
     for value in binds {
         q = q.bind(value);
     }
-    let rows = q.bind(limit).fetch_all(db.reader()).await?;
+    let rows = q.bind(limit).fetch_all(db.scanner()).await?;
     rows.iter().map(event_from_row).collect()
+}
+
+/// The sequence number of the first event at or after `since_millis`, if any: where a
+/// search of recent events starts, instead of at the beginning of the trail.
+pub async fn first_seq_since(db: &Db, since_millis: i64) -> Result<Option<i64>, StoreError> {
+    query("SELECT MIN(seq) AS first FROM audit_events WHERE at >= $1")
+        .bind(since_millis)
+        .fetch_one(db.scanner())
+        .await?
+        .try_get("first")
 }
 
 /// Every event about one request, oldest first.

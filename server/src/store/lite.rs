@@ -61,7 +61,8 @@ impl Sqlite {
         })
     }
 
-    /// Runs a read on a reader connection.
+    /// Runs a read on a reader connection, in the calling task: for reads that look at
+    /// a bounded number of rows (by key, through an index, with a limit).
     pub(crate) async fn read(
         &self,
         sql: &str,
@@ -74,20 +75,52 @@ impl Sqlite {
             .acquire()
             .await
             .map_err(|_| StoreError::Closed)?;
-        let idle = self.idle_readers.lock().map(|mut idle| idle.pop());
-        let conn = match idle {
-            Ok(Some(conn)) => conn,
-            _ => {
-                let conn = Connection::open(&self.path)?;
-                configure(&conn, READER_BUSY_TIMEOUT)?;
-                conn
-            }
-        };
+        let conn = self.take_reader()?;
         let done = run(&conn, sql, args, want);
+        self.put_reader(conn);
+        Ok(done?)
+    }
+
+    /// Runs a read that may look at many rows (a range of the audit trail, a whole
+    /// table) on tokio's blocking threads, so it cannot hold up a runtime thread and
+    /// the requests waiting on it.
+    pub(crate) async fn scan(
+        &self,
+        sql: &str,
+        args: &[Value],
+        want: Want,
+    ) -> Result<Done, StoreError> {
+        self.check_open()?;
+        let _slot = self
+            .reader_slots
+            .acquire()
+            .await
+            .map_err(|_| StoreError::Closed)?;
+        let conn = self.take_reader()?;
+        let (sql, args) = (sql.to_owned(), args.to_vec());
+        let (conn, done) = tokio::task::spawn_blocking(move || {
+            let done = run(&conn, &sql, &args, want);
+            (conn, done)
+        })
+        .await
+        .map_err(|e| StoreError::Task(e.to_string()))?;
+        self.put_reader(conn);
+        Ok(done?)
+    }
+
+    fn take_reader(&self) -> Result<Connection, StoreError> {
+        if let Ok(Some(conn)) = self.idle_readers.lock().map(|mut idle| idle.pop()) {
+            return Ok(conn);
+        }
+        let conn = Connection::open(&self.path)?;
+        configure(&conn, READER_BUSY_TIMEOUT)?;
+        Ok(conn)
+    }
+
+    fn put_reader(&self, conn: Connection) {
         if let Ok(mut idle) = self.idle_readers.lock() {
             idle.push(conn);
         }
-        Ok(done?)
     }
 
     /// Runs one write outside a transaction (as a transaction of its own).
@@ -109,6 +142,12 @@ impl Sqlite {
     pub(crate) async fn begin(&self) -> Result<Tx, StoreError> {
         self.check_open()?;
         let conn = self.writer.clone().lock_owned().await;
+        // Writers queued before `close` must not start after it.
+        self.check_open()?;
+        if !conn.is_autocommit() {
+            // Only if a COMMIT and then its ROLLBACK both failed: start clean.
+            conn.execute_batch("ROLLBACK")?;
+        }
         let deadline = tokio::time::Instant::now() + WRITE_LOCK_TIMEOUT;
         let mut pause = Duration::from_micros(500);
         loop {
@@ -255,6 +294,7 @@ impl ToSql for Value {
 /// Postgres, where `$N` is the only form.
 fn run(conn: &Connection, sql: &str, args: &[Value], want: Want) -> Result<Done, rusqlite::Error> {
     let mut stmt = conn.prepare_cached(sql)?;
+    let mut highest = 0;
     for index in 1..=stmt.parameter_count() {
         let number = stmt
             .parameter_name(index)
@@ -262,9 +302,16 @@ fn run(conn: &Connection, sql: &str, args: &[Value], want: Want) -> Result<Done,
             .and_then(|n| n.parse::<usize>().ok())
             .unwrap_or(index);
         let value = args
-            .get(number - 1)
+            .get(number.wrapping_sub(1))
             .ok_or(rusqlite::Error::InvalidParameterCount(number, args.len()))?;
         stmt.raw_bind_parameter(index, value)?;
+        highest = highest.max(number);
+    }
+    // Postgres refuses values past the highest placeholder ("bind message supplies 2
+    // parameters, but prepared statement requires 1"): refuse them here too, so a
+    // statement tested on SQLite also runs there.
+    if highest != args.len() {
+        return Err(rusqlite::Error::InvalidParameterCount(highest, args.len()));
     }
     if stmt.column_count() == 0 {
         let rows_affected = stmt.raw_execute()? as u64;
@@ -359,6 +406,49 @@ mod tests {
             .err()
             .expect("refused");
         assert!(err.to_string().contains("parameter"), "{err}");
+    }
+
+    #[tokio::test]
+    async fn values_past_the_highest_placeholder_are_refused_as_postgres_does() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let db = open(&dir);
+        let extra = db
+            .read(
+                "SELECT $1 AS x",
+                &[Value::from(1), Value::from(2)],
+                Want::All,
+            )
+            .await;
+        assert!(extra.is_err(), "two values for one placeholder");
+        let gap = db
+            .read(
+                "SELECT $1 AS x, $3 AS y",
+                &[Value::from(1), Value::from(2), Value::from(3)],
+                Want::All,
+            )
+            .await;
+        // Postgres accepts an unused `$2` when its type is sent (sqlx sends every type).
+        assert!(gap.is_ok(), "$2 unused but $3 bound: {:?}", gap.err());
+    }
+
+    #[tokio::test]
+    async fn scans_run_off_the_runtime_threads_with_the_same_results() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let db = open(&dir);
+        let done = db
+            .scan(
+                "SELECT $1 AS v UNION ALL SELECT $1 + 1",
+                &[Value::from(41)],
+                Want::All,
+            )
+            .await
+            .expect("scan");
+        let values: Vec<i64> = done
+            .rows
+            .iter()
+            .map(|r| r.try_get("v").expect("v"))
+            .collect();
+        assert_eq!(values, vec![41, 42]);
     }
 
     #[tokio::test]

@@ -48,6 +48,11 @@ pub enum StoreError {
     #[error("unsupported database URL: {0} (use sqlite://FILE or postgres://...)")]
     UnsupportedUrl(String),
     #[error(
+        "SQLite path `{0}`: write it as is, without `%` or `#` (a percent-encoded path would \
+         be read as two different files)"
+    )]
+    SqlitePath(String),
+    #[error(
         "an in-memory SQLite database loses every grant, and the revocations owed, when the \
          server stops: use a file (sqlite:///var/lib/jitgate/jitgate.db)"
     )]
@@ -95,6 +100,11 @@ impl Db {
         if path.is_empty() || path.contains(":memory:") || url.contains("mode=memory") {
             return Err(StoreError::InMemory);
         }
+        // sqlx (migrations, sessions) decodes percent-encoding, rusqlite takes the path
+        // as it is: refuse what they would read differently.
+        if path.contains(['%', '#']) {
+            return Err(StoreError::SqlitePath(path.to_owned()));
+        }
         let sqlite = lite::Sqlite::open(std::path::Path::new(path), max_connections)?;
         Ok(Db {
             pools: Pools::Sqlite(Arc::new(sqlite)),
@@ -130,6 +140,11 @@ impl Db {
     /// Where reads outside a transaction run.
     pub(crate) fn reader(&self) -> Target<'_> {
         Target::Read(self)
+    }
+
+    /// Where reads that may look at many rows run (see [`Target::Scan`]).
+    pub(crate) fn scanner(&self) -> Target<'_> {
+        Target::Scan(self)
     }
 
     /// Where statements that write outside a [`WriteTx`] run.

@@ -204,7 +204,7 @@ pub async fn next_expiry(db: &Db) -> Result<Option<DateTime<Utc>>, StoreError> {
 /// Number of requests per state, for metrics and the benchmark.
 pub async fn count_by_state(db: &Db) -> Result<Vec<(String, i64)>, StoreError> {
     let rows = query("SELECT state, COUNT(*) AS n FROM requests GROUP BY state ORDER BY state")
-        .fetch_all(db.reader())
+        .fetch_all(db.scanner())
         .await?;
     rows.iter()
         .map(|r| Ok((r.try_get("state")?, r.try_get("n")?)))

@@ -58,10 +58,25 @@ impl From<Option<String>> for Value {
     }
 }
 
+impl Value {
+    /// What kind of value this is, for error messages (never the value itself).
+    fn kind(&self) -> &'static str {
+        match self {
+            Value::Int(Some(_)) => "an integer",
+            Value::Text(Some(_)) => "text",
+            Value::Int(None) | Value::Text(None) => "NULL",
+        }
+    }
+}
+
 /// Where a statement runs.
 pub(crate) enum Target<'a> {
-    /// A read outside any transaction (SQLite: a reader connection).
+    /// A read outside any transaction that looks at a bounded number of rows (SQLite: a
+    /// reader connection, in the calling task).
     Read(&'a Db),
+    /// A read that may look at many rows (SQLite: a reader connection, on a blocking
+    /// thread).
+    Scan(&'a Db),
     /// A write outside any transaction (SQLite: the one writer connection).
     Write(&'a Db),
     /// Inside a write transaction.
@@ -160,6 +175,10 @@ impl<'q> Query<'q> {
                 Pools::Postgres(pool) => pg_run(pool, self.sql, self.args, want).await,
                 Pools::Sqlite(sqlite) => sqlite.read(self.sql, &self.args, want).await,
             },
+            Target::Scan(db) => match &db.pools {
+                Pools::Postgres(pool) => pg_run(pool, self.sql, self.args, want).await,
+                Pools::Sqlite(sqlite) => sqlite.scan(self.sql, &self.args, want).await,
+            },
             Target::Write(db) => match &db.pools {
                 Pools::Postgres(pool) => pg_run(pool, self.sql, self.args, want).await,
                 Pools::Sqlite(sqlite) => sqlite.write(self.sql, &self.args, want).await,
@@ -215,8 +234,13 @@ impl Row {
     pub(crate) fn try_get<T: Column>(&self, name: &str) -> Result<T, StoreError> {
         match self {
             Row::Any(row) => Ok(sqlx::Row::try_get(row, name)?),
+            // The kind only: a value (an email, a token's owner) does not belong in a log.
             Row::Lite(row) => T::from_value(row.get(name)?).ok_or_else(|| {
-                StoreError::Corrupt(format!("column `{name}` holds {:?}", row.get(name)))
+                StoreError::Corrupt(format!(
+                    "column `{name}` holds {}, not {}",
+                    row.get(name).map_or("nothing", Value::kind),
+                    std::any::type_name::<T>()
+                ))
             }),
         }
     }

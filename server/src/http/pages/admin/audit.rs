@@ -129,6 +129,7 @@ pub(in crate::http::pages) async fn show(
 }
 
 /// What one page of a search found.
+#[derive(Default)]
 struct Found {
     events: Vec<AuditEvent>,
     next: Option<i64>,
@@ -142,15 +143,23 @@ async fn find(
     after: i64,
 ) -> Result<Found, StoreError> {
     let filter = search.filter(since_millis);
+    let mut after = after;
     let upto = if filter.request_id.is_some() {
+        // Indexed: no range needed.
         i64::MAX
     } else {
+        if since_millis > i64::MIN {
+            // Start at the first recent event rather than walk the older ones.
+            match audit::first_seq_since(db, since_millis).await? {
+                Some(first) => after = after.max(first - 1),
+                None => return Ok(Found::default()),
+            }
+        }
         after.saturating_add(SCAN_LIMIT)
     };
-    let limit = i64::try_from(PAGE_SIZE + 1).unwrap_or(i64::MAX);
-    let mut events = audit::search(db, &filter, after, upto, limit).await?;
-    if events.len() > PAGE_SIZE {
-        events.truncate(PAGE_SIZE);
+    let limit = i64::try_from(PAGE_SIZE).unwrap_or(i64::MAX);
+    let events = audit::search(db, &filter, after, upto, limit).await?;
+    if events.len() == PAGE_SIZE {
         let next = events.last().map(|e| e.seq);
         return Ok(Found {
             events,
@@ -158,7 +167,7 @@ async fn find(
             scan_stopped: false,
         });
     }
-    // Fewer than a page in the range looked at: more may follow it.
+    // Less than a page in the range looked at: more may follow it.
     let (head_seq, _) = audit::head(db).await?;
     let more = upto < head_seq;
     Ok(Found {
