@@ -10,7 +10,7 @@ use std::time::Duration;
 use anyhow::{Result, bail};
 use chrono::{TimeDelta, Utc};
 use jitgate_server::domain::{Draft, UserId};
-use jitgate_server::store::{tokens, users};
+use jitgate_server::store::{requests, tokens, users};
 
 use super::{ACCOUNT, Bench, Person, memory, restart, start};
 use crate::wrk::{self, Figures, Load, Shape};
@@ -90,6 +90,15 @@ pub async fn run() -> Result<()> {
     for shape in [paced, unpaced] {
         measure(&b, &dir, &url, CREATE, &create, shape).await?;
     }
+    // The same listing once the creates have filled the table: a page of the newest must
+    // not cost more with tens of thousands of requests than with fifty.
+    let total: i64 = requests::count_by_state(&b.db)
+        .await?
+        .iter()
+        .map(|(_, n)| n)
+        .sum();
+    let label = format!("GET /api/v1/requests (newest 100 of {total} in the database)");
+    measure(&b, &dir, &url, &label, &list, paced).await?;
     println!();
     Ok(())
 }

@@ -481,3 +481,94 @@ async fn clients_hanging_up_mid_request_do_not_jam_writes() -> Result<()> {
     }
     Ok(())
 }
+
+/// Who sees which requests in `GET /requests`: their own, and those of the profiles they
+/// approve (each once, newest first, up to `limit`); admins everything.
+async fn listings_show_own_and_approvable_requests(backend: Backend) -> Result<()> {
+    let ops = ProfileSpec {
+        name: "ops".into(),
+        requester_groups: vec!["developers".into(), "sre".into()],
+        approver_groups: vec!["developers".into()],
+        ..prod_profile()
+    };
+    let w = World::start_with_sign_in(backend, |b| b.profile(prod_profile()).profile(ops)).await?;
+    let mut tokens = std::collections::HashMap::new();
+    for login in ["alice", "bob", "carol", "dave", "erin"] {
+        tokens.insert(login, token_for(&w, login).await?);
+    }
+    let mut ids = std::collections::HashMap::new();
+    for (label, login, profile) in [
+        ("A1", "alice", "prod-web"),
+        ("A2", "alice", "ops"),
+        ("B1", "bob", "ops"),
+        ("C1", "carol", "ops"),
+        ("D1", "dave", "prod-web"),
+    ] {
+        let (status, body) = call(
+            &w,
+            Some(&tokens[login]),
+            Method::POST,
+            "/requests",
+            Some(new_request(profile, "1h")),
+        )
+        .await?;
+        assert_eq!(status, StatusCode::CREATED, "{label}: {body}");
+        ids.insert(body["id"].as_str().context("id")?.to_owned(), label);
+    }
+    let listed = |body: &Value| -> Vec<&str> {
+        let mut labels: Vec<&str> = body
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|r| ids.get(r["id"].as_str()?).copied())
+            .collect();
+        labels.sort_unstable();
+        labels
+    };
+    for (login, expected) in [
+        ("bob", vec!["A1", "B1", "D1"]),
+        ("alice", vec!["A1", "A2", "B1", "C1"]),
+        ("erin", vec![]),
+        ("carol", vec!["A1", "A2", "B1", "C1", "D1"]),
+    ] {
+        let (status, body) = call(&w, Some(&tokens[login]), Method::GET, "/requests", None).await?;
+        assert_eq!(status, StatusCode::OK, "{login}: {body}");
+        assert_eq!(listed(&body), expected, "{login} sees");
+        let times: Vec<&str> = body
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|r| r["created_at"].as_str())
+            .collect();
+        assert!(
+            times.windows(2).all(|p| p[0] >= p[1]),
+            "{login}: newest first: {times:?}"
+        );
+    }
+    let (_, all) = call(&w, Some(&tokens["alice"]), Method::GET, "/requests", None).await?;
+    let (_, page) = call(
+        &w,
+        Some(&tokens["alice"]),
+        Method::GET,
+        "/requests?limit=2",
+        None,
+    )
+    .await?;
+    let first_two: Vec<&Value> = all.as_array().into_iter().flatten().take(2).collect();
+    let page: Vec<&Value> = page.as_array().into_iter().flatten().collect();
+    assert_eq!(
+        page, first_two,
+        "a limit returns the newest of the same list"
+    );
+    Ok(())
+}
+
+#[tokio::test]
+async fn listings_show_own_and_approvable_requests_on_sqlite() -> Result<()> {
+    listings_show_own_and_approvable_requests(Backend::Sqlite).await
+}
+
+#[tokio::test]
+async fn listings_show_own_and_approvable_requests_on_postgres() -> Result<()> {
+    listings_show_own_and_approvable_requests(Backend::Postgres).await
+}

@@ -264,28 +264,34 @@ pub struct ListFilter {
 }
 
 /// Requests matching `filter`, newest first.
+///
+/// What a non-admin may see is their own requests or those of the profiles they
+/// approve: an `OR` that no index serves, so the database would sort every request it
+/// could see to return the newest page. Instead each part (their own; each profile)
+/// is its own query, which walks an index newest first and stops at the page size, and
+/// the pages are merged: the cost is a few pages, however many requests there are.
 pub async fn list(db: &Db, filter: &ListFilter) -> Result<Vec<StoredRequest>, StoreError> {
     // Built from fixed SQL fragments; every value is a bound parameter.
-    let mut clauses: Vec<String> = Vec::new();
     let mut binds: Vec<Bind> = Vec::new();
     let mut param = |binds: &mut Vec<Bind>, value: Bind| {
         binds.push(value);
         format!("${}", binds.len())
     };
+    let mut common: Vec<String> = Vec::new();
     if let Some(r) = &filter.requester {
-        clauses.push(format!(
+        common.push(format!(
             "requester = {}",
             param(&mut binds, Bind::Text(r.clone()))
         ));
     }
     if let Some(r) = &filter.not_requester {
-        clauses.push(format!(
+        common.push(format!(
             "requester <> {}",
             param(&mut binds, Bind::Text(r.clone()))
         ));
     }
     if let Some(profiles) = &filter.profiles {
-        clauses.push(in_list(
+        common.push(in_list(
             "profile",
             profiles.iter().cloned(),
             &mut binds,
@@ -294,27 +300,57 @@ pub async fn list(db: &Db, filter: &ListFilter) -> Result<Vec<StoredRequest>, St
     }
     if !filter.states.is_empty() {
         let states = filter.states.iter().map(|s| s.as_str().to_owned());
-        clauses.push(in_list("state", states, &mut binds, &mut param));
-    }
-    if let Some((me, approves)) = &filter.visible_to {
-        let mine = format!("requester = {}", param(&mut binds, Bind::Text(me.clone())));
-        let theirs = in_list("profile", approves.iter().cloned(), &mut binds, &mut param);
-        clauses.push(format!("({mine} OR {theirs})"));
+        common.push(in_list("state", states, &mut binds, &mut param));
     }
     if let Some(before) = filter.created_before {
-        clauses.push(format!(
+        common.push(format!(
             "created_at < {}",
             param(&mut binds, Bind::Int(to_millis(before)))
         ));
     }
-    let limit = param(&mut binds, Bind::Int(filter.limit.clamp(1, 500)));
-    let filter_sql = if clauses.is_empty() {
-        String::new()
-    } else {
-        format!(" WHERE {}", clauses.join(" AND "))
+    // One branch per part of what the caller may see; `None`: everything.
+    let parts: Vec<Option<String>> = match &filter.visible_to {
+        None => vec![None],
+        Some((me, approves)) => {
+            let mut parts = vec![Some(format!(
+                "requester = {}",
+                param(&mut binds, Bind::Text(me.clone()))
+            ))];
+            for profile in approves {
+                parts.push(Some(format!(
+                    "profile = {}",
+                    param(&mut binds, Bind::Text(profile.clone()))
+                )));
+            }
+            parts
+        }
     };
+    let limit = param(&mut binds, Bind::Int(filter.limit.clamp(1, 500)));
+    let branches: Vec<String> = parts
+        .iter()
+        .enumerate()
+        .map(|(i, part)| {
+            let clauses: Vec<&str> = common
+                .iter()
+                .map(String::as_str)
+                .chain(part.as_deref())
+                .collect();
+            let filter_sql = if clauses.is_empty() {
+                String::new()
+            } else {
+                format!(" WHERE {}", clauses.join(" AND "))
+            };
+            format!(
+                "SELECT * FROM (SELECT {COLUMNS}, created_at, id FROM requests{filter_sql} \
+                 ORDER BY created_at DESC, id LIMIT {limit}) AS part{i}"
+            )
+        })
+        .collect();
+    // UNION, not UNION ALL: a request can be in two parts (one's own, in a profile one
+    // approves).
     let sql = format!(
-        "SELECT {COLUMNS} FROM requests{filter_sql} ORDER BY created_at DESC, id LIMIT {limit}"
+        "SELECT {COLUMNS} FROM ({}) AS visible ORDER BY created_at DESC, id LIMIT {limit}",
+        branches.join(" UNION ")
     );
     let mut query = query(&sql);
     for b in binds {
