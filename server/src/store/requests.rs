@@ -359,7 +359,9 @@ pub async fn list(db: &Db, filter: &ListFilter) -> Result<Vec<StoredRequest>, St
             Bind::Int(i) => query.bind(i),
         };
     }
-    let rows = query.fetch_all(db.reader()).await?;
+    // A scan: a filter that matches rarely (an approval queue over a profile with a
+    // long history) still walks many index entries before the page fills.
+    let rows = query.fetch_all(db.scanner()).await?;
     rows.iter().map(from_row).collect()
 }
 
