@@ -69,16 +69,7 @@ impl Sqlite {
         args: &[Value],
         want: Want,
     ) -> Result<Done, StoreError> {
-        self.check_open()?;
-        let _slot = self
-            .reader_slots
-            .acquire()
-            .await
-            .map_err(|_| StoreError::Closed)?;
-        let conn = self.take_reader()?;
-        let done = run(&conn, sql, args, want);
-        self.put_reader(conn);
-        Ok(done?)
+        self.on_reader(sql, args, want, false).await
     }
 
     /// Runs a read that may look at many rows (a range of the audit trail, a whole
@@ -90,6 +81,16 @@ impl Sqlite {
         args: &[Value],
         want: Want,
     ) -> Result<Done, StoreError> {
+        self.on_reader(sql, args, want, true).await
+    }
+
+    async fn on_reader(
+        &self,
+        sql: &str,
+        args: &[Value],
+        want: Want,
+        off_runtime: bool,
+    ) -> Result<Done, StoreError> {
         self.check_open()?;
         let _slot = self
             .reader_slots
@@ -97,13 +98,18 @@ impl Sqlite {
             .await
             .map_err(|_| StoreError::Closed)?;
         let conn = self.take_reader()?;
-        let (sql, args) = (sql.to_owned(), args.to_vec());
-        let (conn, done) = tokio::task::spawn_blocking(move || {
-            let done = run(&conn, &sql, &args, want);
+        let (conn, done) = if off_runtime {
+            let (sql, args) = (sql.to_owned(), args.to_vec());
+            tokio::task::spawn_blocking(move || {
+                let done = run(&conn, &sql, &args, want);
+                (conn, done)
+            })
+            .await
+            .map_err(|e| StoreError::Task(e.to_string()))?
+        } else {
+            let done = run(&conn, sql, args, want);
             (conn, done)
-        })
-        .await
-        .map_err(|e| StoreError::Task(e.to_string()))?;
+        };
         self.put_reader(conn);
         Ok(done?)
     }
