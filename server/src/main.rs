@@ -143,7 +143,9 @@ fn check_config(path: &std::path::Path) -> anyhow::Result<ExitCode> {
 async fn open(config: &Config, create: bool) -> anyhow::Result<Db> {
     let url = config.database.url.expose();
     if !create
-        && let Some(path) = sqlite_path(url)
+        && let Some(path) = jitgate_server::store::sqlite_path(url)
+        && !path.is_empty()
+        && !path.contains(":memory:")
         && !std::path::Path::new(path).exists()
     {
         bail!(
@@ -153,14 +155,6 @@ async fn open(config: &Config, create: bool) -> anyhow::Result<Db> {
     Db::connect(url, config.database.max_connections)
         .await
         .with_context(|| format!("connecting to {}", config.database.url.redacted()))
-}
-
-fn sqlite_path(url: &str) -> Option<&str> {
-    let rest = url
-        .strip_prefix("sqlite://")
-        .or_else(|| url.strip_prefix("sqlite:"))?;
-    let path = rest.split('?').next().unwrap_or(rest);
-    (!path.is_empty() && !path.contains(":memory:")).then_some(path)
 }
 
 async fn verify(db: &Db) -> anyhow::Result<ExitCode> {

@@ -71,10 +71,7 @@ pub fn check(config: &Config) -> Vec<Problem> {
              the server stops: use a file, e.g. sqlite:///var/lib/jitgate/jitgate.db",
         );
     }
-    let sqlite_path = url
-        .strip_prefix("sqlite:")
-        .map(|rest| rest.split('?').next().unwrap_or(rest));
-    if sqlite_path.is_some_and(|path| path.contains(['%', '#'])) {
+    if crate::store::sqlite_path(url).is_some_and(|path| path.contains(['%', '#'])) {
         out.add(
             "database.url",
             "write the SQLite path as is, without `%` or `#` (percent-encoding is not decoded)",

@@ -244,8 +244,9 @@ impl WriteTx {
 }
 
 /// The file of a `sqlite:` URL: `sqlite:///abs/path.db`, `sqlite://rel.db`,
-/// `sqlite:rel.db`, each optionally followed by `?options` (ignored).
-fn sqlite_path(url: &str) -> Option<&str> {
+/// `sqlite:rel.db`, each optionally followed by `?options` (ignored). `None` for a URL
+/// of another scheme.
+pub fn sqlite_path(url: &str) -> Option<&str> {
     let rest = url
         .strip_prefix("sqlite://")
         .or_else(|| url.strip_prefix("sqlite:"))?;
