@@ -14,7 +14,7 @@ use jitgate_server::broker::{Broker, Catalog, Wakers};
 use jitgate_server::config::{self, Config};
 use jitgate_server::http::{AppState, router};
 use jitgate_server::oidc::Oidc;
-use jitgate_server::scheduler::{Scheduler, owner_id};
+use jitgate_server::scheduler::{LeaseHolder, Scheduler, reclaim_leases};
 use jitgate_server::store::{Db, sessions};
 
 #[derive(Parser)]
@@ -219,9 +219,17 @@ async fn serve(config: Arc<Config>) -> anyhow::Result<ExitCode> {
         catalog.clone(),
         wakers,
     );
-    let owner = owner_id();
-    tracing::info!(owner, listen = %config.server.listen, "jitgate-server starting");
-    let scheduler = Scheduler::start(broker.clone(), catalog, owner);
+    // Bound before the scheduler starts: a predecessor on the same listen address (and
+    // so the same default node id) is then known to be gone, and its leases are ours.
+    let listener = tokio::net::TcpListener::bind(&config.server.listen)
+        .await
+        .with_context(|| format!("binding {} (server.listen)", config.server.listen))?;
+    let holder = LeaseHolder::new(&config.node_id());
+    tracing::info!(node = holder.node(), listen = %config.server.listen, "jitgate-server starting");
+    reclaim_leases(&db, &holder)
+        .await
+        .context("taking back this node's leases")?;
+    let scheduler = Scheduler::start(broker.clone(), catalog, holder);
 
     let oidc = match &config.oidc {
         Some(oidc) => Some(Arc::new(
@@ -241,9 +249,6 @@ async fn serve(config: Arc<Config>) -> anyhow::Result<ExitCode> {
     )
     .await
     .context("opening the session store")?;
-    let listener = tokio::net::TcpListener::bind(&config.server.listen)
-        .await
-        .with_context(|| format!("binding {} (server.listen)", config.server.listen))?;
     let state = AppState {
         db: db.clone(),
         config: config.clone(),

@@ -158,9 +158,6 @@ async fn start(grants: usize) -> Result<Bench> {
         .tps(TPS)
         .max_outstanding(OUTSTANDING)
         .workers(32)
-        .scheduler_poll("1s")
-        .lease("60s")
-        .max_connections(8)
         .render();
     let server = ServerProcess::spawn_with(&config_toml, &[("RUST_LOG", "warn")]).await?;
     let config = Arc::new(load_from_str(&config_toml, Vec::new())?);

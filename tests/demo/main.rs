@@ -141,7 +141,12 @@ impl Demo {
             anyhow!("{}", names.join("; "))
         })?;
         let identity_store = identity_store_client(&config, &args.peer, credentials).await;
-        let identity_store_id = idc.settings().identity_store_id.clone();
+        let identity_store_id = idc
+            .instance()
+            .await
+            .context("finding the IAM Identity Center instance (the AWS peer)")?
+            .identity_store_id
+            .clone();
         let run_as_attribute = config.aws.run_as_attribute.clone();
         let set_names = by_name.into_iter().map(|(name, arn)| (arn, name)).collect();
         let broker = Broker::new(

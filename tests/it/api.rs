@@ -3,12 +3,12 @@
 
 use std::time::Duration;
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Context, Result};
 use futures::{StreamExt, TryStreamExt};
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
-use crate::harness::{ProfileSpec, browser, sign_in};
+use crate::harness::ProfileSpec;
 use crate::world::{Backend, World, prod_profile};
 
 /// A second profile approved by contractors only: erin approves it and nothing else.
@@ -29,31 +29,10 @@ async fn world() -> Result<World> {
 
 /// A signed-in browser and its session's CSRF token.
 async fn session_of(w: &World, login: &str) -> Result<(reqwest::Client, String)> {
-    let client = browser()?;
-    let outcome = sign_in(&client, &w.server.listen_url(), login).await?;
-    if outcome.status != StatusCode::SEE_OTHER {
-        bail!(
-            "{login} could not sign in: {} {}",
-            outcome.status,
-            outcome.body
-        );
-    }
-    let home = client
-        .get(format!("{}/", w.server.listen_url()))
-        .send()
-        .await?
-        .text()
-        .await?;
-    let csrf = home
-        .split("name=\"csrf\" value=\"")
-        .nth(1)
-        .and_then(|rest| rest.split('"').next())
-        .context("no CSRF token on the home page")?
-        .to_owned();
-    Ok((client, csrf))
+    w.session_of(login).await
 }
 
-/// A bearer token for `login`, made from their web session.
+/// A bearer token for `login`, made from their web session (a fresh one each call).
 async fn token_for(w: &World, login: &str) -> Result<String> {
     let (client, csrf) = session_of(w, login).await?;
     let created: Value = client

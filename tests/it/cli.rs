@@ -9,14 +9,9 @@ use crate::store::{append_events, empty_db};
 use crate::world::{Backend, prod_profile};
 
 fn config_for(db_url: &str) -> Result<String> {
-    Ok(ConfigBuilder::new(
-        db_url,
-        "http://127.0.0.1:9",
-        "arn:aws:sso:::instance/ssoins-0000000000000000",
-        "d-0000000000",
-    )?
-    .profile(prod_profile())
-    .render())
+    Ok(ConfigBuilder::new(db_url, "http://127.0.0.1:9")?
+        .profile(prod_profile())
+        .render())
 }
 
 fn text(out: &std::process::Output) -> String {

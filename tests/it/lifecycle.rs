@@ -3,14 +3,17 @@
 
 use std::time::Duration;
 
+use anyhow::Context;
 use anyhow::Result;
-use jitgate_server::broker::BrokerError;
-use jitgate_server::domain::{DomainError, RequestState, StateName};
+use jitgate_server::domain::{RequestState, StateName};
+use jitgate_server::store::audit;
+use reqwest::StatusCode;
 
-use crate::harness::{PeerKnobs, ProfileSpec};
-use crate::world::{Backend, World, prod_profile};
+use crate::harness::{Fault, PeerKnobs, ProfileSpec};
+use crate::world::{Backend, REVOKE_PROMISE, World, prod_profile, refusal};
 
 const SHORT: Duration = Duration::from_secs(30);
+const LONG: Duration = Duration::from_secs(90);
 
 /// Asserts that `expected` occur in `actual` in this order (other events may be between).
 fn assert_in_order(actual: &[String], expected: &[&str]) {
@@ -38,10 +41,17 @@ async fn grant_lifecycle(backend: Backend) -> Result<()> {
     );
 
     // Nobody approves their own request.
-    let own = w.approve_as("alice", id).await;
-    assert!(
-        matches!(own, Err(ref e) if matches!(e.downcast_ref::<BrokerError>(), Some(BrokerError::Domain(DomainError::SelfApproval)))),
-        "{own:?}"
+    let own = w
+        .approve_as("alice", id)
+        .await
+        .err()
+        .context("alice approved her own request")?;
+    let own = refusal(&own).context("not a refusal")?;
+    assert_eq!(own.status, StatusCode::FORBIDDEN, "{own}");
+    assert!(own.message.contains("your own request"), "{own}");
+    assert_eq!(
+        w.request(id).await?.request.state.name(),
+        StateName::Pending
     );
 
     w.approve_as("bob", id).await?;
@@ -179,23 +189,31 @@ async fn revoking_early_removes_access_at_once() -> Result<()> {
         .await?;
     w.approve_as("carol", id).await?;
     w.wait_state(id, StateName::Active, SHORT).await?;
-    // Someone who is neither requester, approver nor admin may not revoke.
-    assert!(
-        w.broker
-            .revoke(&w.person("alice"), id, None, chrono::Utc::now())
-            .await
-            .is_err()
+    // Someone who is neither requester, approver nor admin may not revoke (nor learn
+    // that the request exists).
+    let refused = w
+        .revoke_as("alice", id)
+        .await
+        .err()
+        .context("alice revoked dave's grant")?;
+    assert_eq!(
+        refusal(&refused).map(|r| r.status),
+        Some(StatusCode::NOT_FOUND),
+        "{refused:#}"
     );
-    w.broker
-        .revoke(
-            &w.person("dave"),
-            id,
-            Some("done early".into()),
-            chrono::Utc::now(),
-        )
+    assert_eq!(w.request(id).await?.request.state.name(), StateName::Active);
+    w.act(
+        "dave",
+        id,
+        "revoke",
+        serde_json::json!({ "comment": "done early" }),
+    )
+    .await?;
+    let answered = tokio::time::Instant::now();
+    w.wait_assignment("dave", "JitSsm", false, REVOKE_PROMISE)
         .await?;
+    assert!(answered.elapsed() <= REVOKE_PROMISE);
     w.wait_settled(id, SHORT).await?;
-    assert!(!w.has_assignment("dave", "JitSsm").await?);
     assert!(
         w.audit_actions(id)
             .await?
@@ -270,7 +288,7 @@ async fn a_grant_that_cannot_be_provisioned_fails_with_the_reason() -> Result<()
         ..prod_profile()
     };
     let w = World::start(Backend::Sqlite, PeerKnobs::default(), |b| {
-        b.profile(profile).grant_attempts(2)
+        b.profile(profile)
     })
     .await?;
     let id = w
@@ -289,13 +307,33 @@ async fn a_grant_that_cannot_be_provisioned_fails_with_the_reason() -> Result<()
     let RequestState::Failed { reason, .. } = &failed.request.state else {
         unreachable!()
     };
-    assert!(reason.contains("FAILED"), "{reason}");
+    // The requester reads what failed, not AWS's text; the audit trail has that.
+    assert!(
+        reason.contains("could not create the assignment") && reason.contains("after 5 attempts"),
+        "{reason}"
+    );
+    assert!(!reason.contains("organization"), "AWS text shown: {reason}");
     w.wait_settled(id, SHORT).await?;
     assert!(w.peer.assignments().await?.is_empty());
-    let actions = w.audit_actions(id).await?;
+    let events = audit::for_request(&w.db, &id.to_string()).await?;
+    let failures: Vec<_> = events
+        .iter()
+        .filter(|e| e.action == "aws.converge_failed")
+        .collect();
     assert!(
-        actions.contains(&"request.failed".to_string()),
-        "{actions:?}"
+        !failures.is_empty()
+            && failures.iter().all(|e| e.details["error"]
+                .as_str()
+                .is_some_and(|t| t.contains("not a member of the organization"))),
+        "{events:?}"
+    );
+    assert!(
+        failures.len() <= 2,
+        "one event when the failures start and one when the grant gives up: {failures:?}"
+    );
+    assert!(
+        events.iter().any(|e| e.action == "request.failed"),
+        "{events:?}"
     );
     Ok(())
 }
@@ -313,25 +351,21 @@ async fn one_os_user_per_person(backend: Backend) -> Result<()> {
     let Err(refused) = w.submit("alice", "prod-web", "readonly", hour).await else {
         anyhow::bail!("a second OS user was accepted while requests for `app` are open");
     };
-    let Some(BrokerError::Domain(DomainError::RunAsConflict {
-        open: held,
-        os_user,
-    })) = refused.downcast_ref::<BrokerError>()
-    else {
+    let Some(conflict) = refusal(&refused).filter(|r| r.status == StatusCode::CONFLICT) else {
         anyhow::bail!("expected a run-as conflict, got {refused:#}");
     };
-    assert_eq!(os_user, "app");
+    assert_eq!(conflict.field.as_deref(), Some("os_user"), "{conflict}");
+    assert!(conflict.message.contains("`app`"), "{conflict}");
     assert!(
-        open.contains(held),
-        "{held} is one of alice's open requests"
+        open.iter()
+            .any(|id| conflict.message.contains(&id.to_string())),
+        "the refusal names one of alice's open requests: {conflict}"
     );
     // Another person is not held back by alice's requests.
     w.submit("dave", "prod-web", "readonly", hour).await?;
     // Once alice's requests for `app` are over, she may ask for another OS user.
     for id in open {
-        w.broker
-            .cancel(&w.person("alice"), id, chrono::Utc::now())
-            .await?;
+        w.cancel_as("alice", id).await?;
     }
     w.submit("alice", "prod-web", "readonly", hour).await?;
     Ok(())
@@ -368,7 +402,7 @@ async fn concurrent_submissions(backend: Backend) -> Result<()> {
         match answer {
             Ok(id) => {
                 let stored = w.request(*id).await?;
-                assert_eq!(stored.request.requester.as_str(), *who);
+                assert_eq!(stored.request.requester.as_str(), format!("sub-{who}"));
                 assert_eq!(stored.request.os_user.as_str(), *os_user);
                 assert_eq!(w.audit_actions(*id).await?, vec!["request.submitted"]);
                 if *who == "alice" {
@@ -378,10 +412,8 @@ async fn concurrent_submissions(backend: Backend) -> Result<()> {
             Err(e) => {
                 assert_eq!(*who, "alice", "only alice asks for two OS users: {e:#}");
                 assert!(
-                    matches!(
-                        e.downcast_ref::<BrokerError>(),
-                        Some(BrokerError::Domain(DomainError::RunAsConflict { .. }))
-                    ),
+                    refusal(e).is_some_and(|r| r.status == StatusCode::CONFLICT
+                        && r.field.as_deref() == Some("os_user")),
                     "refused for the OS user only: {e:#}"
                 );
                 refused += 1;
@@ -403,4 +435,77 @@ async fn submissions_arriving_together_each_get_their_own_answer_on_sqlite() -> 
 #[tokio::test]
 async fn submissions_arriving_together_each_get_their_own_answer_on_postgres() -> Result<()> {
     concurrent_submissions(Backend::Postgres).await
+}
+
+/// A failure stays with what caused it: with the OS-user attribute write refused (the
+/// broker's role lacks identitystore:UpdateUser), the person's session-document grant,
+/// which never needs the attribute, still becomes active and is revoked at once; only
+/// the principal-tag grant fails, with a reason and no AWS text; and once it has, the
+/// audit trail stays still.
+#[tokio::test]
+async fn a_refused_attribute_write_fails_only_the_grant_that_needs_it() -> Result<()> {
+    let staging = ProfileSpec {
+        name: "staging".into(),
+        permission_set: "JitSsm-{os_user}".into(),
+        run_as_mode: "session-document".into(),
+        allowed_os_users: vec!["deploy".into()],
+        ..prod_profile()
+    };
+    let w = World::start(Backend::Sqlite, PeerKnobs::default(), |b| {
+        b.profile(prod_profile()).profile(staging)
+    })
+    .await?;
+    w.peer
+        .set_faults(&[Fault {
+            action: "UpdateUser",
+            effect: "deny",
+            principal_id: Some(w.user_id("alice")?),
+        }])
+        .await?;
+    let tagged = w
+        .submit("alice", "prod-web", "app", Duration::from_secs(3600))
+        .await?;
+    let doc = w
+        .submit("alice", "staging", "deploy", Duration::from_secs(3600))
+        .await?;
+    w.approve_as("bob", tagged).await?;
+    w.approve_as("bob", doc).await?;
+
+    w.wait_state(doc, StateName::Active, SHORT).await?;
+    assert!(w.has_assignment("alice", "JitSsm-deploy").await?);
+    let failed = w.wait_state(tagged, StateName::Failed, LONG).await?;
+    let RequestState::Failed { reason, .. } = &failed.request.state else {
+        unreachable!()
+    };
+    assert!(
+        reason.contains("not allowed to set your OS user") && reason.contains("IAM permission"),
+        "{reason}"
+    );
+    assert!(!reason.contains("UpdateUser"), "AWS text shown: {reason}");
+    assert!(!w.has_assignment("alice", "JitSsm").await?);
+    assert_eq!(w.user_attribute("alice", "nickName").await?, None);
+
+    // The revocation of the working grant is not held up by the failed one.
+    w.revoke_as("bob", doc).await?;
+    let revoked_at = tokio::time::Instant::now();
+    w.wait_assignment("alice", "JitSsm-deploy", false, REVOKE_PROMISE)
+        .await?;
+    assert!(revoked_at.elapsed() <= REVOKE_PROMISE);
+    w.wait_converged("alice", SHORT).await?;
+
+    // Nothing changes any more, and the trail says so by not growing.
+    let before = audit::page_since(&w.db, i64::MIN, 0, 100_000).await?.len();
+    tokio::time::sleep(Duration::from_secs(8)).await;
+    let after = audit::page_since(&w.db, i64::MIN, 0, 100_000).await?.len();
+    assert_eq!(before, after, "audit events appended while nothing changed");
+    let failures = audit::for_request(&w.db, &tagged.to_string())
+        .await?
+        .into_iter()
+        .filter(|e| e.action == "aws.converge_failed")
+        .count();
+    assert!(
+        (1..=2).contains(&failures),
+        "{failures} converge_failed events"
+    );
+    Ok(())
 }

@@ -289,38 +289,38 @@ async fn audit_search_filters_and_pages(backend: Backend) -> Result<()> {
     let w = world(backend).await?;
     let hour = Duration::from_secs(3600);
     let dave_asks = w.submit("dave", "prod-web", "app", hour).await?;
-    let erin_asks = w.submit("erin", "prod-web", "app", hour).await?;
+    let grace_asks = w.submit("grace", "prod-web", "app", hour).await?;
     for _ in 0..101 {
         w.submit("frank", "prod-web", "app", hour).await?;
     }
     let carol = Web::sign_in(&w, "carol").await?;
     let submitted = |page: &Page| page.html.matches("<code>request.submitted</code>").count();
 
-    let by_dave = carol.get("/admin/audit?actor=dave").await?;
+    let by_dave = carol.get("/admin/audit?actor=sub-dave").await?;
     assert_eq!(by_dave.status, StatusCode::OK, "{}", by_dave.html);
     assert_eq!(submitted(&by_dave), 1, "{}", by_dave.html);
     assert!(by_dave.html.contains(&dave_asks.to_string()));
-    let of_erins = carol
-        .get(&format!("/admin/audit?request={erin_asks}"))
+    let of_graces = carol
+        .get(&format!("/admin/audit?request={grace_asks}"))
         .await?;
-    assert_eq!(submitted(&of_erins), 1, "{}", of_erins.html);
-    assert!(!of_erins.html.contains(&dave_asks.to_string()));
+    assert_eq!(submitted(&of_graces), 1, "{}", of_graces.html);
+    assert!(!of_graces.html.contains(&dave_asks.to_string()));
     let by_prefix = carol
-        .get("/admin/audit?actor=erin&action=request.sub")
+        .get("/admin/audit?actor=sub-grace&action=request.sub")
         .await?;
     assert_eq!(submitted(&by_prefix), 1, "{}", by_prefix.html);
-    let no_match = carol.get("/admin/audit?actor=dave&action=aws.").await?;
+    let no_match = carol.get("/admin/audit?actor=sub-dave&action=aws.").await?;
     assert!(
         no_match.html.contains("No events match."),
         "{}",
         no_match.html
     );
-    let recent = carol.get("/admin/audit?actor=dave&since=1h").await?;
+    let recent = carol.get("/admin/audit?actor=sub-dave&since=1h").await?;
     assert_eq!(submitted(&recent), 1, "{}", recent.html);
     let future = carol.get("/admin/audit?since=2999-01-01").await?;
     assert!(future.html.contains("No events match."), "{}", future.html);
 
-    let first = carol.get("/admin/audit?actor=frank").await?;
+    let first = carol.get("/admin/audit?actor=sub-frank").await?;
     assert_eq!(submitted(&first), 100, "a full page");
     let after = first
         .html
@@ -330,7 +330,7 @@ async fn audit_search_filters_and_pages(backend: Backend) -> Result<()> {
         .context("a full page links to the next")?
         .to_owned();
     let second = carol
-        .get(&format!("/admin/audit?actor=frank&after={after}"))
+        .get(&format!("/admin/audit?actor=sub-frank&after={after}"))
         .await?;
     assert_eq!(submitted(&second), 1, "{}", second.html);
     assert!(

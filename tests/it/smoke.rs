@@ -65,29 +65,24 @@ async fn aws_peer_starts_seeded_and_without_assignments() -> Result<()> {
 #[tokio::test]
 async fn config_builder_renders_what_the_server_accepts() -> Result<()> {
     let dir = tempfile::tempdir()?;
-    let builder = ConfigBuilder::new(
-        &sqlite_url_in(dir.path()),
-        "http://127.0.0.1:9",
-        "arn:aws:sso:::instance/ssoins-0123456789abcdef",
-        "d-0123456789",
-    )?
-    .profile(ProfileSpec::default())
-    .profile(ProfileSpec {
-        name: "staging".into(),
-        accounts: vec!["222222222222".into()],
-        permission_set: "JitSsm-{os_user}".into(),
-        run_as_mode: "session-document".into(),
-        allowed_os_users: vec!["deploy".into()],
-        auto_approve: true,
-        ..ProfileSpec::default()
-    })
-    .scheduler_poll("200ms")
-    .lease("3s")
-    .sweep("*/2 * * * * *")
-    .drift("remove")
-    .workers(2)
-    .tps(5)
-    .raw("[scheduler]\ngrant_attempts = 2\n");
+    let builder = ConfigBuilder::new(&sqlite_url_in(dir.path()), "http://127.0.0.1:9")?
+        .profile(ProfileSpec::default())
+        .profile(ProfileSpec {
+            name: "staging".into(),
+            accounts: vec!["222222222222".into()],
+            permission_set: "JitSsm-{os_user}".into(),
+            run_as_mode: "session-document".into(),
+            allowed_os_users: vec!["deploy".into()],
+            auto_approve: true,
+            ..ProfileSpec::default()
+        })
+        .scheduler_poll("200ms")
+        .lease("3s")
+        .sweep("*/2 * * * * *")
+        .drift("remove")
+        .workers(2)
+        .tps(5)
+        .raw("[scheduler]\ngrant_attempts = 2\n");
     let text = builder.render();
     let config = jitgate_server::config::load_from_str(&text, Vec::new())
         .with_context(|| format!("rendered config:\n{text}"))?;

@@ -3,24 +3,17 @@
 use std::time::Duration;
 
 use anyhow::Result;
-use jitgate_server::aws::{AssignmentKey, IdentityCenter};
 use jitgate_server::domain::StateName;
 use jitgate_server::store::audit;
 
 use crate::harness::{PeerKnobs, ProfileSpec, wait_until};
-use crate::world::{ACCOUNT, Backend, World, prod_profile};
+use crate::world::{Backend, World, prod_profile};
 
 const EVERY_SECOND: &str = "* * * * * *";
 
 /// An assignment of JitSsm to `who` made behind jitgate's back.
-async fn assign_by_hand(w: &World, who: &str) -> Result<AssignmentKey> {
-    let key = AssignmentKey {
-        principal_id: w.user_id(who)?,
-        account_id: ACCOUNT.into(),
-        permission_set_arn: w.permission_set("JitSsm")?,
-    };
-    w.broker.idc().create_assignment(&key).await?;
-    Ok(key)
+async fn assign_by_hand(w: &World, who: &str) -> Result<()> {
+    w.assign_by_hand("USER", &w.user_id(who)?, "JitSsm").await
 }
 
 async fn count_actions(w: &World, action: &str) -> Result<usize> {

@@ -1,25 +1,24 @@
-//! A scenario's world: the AWS peer seeded with people and permission sets, a database
-//! (SQLite file or a fresh Postgres database), the `jitgate-server` process, and a broker
-//! in the test process on the same database, through which the test acts as the people
-//! (the way the web app will, in another process than the scheduler).
+//! A scenario's world: the AWS peer seeded with people and permission sets, the OpenID
+//! provider with the same people, a database (SQLite file or a fresh Postgres database)
+//! and the `jitgate-server` process. Tests act as the people the way users do: signed
+//! in through the provider, over the server's JSON API (each person's token made from
+//! their web session); they read the database and the AWS peer to check the outcome.
 
-use std::sync::Arc;
+use std::collections::HashMap;
 use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
 use aws_sdk_ssoadmin::config::Credentials;
-use chrono::Utc;
-use jitgate_server::aws::IdcClient;
-use jitgate_server::broker::{Broker, Catalog, Person, Wakers};
-use jitgate_server::config::load_from_str;
-use jitgate_server::domain::{Draft, RequestId, StateName, UserId};
+use jitgate_proto::RequestView;
+use jitgate_server::domain::{RequestId, StateName};
 use jitgate_server::store::requests::{self, StoredRequest};
-use jitgate_server::store::{Db, audit};
+use jitgate_server::store::{Db, audit, principals};
+use reqwest::StatusCode;
 use serde_json::{Value, json};
 
 use crate::harness::{
-    AwsPeer, ConfigBuilder, OidcPeer, PeerKnobs, ProfileSpec, ServerProcess, run_cli,
-    sqlite_url_in, start_postgres, wait_for, wait_until,
+    AwsPeer, ConfigBuilder, OidcPeer, PeerKnobs, ProfileSpec, ServerProcess, browser, run_cli,
+    sign_in, sqlite_url_in, start_postgres, wait_for, wait_until,
 };
 
 /// Which database a scenario runs on.
@@ -31,13 +30,14 @@ pub enum Backend {
 
 /// The account every scenario grants access to.
 pub const ACCOUNT: &str = "111111111111";
-/// People seeded in the peer: (user name, OIDC groups).
+/// People, in the AWS peer (IdC users) and the OpenID provider: (user name, OIDC groups).
+/// The first five are the provider's own accounts (tests/peers/oidc/provider.mjs).
 pub const PEOPLE: &[(&str, &[&str])] = &[
     ("alice", &["developers"]),
     ("bob", &["sre"]),
-    ("carol", &["sre"]),
+    ("carol", &["sre", "jitgate-admins"]),
     ("dave", &["developers"]),
-    ("erin", &["developers"]),
+    ("erin", &["contractors"]),
     ("frank", &["developers"]),
     ("grace", &["developers"]),
     ("heidi", &["developers"]),
@@ -46,19 +46,44 @@ pub const PEOPLE: &[(&str, &[&str])] = &[
 ];
 
 /// The developers of [`PEOPLE`].
-pub const DEVELOPERS: &[&str] = &[
-    "alice", "dave", "erin", "frank", "grace", "heidi", "ivan", "judy",
-];
+pub const DEVELOPERS: &[&str] = &["alice", "dave", "frank", "grace", "heidi", "ivan", "judy"];
+
+/// The promise of a revocation: the assignment is gone from AWS within this long of the
+/// revoke answer or of `expires_at` (with IdC taking about a second per operation).
+pub const REVOKE_PROMISE: Duration = Duration::from_secs(2);
+
+/// An API call refused: the answer's status and its `{"error": {...}}` body.
+#[derive(Debug, Clone)]
+pub struct Refused {
+    pub status: StatusCode,
+    pub code: String,
+    pub message: String,
+    pub field: Option<String>,
+}
+
+impl std::fmt::Display for Refused {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} {}: {}", self.status, self.code, self.message)
+    }
+}
+
+impl std::error::Error for Refused {}
+
+/// The refusal inside an error from one of [`World`]'s act methods, if that is what it is.
+pub fn refusal(e: &anyhow::Error) -> Option<&Refused> {
+    e.downcast_ref::<Refused>()
+}
 
 pub struct World {
     pub peer: AwsPeer,
     pub seed: Value,
     pub config_toml: String,
     pub db: Db,
-    pub broker: Broker<IdcClient>,
     pub server: ServerProcess,
-    /// The OpenID provider, for scenarios started with [`World::start_with_sign_in`].
-    pub oidc: Option<OidcPeer>,
+    /// The OpenID provider the people sign in with.
+    pub oidc: OidcPeer,
+    http: reqwest::Client,
+    tokens: tokio::sync::Mutex<HashMap<String, String>>,
     _dir: tempfile::TempDir,
 }
 
@@ -73,23 +98,6 @@ impl World {
     pub async fn start(
         backend: Backend,
         knobs: PeerKnobs,
-        customize: impl FnOnce(ConfigBuilder) -> ConfigBuilder,
-    ) -> Result<World> {
-        Self::start_inner(backend, knobs, false, customize).await
-    }
-
-    /// [`World::start`] plus the OpenID provider, with the server's `[oidc]` pointing at it.
-    pub async fn start_with_sign_in(
-        backend: Backend,
-        customize: impl FnOnce(ConfigBuilder) -> ConfigBuilder,
-    ) -> Result<World> {
-        Self::start_inner(backend, PeerKnobs::default(), true, customize).await
-    }
-
-    async fn start_inner(
-        backend: Backend,
-        knobs: PeerKnobs,
-        with_oidc: bool,
         customize: impl FnOnce(ConfigBuilder) -> ConfigBuilder,
     ) -> Result<World> {
         let dir = tempfile::tempdir()?;
@@ -111,60 +119,44 @@ impl World {
         };
         let mut builder = customize(ConfigBuilder::from_seed(&db_url, peer.url(), &seed)?);
         let public_url = format!("http://127.0.0.1:{}", builder.listen_port());
-        let oidc = if with_oidc {
-            let oidc = OidcPeer::start(&[format!("{public_url}/auth/callback")]).await?;
-            builder = builder.raw(&format!(
-                "[server]\npublic_url = \"{public_url}\"\n\n[oidc]\nissuer = \"{}\"\nclient_id = \"jitgate\"\nclient_secret = \"jitgate-secret\"\n",
-                oidc.issuer()
-            ));
-            Some(oidc)
-        } else {
-            None
-        };
+        let accounts = dir.path().join("oidc-accounts.json");
+        let extra: serde_json::Map<String, Value> = PEOPLE
+            .iter()
+            .skip(5)
+            .map(|(name, groups)| ((*name).to_owned(), json!({ "groups": groups })))
+            .collect();
+        std::fs::write(&accounts, Value::Object(extra).to_string())?;
+        let oidc =
+            OidcPeer::start_with_accounts(&[format!("{public_url}/auth/callback")], &accounts)
+                .await?;
+        builder = builder.raw(&format!(
+            "[server]\npublic_url = \"{public_url}\"\n\n[oidc]\nissuer = \"{}\"\nclient_id = \"jitgate\"\nclient_secret = \"jitgate-secret\"\n",
+            oidc.issuer()
+        ));
         let config_toml = builder.render();
-        let config = Arc::new(load_from_str(&config_toml, Vec::new()).context("test config")?);
         let server = ServerProcess::spawn(&config_toml).await?;
-
         let db = Db::connect(&db_url, 5).await?;
-        let idc = IdcClient::connect_with(
-            &config.aws,
-            Some(Credentials::new("test", "test", None, None, "tests")),
-        )
-        .await?;
-        let catalog = Catalog::resolve(&config, &idc.permission_sets_by_name().await?)
-            .map_err(|missing| anyhow::anyhow!("{missing:?}"))?;
-        let broker = Broker::new(
-            db.clone(),
-            config.clone(),
-            Arc::new(idc),
-            Arc::new(catalog),
-            Arc::new(Wakers::default()),
-        );
         Ok(World {
             peer,
             seed,
             config_toml,
             db,
-            broker,
             server,
             oidc,
+            http: reqwest::Client::builder()
+                .timeout(Duration::from_secs(30))
+                .build()?,
+            tokens: tokio::sync::Mutex::default(),
             _dir: dir,
         })
     }
 
-    /// A seeded person.
-    pub fn person(&self, name: &str) -> Person {
-        let groups = PEOPLE
-            .iter()
-            .find(|(n, _)| *n == name)
-            .map(|(_, g)| g.iter().map(|s| s.to_string()).collect())
-            .unwrap_or_default();
-        Person {
-            id: UserId::new(name),
-            user_name: name.into(),
-            email: Some(format!("{name}@example.com")),
-            groups,
-        }
+    /// [`World::start`] with the AWS peer's default behaviour.
+    pub async fn start_with_sign_in(
+        backend: Backend,
+        customize: impl FnOnce(ConfigBuilder) -> ConfigBuilder,
+    ) -> Result<World> {
+        Self::start(backend, PeerKnobs::default(), customize).await
     }
 
     /// The identity-store user id of a seeded person.
@@ -181,6 +173,87 @@ impl World {
             .as_str()
             .map(str::to_owned)
             .with_context(|| format!("permission set {name} was not seeded"))
+    }
+
+    /// `login` signed in through the provider in a browser of their own, with their
+    /// session's CSRF token.
+    pub async fn session_of(&self, login: &str) -> Result<(reqwest::Client, String)> {
+        let client = browser()?;
+        let outcome = sign_in(&client, &self.server.listen_url(), login).await?;
+        if outcome.status != StatusCode::SEE_OTHER {
+            bail!(
+                "{login} could not sign in: {} {}",
+                outcome.status,
+                outcome.body
+            );
+        }
+        let home = client
+            .get(format!("{}/", self.server.listen_url()))
+            .send()
+            .await?
+            .text()
+            .await?;
+        let csrf = home
+            .split("name=\"csrf\" value=\"")
+            .nth(1)
+            .and_then(|rest| rest.split('"').next())
+            .context("no CSRF token on the home page")?
+            .to_owned();
+        Ok((client, csrf))
+    }
+
+    /// `login`'s API token, made once from their web session.
+    pub async fn token_for(&self, login: &str) -> Result<String> {
+        let mut tokens = self.tokens.lock().await;
+        if let Some(token) = tokens.get(login) {
+            return Ok(token.clone());
+        }
+        let (client, csrf) = self.session_of(login).await?;
+        let created: Value = client
+            .post(format!("{}/api/v1/tokens", self.server.listen_url()))
+            .header("x-csrf-token", csrf)
+            .json(&json!({ "name": "tests" }))
+            .send()
+            .await?
+            .error_for_status()
+            .with_context(|| format!("making {login}'s API token"))?
+            .json()
+            .await?;
+        let token = created["token"]
+            .as_str()
+            .context("no token in the answer")?
+            .to_owned();
+        tokens.insert(login.to_owned(), token.clone());
+        Ok(token)
+    }
+
+    /// `who` calls the API: `POST` with `body` (or `GET` without). A refusal is an error
+    /// holding [`Refused`].
+    pub async fn api(&self, who: &str, path: &str, body: Option<Value>) -> Result<Value> {
+        let token = self.token_for(who).await?;
+        let url = format!("{}/api/v1{path}", self.server.listen_url());
+        let request = match body {
+            Some(body) => self.http.post(&url).json(&body),
+            None => self.http.get(&url),
+        };
+        let response = request
+            .bearer_auth(token)
+            .send()
+            .await
+            .with_context(|| format!("{who}: {path}"))?;
+        let status = response.status();
+        let answer: Value = response.json().await.unwrap_or(Value::Null);
+        if !status.is_success() {
+            let error = &answer["error"];
+            return Err(Refused {
+                status,
+                code: error["code"].as_str().unwrap_or_default().to_owned(),
+                message: error["message"].as_str().unwrap_or_default().to_owned(),
+                field: error["field"].as_str().map(str::to_owned),
+            }
+            .into());
+        }
+        Ok(answer)
     }
 
     /// `who` asks for `profile` on [`ACCOUNT`] as `os_user` for `duration`.
@@ -204,26 +277,87 @@ impl World {
         os_user: &str,
         duration: Duration,
     ) -> Result<RequestId> {
-        let draft = Draft {
-            profile: profile.into(),
-            account: account.into(),
-            os_user: os_user.into(),
-            duration,
-            reason: "investigating a production incident".into(),
-            ticket: Some("INC-1".into()),
-        };
-        let stored = self
-            .broker
-            .submit(&self.person(who), draft, Utc::now())
-            .await?;
-        Ok(stored.request.id)
+        let body = json!({
+            "profile": profile,
+            "account_id": account,
+            "os_user": os_user,
+            "duration": format!("{}s", duration.as_secs()),
+            "reason": "investigating a production incident",
+            "ticket": "INC-1",
+        });
+        let view: RequestView =
+            serde_json::from_value(self.api(who, "/requests", Some(body)).await?)?;
+        Ok(view.id.parse()?)
     }
 
-    pub async fn approve_as(&self, who: &str, id: RequestId) -> Result<StoredRequest> {
-        Ok(self
-            .broker
-            .approve(&self.person(who), id, Utc::now())
-            .await?)
+    /// `who` acts on request `id`: `approve`, `deny`, `cancel`, `revoke` or `extend`.
+    pub async fn act(
+        &self,
+        who: &str,
+        id: RequestId,
+        action: &str,
+        body: Value,
+    ) -> Result<RequestView> {
+        let answer = self
+            .api(who, &format!("/requests/{id}/{action}"), Some(body))
+            .await?;
+        Ok(serde_json::from_value(answer)?)
+    }
+
+    pub async fn approve_as(&self, who: &str, id: RequestId) -> Result<RequestView> {
+        self.act(who, id, "approve", json!({})).await
+    }
+
+    /// `who` ends a grant early.
+    pub async fn revoke_as(&self, who: &str, id: RequestId) -> Result<RequestView> {
+        self.act(who, id, "revoke", json!({})).await
+    }
+
+    /// `who` withdraws a request.
+    pub async fn cancel_as(&self, who: &str, id: RequestId) -> Result<RequestView> {
+        self.act(who, id, "cancel", json!({})).await
+    }
+
+    /// `who` refuses a request.
+    #[allow(dead_code)]
+    pub async fn deny_as(&self, who: &str, id: RequestId, comment: &str) -> Result<RequestView> {
+        self.act(who, id, "deny", json!({ "comment": comment }))
+            .await
+    }
+
+    /// `who` asks for `extra` time on their active grant.
+    #[allow(dead_code)]
+    pub async fn extend_as(
+        &self,
+        who: &str,
+        id: RequestId,
+        extra: Duration,
+    ) -> Result<RequestView> {
+        self.act(
+            who,
+            id,
+            "extend",
+            json!({ "duration": format!("{}s", extra.as_secs()), "reason": "the fix needs longer" }),
+        )
+        .await
+    }
+
+    /// Waits until nothing is pending for `who` in AWS.
+    pub async fn wait_converged(&self, who: &str, timeout: Duration) -> Result<()> {
+        let principal = self.user_id(who)?;
+        wait_until(
+            &format!("{who} to be converged"),
+            timeout,
+            Duration::from_millis(50),
+            || async { Ok(principals::is_converged(&self.db, &principal).await?) },
+        )
+        .await
+        .with_context(|| format!("server log:\n{}", self.server.log()))
+    }
+
+    /// Who holds the lease on `who`'s convergence, if anyone.
+    pub async fn lease_owner(&self, who: &str) -> Result<Option<String>> {
+        Ok(principals::lease_owner(&self.db, &self.user_id(who)?).await?)
     }
 
     pub async fn request(&self, id: RequestId) -> Result<StoredRequest> {
@@ -294,6 +428,62 @@ impl World {
         .with_context(|| format!("server log:\n{}", self.server.log()))
     }
 
+    /// Assigns `permission_set` on [`ACCOUNT`] to a principal (`USER` or `GROUP`) straight
+    /// through the IdC API, as someone would behind jitgate's back, and waits until the
+    /// operation has taken effect.
+    pub async fn assign_by_hand(
+        &self,
+        principal_type: &str,
+        principal_id: &str,
+        permission_set: &str,
+    ) -> Result<()> {
+        let client = aws_sdk_ssoadmin::Client::new(&self.peer_sdk_config().await);
+        let out = client
+            .create_account_assignment()
+            .instance_arn(self.seed["instance_arn"].as_str().unwrap_or_default())
+            .target_id(ACCOUNT)
+            .target_type(aws_sdk_ssoadmin::types::TargetType::AwsAccount)
+            .permission_set_arn(self.permission_set(permission_set)?)
+            .principal_type(principal_type.into())
+            .principal_id(principal_id)
+            .send()
+            .await
+            .context("CreateAccountAssignment")?;
+        let request_id = out
+            .account_assignment_creation_status()
+            .and_then(|s| s.request_id())
+            .context("no request id")?
+            .to_owned();
+        wait_until(
+            "the hand-made assignment to take effect",
+            Duration::from_secs(30),
+            Duration::from_millis(100),
+            || async {
+                let status = client
+                    .describe_account_assignment_creation_status()
+                    .instance_arn(self.seed["instance_arn"].as_str().unwrap_or_default())
+                    .account_assignment_creation_request_id(&request_id)
+                    .send()
+                    .await?;
+                Ok(status
+                    .account_assignment_creation_status()
+                    .and_then(|s| s.status())
+                    == Some(&aws_sdk_ssoadmin::types::StatusValues::Succeeded))
+            },
+        )
+        .await
+    }
+
+    /// SDK settings that reach the AWS peer.
+    pub async fn peer_sdk_config(&self) -> aws_config::SdkConfig {
+        aws_config::defaults(aws_config::BehaviorVersion::latest())
+            .region(aws_config::Region::new("us-east-1"))
+            .endpoint_url(self.peer.url())
+            .credentials_provider(Credentials::new("test", "test", None, None, "tests"))
+            .load()
+            .await
+    }
+
     /// The actions of the audit events about one request, in order.
     pub async fn audit_actions(&self, id: RequestId) -> Result<Vec<String>> {
         Ok(audit::for_request(&self.db, &id.to_string())
@@ -305,13 +495,7 @@ impl World {
 
     /// The value of a seeded person's identity-store attribute, read from the peer.
     pub async fn user_attribute(&self, who: &str, attribute: &str) -> Result<Option<String>> {
-        let shared = aws_config::defaults(aws_config::BehaviorVersion::latest())
-            .region(aws_config::Region::new("us-east-1"))
-            .endpoint_url(self.peer.url())
-            .credentials_provider(Credentials::new("test", "test", None, None, "tests"))
-            .load()
-            .await;
-        let client = aws_sdk_identitystore::Client::new(&shared);
+        let client = aws_sdk_identitystore::Client::new(&self.peer_sdk_config().await);
         let user = client
             .describe_user()
             .identity_store_id(self.seed["identity_store_id"].as_str().unwrap_or_default())

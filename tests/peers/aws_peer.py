@@ -5,8 +5,11 @@ Runs moto (https://docs.getmoto.org) in-process behind a WSGI middleware and ser
 on a loopback port, so integration tests, the benchmark and the demo talk real HTTP to
 something that answers like AWS. Usage:
 
-    python tests/peers/aws_peer.py --port 0 [--host 127.0.0.1] [--assignment-delay-ms 0]
-        [--tps-limit 0] [--max-outstanding 0] [--throttle-every 0] [--error-every 0] [--verbose]
+    python tests/peers/aws_peer.py --port 0 [--host 127.0.0.1] [--assignment-delay-ms 1000]
+        [--tps-limit 20] [--max-outstanding 10] [--throttle-every 0] [--error-every 0] [--verbose]
+
+Its defaults are IdC's own behaviour (operations take a second, 20 sso-admin calls a
+second, 10 operations in progress); a knob at 0 is off.
 
 Once listening it prints one line, ``READY http://127.0.0.1:<port>``, to stdout. It stops
 cleanly on SIGTERM/SIGINT. Clients may sign for any region with any keys: every
@@ -36,9 +39,16 @@ What the middleware adds on top of moto (AWS JSON 1.1 protocol, action in ``X-Am
   and ``error_every`` (every Nth sso-admin/identitystore call, counted from when either knob
   was last set or from the last ``/_peer/reset``, fails with ThrottlingException or
   InternalServerException; throttling wins when both hit the same call).
+* Faults on demand (``POST /_peer/faults`` with ``{"rules": [...]}``, replacing the rules):
+  each rule ``{"action": "UpdateUser" | "CreateAccountAssignment" | "DeleteAccountAssignment",
+  "principal_id"?: id, "effect": "deny" | "fail" | "stuck"}``: ``deny`` answers
+  AccessDeniedException (a missing IAM permission), ``fail`` makes the operation end FAILED,
+  ``stuck`` keeps it IN_PROGRESS until the rule is removed. ``POST /_peer/outage`` with
+  ``{"seconds": N}`` makes every sso-admin/identitystore call answer 503
+  ServiceUnavailableException for N seconds (AWS down).
 * A control API under ``/_peer/`` (plain JSON, never reaches moto): ``GET health``,
   ``GET|POST config``, ``POST seed``, ``GET assignments``, ``GET history``, ``GET stats``,
-  ``POST reset``. See the ``control_*`` methods.
+  ``POST reset``, ``POST faults``, ``POST outage``. See the ``control_*`` methods.
 
 Errors use the AWS JSON 1.1 shape ``{"__type": "<Code>", "message": "..."}`` with status 400
 (500 for InternalServerException), which both botocore and the Rust SDK read as the error code
@@ -135,11 +145,57 @@ class BadRequest(Exception):
     """A request body the peer cannot make sense of."""
 
 
+FAULT_ACTIONS = {"UpdateUser", "CreateAccountAssignment", "DeleteAccountAssignment"}
+FAULT_EFFECTS = {"deny", "fail", "stuck"}
+
+
+@dataclasses.dataclass(frozen=True)
+class Fault:
+    """A fault rule: calls of `action` (for `principal_id`, or anyone) get `effect`."""
+
+    action: str
+    effect: str
+    principal_id: str | None = None
+
+    @staticmethod
+    def parse(spec: Any) -> "Fault":
+        if not isinstance(spec, dict):
+            raise BadRequest("each fault rule must be an object")
+        unknown = set(spec) - {"action", "effect", "principal_id"}
+        if unknown:
+            raise BadRequest(f"unknown fault rule keys {sorted(unknown)}")
+        action, effect = spec.get("action"), spec.get("effect")
+        if action not in FAULT_ACTIONS:
+            raise BadRequest(f"action must be one of {sorted(FAULT_ACTIONS)}")
+        if effect not in FAULT_EFFECTS:
+            raise BadRequest(f"effect must be one of {sorted(FAULT_EFFECTS)}")
+        if action == "UpdateUser" and effect != "deny":
+            raise BadRequest("UpdateUser takes only the effect deny")
+        principal = spec.get("principal_id")
+        if principal is not None and not isinstance(principal, str):
+            raise BadRequest("principal_id must be a string")
+        return Fault(action, effect, principal)
+
+    def matches(self, action: str, principal_id: str) -> bool:
+        return self.action == action and self.principal_id in (None, principal_id)
+
+
+def access_denied(action: str) -> AwsError:
+    return AwsError(
+        400,
+        "AccessDeniedException",
+        f"User: arn:aws:sts::{ACCOUNT_ID}:assumed-role/jitgate-broker/jitgate is not authorized "
+        f"to perform: {action} because no identity-based policy allows the {action} action",
+    )
+
+
 @dataclasses.dataclass
 class Config:
-    assignment_delay_ms: int = 0
-    tps_limit: int = 0
-    max_outstanding: int = 0
+    # IdC's own behaviour: operations take about a second, the admin APIs allow 20 calls a
+    # second and about 10 assignment operations in progress (its quotas page).
+    assignment_delay_ms: int = 1000
+    tps_limit: int = 20
+    max_outstanding: int = 10
     throttle_every: int = 0
     error_every: int = 0
 
@@ -301,6 +357,9 @@ class Peer:
         self.accounts: set[str] = set()  # seeded accounts; empty = any account is valid
         self.revisions: dict[str, int] = collections.defaultdict(lambda: 1)  # per user id
         self.sso_accepted: collections.deque[float] = collections.deque()  # tps_limit window
+        self.faults: list[Fault] = []
+        self.stuck: list[Operation] = []  # operations held IN_PROGRESS by a "stuck" fault
+        self.down_until = 0.0  # monotonic time until which every call answers 503
         self.reset_stats()
 
     def reset_stats(self) -> None:
@@ -344,6 +403,9 @@ class Peer:
         with self.lock:
             config = self.config
             self.actions[f"{SERVICE_LABELS[prefix]}:{target[len(prefix):]}"] += 1
+            if now < self.down_until:
+                self.errors += 1
+                raise AwsError(503, "ServiceUnavailableException", "Service is unavailable (injected outage)")
             self.fault_clock += 1
             is_sso = prefix == SSO_ADMIN
             if is_sso:
@@ -393,14 +455,31 @@ class Peer:
                 else:
                     self.realized.pop(op.key, None)
 
+    def fault(self, action: str, principal_id: str) -> Fault | None:
+        """The first fault rule for this call (caller holds the lock)."""
+        return next((f for f in self.faults if f.matches(action, principal_id)), None)
+
     def schedule(self, kind: str, key: AssignmentKey, failure_reason: str | None = None) -> dict[str, Any]:
         """Queue a create/delete and return its AccountAssignmentOperationStatus."""
+        action = "CreateAccountAssignment" if kind == "create" else "DeleteAccountAssignment"
         with self.lock:
             now = time.time()
             self.advance(now)
+            fault = self.fault(action, key.principal_id)
+            if fault is not None and fault.effect == "deny":
+                raise access_denied(f"sso:{action}")
+            if any(op.key == key and op.completed_at is None for op in self.in_progress()):
+                raise AwsError(
+                    400,
+                    "ConflictException",
+                    "An account assignment operation is already in progress for this assignment; "
+                    "retry after it completes",
+                )
             if kind == "delete" and key not in self.projected:
                 raise AwsError(400, "ResourceNotFoundException", "Could not find account assignment")
-            if self.config.max_outstanding and len(self.pending) >= self.config.max_outstanding:
+            if fault is not None and fault.effect == "fail" and failure_reason is None:
+                failure_reason = f"Injected failure of {action}"
+            if self.config.max_outstanding and len(self.in_progress()) >= self.config.max_outstanding:
                 self.throttled += 1
                 raise throttling(
                     f"Too many account assignment operations in progress (limit {self.config.max_outstanding})"
@@ -414,19 +493,28 @@ class Peer:
                     self.projected.add(key)
                 else:
                     self.projected.discard(key)
-            heapq.heappush(self.pending, (due, next(self.seq), op))
+            if fault is not None and fault.effect == "stuck":
+                self.stuck.append(op)
+            else:
+                heapq.heappush(self.pending, (due, next(self.seq), op))
             self.operations[op.request_id] = op
             self.history.append(op)
             self.advance(now)
-            self.peak_outstanding = max(self.peak_outstanding, len(self.pending))
+            self.peak_outstanding = max(self.peak_outstanding, len(self.in_progress()))
             # The real API always answers IN_PROGRESS, even if the change is already done.
             return {**op.to_api(), "Status": "IN_PROGRESS"}
+
+    def in_progress(self) -> list[Operation]:
+        """Operations not yet in effect (caller holds the lock)."""
+        return [op for _, _, op in self.pending] + self.stuck
 
     def create_account_assignment(self, params: dict[str, Any]) -> dict[str, Any]:
         key = self.assignment_key(params)
         failure = None
         if self.accounts and key.account_id not in self.accounts:
             failure = f"Account {key.account_id} is not a member of the organization"
+        elif key.principal_type == "USER" and not self.user_exists(key.principal_id):
+            failure = f"Principal {key.principal_id} does not exist in the identity store"
         return {"AccountAssignmentCreationStatus": self.schedule("create", key, failure)}
 
     def delete_account_assignment(self, params: dict[str, Any]) -> dict[str, Any]:
@@ -477,8 +565,16 @@ class Peer:
 
     # --- identity store ---------------------------------------------------------------
 
+    def user_exists(self, user_id: str) -> bool:
+        backend = identity_backend()
+        return any(user_id in store.users for store in backend.identity_stores.values())
+
     def update_user(self, params: dict[str, Any]) -> dict[str, Any]:
         store_id, user_id, operations = require(params, "IdentityStoreId", "UserId", "Operations")
+        with self.lock:
+            fault = self.fault("UpdateUser", user_id)
+        if fault is not None:
+            raise access_denied("identitystore:UpdateUser")
         if not isinstance(operations, list) or not all(isinstance(o, dict) for o in operations):
             raise validation("Operations must be a list of AttributeOperation objects")
         backend = identity_backend()
@@ -607,10 +703,42 @@ class Peer:
                 "calls": sum(self.actions.values()),
                 "throttled": self.throttled,
                 "errors": self.errors,
-                "outstanding": len(self.pending),
+                "outstanding": len(self.in_progress()),
                 "peak_outstanding": self.peak_outstanding,
                 "peak_sso_admin_calls_per_second": self.peak_sso_calls,
             }
+
+    def control_faults(self, body: dict[str, Any]) -> dict[str, Any]:
+        """Replace the fault rules; operations held by a removed "stuck" rule go on at once."""
+        rules = body.get("rules")
+        if not isinstance(rules, list):
+            raise BadRequest('body must be {"rules": [...]}')
+        faults = [Fault.parse(r) for r in rules]
+        with self.lock:
+            self.faults = faults
+            now = time.time()
+            held = []
+            for op in self.stuck:
+                fault = self.fault(
+                    "CreateAccountAssignment" if op.kind == "create" else "DeleteAccountAssignment",
+                    op.key.principal_id,
+                )
+                if fault is not None and fault.effect == "stuck":
+                    held.append(op)
+                else:
+                    op.due_at = max(op.due_at, now)
+                    heapq.heappush(self.pending, (op.due_at, next(self.seq), op))
+            self.stuck = held
+            return {"rules": [dataclasses.asdict(f) for f in faults]}
+
+    def control_outage(self, body: dict[str, Any]) -> dict[str, Any]:
+        """Every sso-admin/identitystore call answers 503 for the next `seconds`."""
+        seconds = body.get("seconds")
+        if type(seconds) not in (int, float) or seconds < 0:
+            raise BadRequest("seconds must be a non-negative number")
+        with self.lock:
+            self.down_until = time.monotonic() + seconds
+        return {"ok": True}
 
     def control_reset(self, _: dict[str, Any]) -> dict[str, Any]:
         with self.lock:
@@ -725,6 +853,8 @@ CONTROL_ROUTES: dict[tuple[str, str], Callable[[Peer, dict[str, Any]], Any]] = {
     ("GET", "/_peer/history"): Peer.control_history,
     ("GET", "/_peer/stats"): Peer.control_stats,
     ("POST", "/_peer/reset"): Peer.control_reset,
+    ("POST", "/_peer/faults"): Peer.control_faults,
+    ("POST", "/_peer/outage"): Peer.control_outage,
 }
 
 
@@ -741,7 +871,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--host", default="127.0.0.1", help="a loopback address")
     parser.add_argument("--verbose", action="store_true", help="log every request to stderr")
     for field in dataclasses.fields(Config):
-        parser.add_argument("--" + field.name.replace("_", "-"), type=int, default=0)
+        parser.add_argument("--" + field.name.replace("_", "-"), type=int, default=field.default)
     args = parser.parse_args(argv)
     try:
         loopback = args.host == "localhost" or ipaddress.ip_address(args.host).is_loopback

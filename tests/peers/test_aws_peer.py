@@ -244,14 +244,70 @@ class AssignmentTest(PeerTestCase):
         with self.assertRaises(self.sso.exceptions.ResourceNotFoundException):
             self.creation_status(deleted["RequestId"])  # a deletion id is no creation id
 
-    def test_delete_right_after_create_waits_for_it(self):
-        self.control("POST", "/_peer/config", {"assignment_delay_ms": 200})
+    def test_a_second_operation_while_one_is_in_progress_conflicts(self):
+        self.control("POST", "/_peer/config", {"assignment_delay_ms": 300})
         args = self.assignment("carol")
         self.sso.create_account_assignment(**args)
-        self.sso.delete_account_assignment(**args)  # accepted: the pending create will exist
-        time.sleep(0.3)
+        for call in (self.sso.delete_account_assignment, self.sso.create_account_assignment):
+            with self.assertRaises(self.sso.exceptions.ConflictException) as ctx:
+                call(**args)
+            self.assertAwsError(ctx.exception, "ConflictException", 400)
+        time.sleep(0.4)
+        self.sso.delete_account_assignment(**args)  # the create is done: accepted
+        time.sleep(0.4)
         self.assertEqual(self.listed("carol"), [])
         self.assertEqual([h["status"] for h in self.control("GET", "/_peer/history")], ["SUCCEEDED"] * 2)
+
+    def test_unknown_user_fails_asynchronously(self):
+        args = {**self.assignment("dave"), "PrincipalId": "00000000-0000-0000-0000-000000000000"}
+        created = self.sso.create_account_assignment(**args)
+        status = self.sso.describe_account_assignment_creation_status(
+            InstanceArn=self.instance_arn,
+            AccountAssignmentCreationRequestId=created["AccountAssignmentCreationStatus"]["RequestId"],
+        )["AccountAssignmentCreationStatus"]
+        self.assertEqual(status["Status"], "FAILED")
+        self.assertIn("does not exist", status["FailureReason"])
+
+    def test_faults_deny_fail_and_hold_operations(self):
+        frank = self.seeded["users"]["frank"]
+        self.control("POST", "/_peer/faults", {"rules": [
+            {"action": "UpdateUser", "principal_id": frank, "effect": "deny"},
+            {"action": "CreateAccountAssignment", "principal_id": frank, "effect": "stuck"},
+            {"action": "DeleteAccountAssignment", "effect": "fail"},
+        ]})
+        try:
+            with self.assertRaises(self.ids.exceptions.AccessDeniedException):
+                self.ids.update_user(
+                    IdentityStoreId=self.seeded["identity_store_id"], UserId=frank,
+                    Operations=[{"AttributePath": "nickName", "AttributeValue": "app"}],
+                )
+            created = self.sso.create_account_assignment(**self.assignment("frank"))
+            request_id = created["AccountAssignmentCreationStatus"]["RequestId"]
+            time.sleep(0.1)
+            self.assertEqual(self.creation_status(request_id), "IN_PROGRESS")
+            # Removing the rule lets the held operation finish.
+            self.control("POST", "/_peer/faults", {"rules": [{"action": "DeleteAccountAssignment", "effect": "fail"}]})
+            time.sleep(0.05)
+            self.assertEqual(self.creation_status(request_id), "SUCCEEDED")
+            deleted = self.sso.delete_account_assignment(**self.assignment("frank"))
+            status = self.sso.describe_account_assignment_deletion_status(
+                InstanceArn=self.instance_arn,
+                AccountAssignmentDeletionRequestId=deleted["AccountAssignmentDeletionStatus"]["RequestId"],
+            )["AccountAssignmentDeletionStatus"]
+            self.assertEqual(status["Status"], "FAILED")
+            self.assertTrue(self.listed("frank"), "a failed delete leaves the assignment")
+        finally:
+            self.control("POST", "/_peer/faults", {"rules": []})
+        with self.assertRaises(urllib.error.HTTPError):
+            self.control("POST", "/_peer/faults", {"rules": [{"action": "UpdateUser", "effect": "stuck"}]})
+
+    def test_outage_answers_503_until_it_ends(self):
+        self.control("POST", "/_peer/outage", {"seconds": 0.5})
+        with self.assertRaises(botocore.exceptions.ClientError) as ctx:
+            self.sso.list_instances()
+        self.assertAwsError(ctx.exception, "ServiceUnavailableException", 503)
+        time.sleep(0.6)
+        self.assertTrue(self.sso.list_instances()["Instances"])
 
     def test_unseeded_account_fails_asynchronously(self):
         created = self.sso.create_account_assignment(**self.assignment("dave", UNSEEDED_ACCOUNT))
@@ -405,6 +461,17 @@ class FaultTest(PeerTestCase):
 
 
 class LifecycleTest(unittest.TestCase):
+    def test_defaults_are_idc_own_limits(self):
+        proc, url = start_peer()
+        try:
+            with urllib.request.urlopen(url + "/_peer/config", timeout=10) as response:
+                config = json.load(response)
+        finally:
+            stop_peer(proc)
+        self.assertEqual(
+            (config["assignment_delay_ms"], config["tps_limit"], config["max_outstanding"]), (1000, 20, 10)
+        )
+
     def test_flags_apply_and_sigterm_exits_cleanly(self):
         proc, url = start_peer("--assignment-delay-ms", "250", "--tps-limit", "7")
         with urllib.request.urlopen(url + "/_peer/config", timeout=10) as response:

@@ -24,6 +24,9 @@ const RETRYABLE_CODES: &[&str] = &[
     "ConflictException",
 ];
 
+/// The code recorded when an error carries none (transport failures, timeouts).
+const UNKNOWN_CODE: &str = "Unknown";
+
 /// How a failed attempt should be treated.
 pub(super) enum Verdict {
     Retry,
@@ -103,9 +106,13 @@ impl<E: ProvideErrorMetadata + std::error::Error, R> SdkFailure<E, R> {
     }
 }
 
-impl<E: ProvideErrorMetadata + std::error::Error, R> From<SdkFailure<E, R>> for AwsError {
+impl<E: ProvideErrorMetadata + std::error::Error, R: HasStatus> From<SdkFailure<E, R>>
+    for AwsError
+{
     fn from(f: SdkFailure<E, R>) -> Self {
-        let code = f.err.code().unwrap_or("Unknown").to_owned();
+        let code = f.err.code().unwrap_or(UNKNOWN_CODE).to_owned();
+        let status = f.err.raw_response().map(HasStatus::status);
+        let transient = matches!(classify(&f.err, status), Verdict::Retry);
         let message = match f.err.message() {
             Some(m) => m.to_owned(),
             None => match &f.err {
@@ -117,6 +124,7 @@ impl<E: ProvideErrorMetadata + std::error::Error, R> From<SdkFailure<E, R>> for 
             operation: f.operation,
             code,
             message,
+            transient,
         }
     }
 }

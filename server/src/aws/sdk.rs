@@ -5,8 +5,15 @@
 //! IN_PROGRESS, and `DescribeAccountAssignment{Creation,Deletion}Status` tells when it
 //! has SUCCEEDED or FAILED. See
 //! <https://docs.aws.amazon.com/singlesignon/latest/APIReference/API_CreateAccountAssignment.html>.
+//! Each operation this process started holds one of its `[aws]
+//! max_outstanding_assignments` slots until its end is seen (or `operation_timeout`).
+//!
+//! Nothing is called at construction: the IdC instance is discovered (`ListInstances`)
+//! on first use and retried on the next use if that fails, so a server whose IdC is
+//! unreachable at start still starts, and revokes as soon as IdC answers.
 
 use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use aws_config::{BehaviorVersion, Region, retry::RetryConfig, timeout::TimeoutConfig};
@@ -16,19 +23,33 @@ use aws_sdk_ssoadmin::types::{
 };
 use aws_smithy_types::Document;
 
+use super::limits::Slot;
 use super::retry::{SdkFailure, with_retries};
-use super::{AssignmentKey, AwsError, IdentityCenter, Limits};
+use super::{
+    AssignmentKey, AwsError, IdentityCenter, Limits, OpKind, OpStatus, PrincipalKind, StartedOp,
+};
 use crate::config::AwsConfig;
 
-/// How the client was set up: the IdC instance and the limits it keeps.
+/// How the client was set up: the limits it keeps and, if configured, the IdC instance.
 #[derive(Debug, Clone)]
 pub struct IdcSettings {
-    pub instance_arn: String,
-    pub identity_store_id: String,
+    /// `[aws] instance_arn` and `identity_store_id`, or `None` to discover them.
+    pub instance: Option<Instance>,
     pub run_as_attribute: String,
     pub max_attempts: u32,
+    pub max_outstanding: u32,
     pub operation_timeout: Duration,
 }
+
+/// The IdC instance jitgate administers.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Instance {
+    pub instance_arn: String,
+    pub identity_store_id: String,
+}
+
+/// How long a create waits for a free operation slot before giving up for this round.
+const SLOT_WAIT: Duration = Duration::from_secs(1);
 
 /// IAM Identity Center through the AWS SDK.
 #[derive(Clone)]
@@ -37,11 +58,14 @@ pub struct IdcClient {
     ids: aws_sdk_identitystore::Client,
     limits: Limits,
     settings: IdcSettings,
+    instance: Arc<tokio::sync::OnceCell<Instance>>,
+    /// Slots of the operations this process started, by request id, with when.
+    in_flight: Arc<Mutex<HashMap<String, (Slot, Instant)>>>,
 }
 
 impl IdcClient {
-    /// Builds the SDK clients from `config` (credentials from the default chain) and
-    /// discovers the IdC instance with `ListInstances` when it is not configured.
+    /// Builds the SDK clients from `config` (credentials from the default chain). Makes
+    /// no call: see the module documentation.
     pub async fn connect(config: &AwsConfig) -> Result<Self, AwsError> {
         Self::connect_with(config, None).await
     }
@@ -69,29 +93,44 @@ impl IdcClient {
             loader = loader.credentials_provider(credentials);
         }
         let shared = loader.load().await;
-        let mut client = IdcClient {
+        let instance = match (&config.instance_arn, &config.identity_store_id) {
+            (Some(instance_arn), Some(identity_store_id)) => Some(Instance {
+                instance_arn: instance_arn.clone(),
+                identity_store_id: identity_store_id.clone(),
+            }),
+            _ => None,
+        };
+        Ok(IdcClient {
             sso: aws_sdk_ssoadmin::Client::new(&shared),
             ids: aws_sdk_identitystore::Client::new(&shared),
             limits: Limits::new(config.tps_limit, config.max_outstanding_assignments),
+            instance: Arc::new(match &instance {
+                Some(i) => tokio::sync::OnceCell::new_with(Some(i.clone())),
+                None => tokio::sync::OnceCell::new(),
+            }),
             settings: IdcSettings {
-                instance_arn: config.instance_arn.clone().unwrap_or_default(),
-                identity_store_id: config.identity_store_id.clone().unwrap_or_default(),
+                instance,
                 run_as_attribute: config.run_as_attribute.clone(),
                 max_attempts: config.max_attempts,
+                max_outstanding: config.max_outstanding_assignments,
                 operation_timeout: config.operation_timeout.get(),
             },
-        };
-        if client.settings.instance_arn.is_empty() {
-            client.discover_instance().await?;
-        }
-        Ok(client)
+            in_flight: Arc::default(),
+        })
     }
 
     pub fn settings(&self) -> &IdcSettings {
         &self.settings
     }
 
-    async fn discover_instance(&mut self) -> Result<(), AwsError> {
+    /// The IdC instance: configured, or discovered on first use.
+    pub async fn instance(&self) -> Result<&Instance, AwsError> {
+        self.instance
+            .get_or_try_init(|| self.discover_instance())
+            .await
+    }
+
+    async fn discover_instance(&self) -> Result<Instance, AwsError> {
         let out = self
             .admin("ListInstances", || self.sso.list_instances().send())
             .await?;
@@ -103,15 +142,17 @@ impl IdcClient {
                 instances.len()
             )));
         };
-        self.settings.instance_arn = instance.instance_arn().unwrap_or_default().to_owned();
-        self.settings.identity_store_id =
-            instance.identity_store_id().unwrap_or_default().to_owned();
-        tracing::info!(instance_arn = %self.settings.instance_arn, identity_store_id = %self.settings.identity_store_id, "discovered IAM Identity Center instance");
-        Ok(())
+        let found = Instance {
+            instance_arn: instance.instance_arn().unwrap_or_default().to_owned(),
+            identity_store_id: instance.identity_store_id().unwrap_or_default().to_owned(),
+        };
+        tracing::info!(instance_arn = %found.instance_arn, identity_store_id = %found.identity_store_id, "discovered IAM Identity Center instance");
+        Ok(found)
     }
 
     /// Maps permission set names to ARNs for every permission set of the instance.
     pub async fn permission_sets_by_name(&self) -> Result<HashMap<String, String>, AwsError> {
+        let instance_arn = self.instance().await?.instance_arn.clone();
         let mut arns = Vec::new();
         let mut token: Option<String> = None;
         loop {
@@ -119,7 +160,7 @@ impl IdcClient {
                 .admin("ListPermissionSets", || {
                     self.sso
                         .list_permission_sets()
-                        .instance_arn(&self.settings.instance_arn)
+                        .instance_arn(&instance_arn)
                         .set_next_token(token.clone())
                         .send()
                 })
@@ -136,7 +177,7 @@ impl IdcClient {
                 .admin("DescribePermissionSet", || {
                     self.sso
                         .describe_permission_set()
-                        .instance_arn(&self.settings.instance_arn)
+                        .instance_arn(&instance_arn)
                         .permission_set_arn(&arn)
                         .send()
                 })
@@ -222,6 +263,7 @@ impl IdcClient {
         attribute_path: &str,
         value: &str,
     ) -> Result<Option<String>, AwsError> {
+        let identity_store_id = self.instance().await?.identity_store_id.clone();
         let identifier = AlternateIdentifier::UniqueAttribute(
             UniqueAttribute::builder()
                 .attribute_path(attribute_path)
@@ -233,7 +275,7 @@ impl IdcClient {
             .directory("GetUserId", || {
                 self.ids
                     .get_user_id()
-                    .identity_store_id(&self.settings.identity_store_id)
+                    .identity_store_id(&identity_store_id)
                     .alternate_identifier(identifier.clone())
                     .send()
             })
@@ -245,72 +287,65 @@ impl IdcClient {
         }
     }
 
-    /// Polls an assignment operation until it leaves IN_PROGRESS.
-    async fn wait_for(
-        &self,
-        operation: &'static str,
-        first: Option<&AccountAssignmentOperationStatus>,
-        deletion: bool,
-    ) -> Result<(), AwsError> {
-        let mut status = first.cloned();
-        let started = Instant::now();
-        let mut delay = Duration::from_millis(200);
-        loop {
-            let current = status.as_ref().and_then(|s| s.status());
-            match current {
-                Some(StatusValues::Succeeded) => return Ok(()),
-                Some(StatusValues::Failed) => {
-                    let reason = status
-                        .as_ref()
-                        .and_then(|s| s.failure_reason())
-                        .unwrap_or("no reason given")
-                        .to_owned();
-                    return Err(AwsError::OperationFailed { operation, reason });
-                }
-                _ => {}
-            }
-            let Some(request_id) = status
-                .as_ref()
-                .and_then(|s| s.request_id())
-                .map(str::to_owned)
-            else {
-                return Err(AwsError::OperationFailed {
-                    operation,
-                    reason: "IdC returned no request id to follow".into(),
-                });
-            };
-            if started.elapsed() >= self.settings.operation_timeout {
-                return Err(AwsError::Timeout {
-                    operation,
-                    waited_secs: started.elapsed().as_secs(),
-                });
-            }
-            tokio::time::sleep(delay).await;
-            delay = (delay * 3 / 2).min(Duration::from_secs(2));
-            status = if deletion {
-                self.admin("DescribeAccountAssignmentDeletionStatus", || {
-                    self.sso
-                        .describe_account_assignment_deletion_status()
-                        .instance_arn(&self.settings.instance_arn)
-                        .account_assignment_deletion_request_id(&request_id)
-                        .send()
-                })
-                .await?
-                .account_assignment_deletion_status()
-                .cloned()
-            } else {
-                self.admin("DescribeAccountAssignmentCreationStatus", || {
-                    self.sso
-                        .describe_account_assignment_creation_status()
-                        .instance_arn(&self.settings.instance_arn)
-                        .account_assignment_creation_request_id(&request_id)
-                        .send()
-                })
-                .await?
-                .account_assignment_creation_status()
-                .cloned()
-            };
+    /// Keeps `slot` until operation `request_id` is seen to end.
+    fn hold(&self, request_id: &str, slot: Slot) {
+        if let Ok(mut map) = self.in_flight.lock() {
+            map.insert(request_id.to_owned(), (slot, Instant::now()));
         }
+    }
+
+    /// Frees the slot of an operation that ended, and of any this process has been
+    /// holding past the operation timeout (its end was seen elsewhere, or never).
+    fn release(&self, request_id: &str) {
+        if let Ok(mut map) = self.in_flight.lock() {
+            map.remove(request_id);
+            let timeout = self.settings.operation_timeout;
+            map.retain(|_, (_, since)| since.elapsed() < timeout);
+        }
+    }
+
+    async fn slot(&self, kind: OpKind) -> Result<Slot, AwsError> {
+        let busy = || AwsError::Busy {
+            operation: kind.operation(),
+            limit: self.settings.max_outstanding,
+        };
+        let wait = self.limits.assignment_slot(kind == OpKind::Delete);
+        match kind {
+            // A delete waits its turn: revocations are never skipped for lack of a slot.
+            OpKind::Delete => wait.await.ok_or_else(busy),
+            OpKind::Create => tokio::time::timeout(SLOT_WAIT, wait)
+                .await
+                .ok()
+                .flatten()
+                .ok_or_else(busy),
+        }
+    }
+}
+
+fn op_status(status: Option<&AccountAssignmentOperationStatus>) -> Result<StartedOp, AwsError> {
+    let request_id = status
+        .and_then(|s| s.request_id())
+        .map(str::to_owned)
+        .ok_or_else(|| AwsError::OperationFailed {
+            operation: "AccountAssignment",
+            reason: "IdC returned no request id to follow".into(),
+        })?;
+    Ok(StartedOp {
+        request_id,
+        status: status_of(status),
+    })
+}
+
+fn status_of(status: Option<&AccountAssignmentOperationStatus>) -> OpStatus {
+    match status.and_then(|s| s.status()) {
+        Some(StatusValues::Succeeded) => OpStatus::Succeeded,
+        Some(StatusValues::Failed) => OpStatus::Failed(
+            status
+                .and_then(|s| s.failure_reason())
+                .unwrap_or("no reason given")
+                .to_owned(),
+        ),
+        _ => OpStatus::InProgress,
     }
 }
 
@@ -335,10 +370,11 @@ impl IdentityCenter for IdcClient {
             .set_attribute_value(os_user.map(|u| Document::String(u.to_owned())))
             .build()
             .map_err(|e| AwsError::Setup(e.to_string()))?;
+        let identity_store_id = self.instance().await?.identity_store_id.clone();
         self.directory("UpdateUser", || {
             self.ids
                 .update_user()
-                .identity_store_id(&self.settings.identity_store_id)
+                .identity_store_id(&identity_store_id)
                 .user_id(principal_id)
                 .operations(operation.clone())
                 .send()
@@ -348,13 +384,14 @@ impl IdentityCenter for IdcClient {
         Ok(())
     }
 
-    async fn create_assignment(&self, key: &AssignmentKey) -> Result<(), AwsError> {
-        let _slot = self.limits.assignment_slot().await;
+    async fn start_create(&self, key: &AssignmentKey) -> Result<StartedOp, AwsError> {
+        let instance_arn = self.instance().await?.instance_arn.clone();
+        let slot = self.slot(OpKind::Create).await?;
         let out = self
             .admin("CreateAccountAssignment", || {
                 self.sso
                     .create_account_assignment()
-                    .instance_arn(&self.settings.instance_arn)
+                    .instance_arn(&instance_arn)
                     .target_id(&key.account_id)
                     .target_type(TargetType::AwsAccount)
                     .permission_set_arn(&key.permission_set_arn)
@@ -363,74 +400,117 @@ impl IdentityCenter for IdcClient {
                     .send()
             })
             .await?;
-        self.wait_for(
-            "CreateAccountAssignment",
-            out.account_assignment_creation_status(),
-            false,
-        )
-        .await
+        let op = op_status(out.account_assignment_creation_status())?;
+        if op.status == OpStatus::InProgress {
+            self.hold(&op.request_id, slot);
+        }
+        Ok(op)
     }
 
-    async fn delete_assignment(&self, key: &AssignmentKey) -> Result<(), AwsError> {
-        let _slot = self.limits.assignment_slot().await;
+    async fn start_delete(
+        &self,
+        key: &AssignmentKey,
+        kind: PrincipalKind,
+    ) -> Result<Option<StartedOp>, AwsError> {
+        let principal_type = match kind {
+            PrincipalKind::User => PrincipalType::User,
+            PrincipalKind::Group => PrincipalType::Group,
+        };
+        let instance_arn = self.instance().await?.instance_arn.clone();
+        let slot = self.slot(OpKind::Delete).await?;
         let result = self
             .admin_raw("DeleteAccountAssignment", || {
                 self.sso
                     .delete_account_assignment()
-                    .instance_arn(&self.settings.instance_arn)
+                    .instance_arn(&instance_arn)
                     .target_id(&key.account_id)
                     .target_type(TargetType::AwsAccount)
                     .permission_set_arn(&key.permission_set_arn)
-                    .principal_type(PrincipalType::User)
+                    .principal_type(principal_type.clone())
                     .principal_id(&key.principal_id)
                     .send()
             })
             .await;
         match result {
             Ok(out) => {
-                self.wait_for(
-                    "DeleteAccountAssignment",
-                    out.account_assignment_deletion_status(),
-                    true,
-                )
-                .await
+                let op = op_status(out.account_assignment_deletion_status())?;
+                if op.status == OpStatus::InProgress {
+                    self.hold(&op.request_id, slot);
+                }
+                Ok(Some(op))
             }
             // Already gone (a previous attempt got through before a crash): done.
-            Err(f) if f.code() == Some("ResourceNotFoundException") => Ok(()),
+            Err(f) if f.code() == Some("ResourceNotFoundException") => Ok(None),
             Err(f) => Err(f.into()),
         }
     }
 
-    async fn assigned_users(
+    async fn operation_status(&self, kind: OpKind, request_id: &str) -> Result<OpStatus, AwsError> {
+        let instance_arn = self.instance().await?.instance_arn.clone();
+        let status = match kind {
+            OpKind::Create => self
+                .admin("DescribeAccountAssignmentCreationStatus", || {
+                    self.sso
+                        .describe_account_assignment_creation_status()
+                        .instance_arn(&instance_arn)
+                        .account_assignment_creation_request_id(request_id)
+                        .send()
+                })
+                .await?
+                .account_assignment_creation_status()
+                .cloned(),
+            OpKind::Delete => self
+                .admin("DescribeAccountAssignmentDeletionStatus", || {
+                    self.sso
+                        .describe_account_assignment_deletion_status()
+                        .instance_arn(&instance_arn)
+                        .account_assignment_deletion_request_id(request_id)
+                        .send()
+                })
+                .await?
+                .account_assignment_deletion_status()
+                .cloned(),
+        };
+        let status = status_of(status.as_ref());
+        if status != OpStatus::InProgress {
+            self.release(request_id);
+        }
+        Ok(status)
+    }
+
+    async fn assigned_principals(
         &self,
         account_id: &str,
         permission_set_arn: &str,
-    ) -> Result<Vec<String>, AwsError> {
-        let mut users = Vec::new();
+    ) -> Result<Vec<(PrincipalKind, String)>, AwsError> {
+        let instance_arn = self.instance().await?.instance_arn.clone();
+        let mut principals = Vec::new();
         let mut token: Option<String> = None;
         loop {
             let out = self
                 .admin("ListAccountAssignments", || {
                     self.sso
                         .list_account_assignments()
-                        .instance_arn(&self.settings.instance_arn)
+                        .instance_arn(&instance_arn)
                         .account_id(account_id)
                         .permission_set_arn(permission_set_arn)
                         .set_next_token(token.clone())
                         .send()
                 })
                 .await?;
-            users.extend(
-                out.account_assignments()
-                    .iter()
-                    .filter(|a| a.principal_type() == Some(&PrincipalType::User))
-                    .filter_map(|a| a.principal_id().map(str::to_owned)),
-            );
+            principals.extend(out.account_assignments().iter().filter_map(|a| {
+                let kind = match a.principal_type()? {
+                    PrincipalType::User => PrincipalKind::User,
+                    PrincipalType::Group => PrincipalKind::Group,
+                    _ => return None,
+                };
+                Some((kind, a.principal_id()?.to_owned()))
+            }));
             token = out.next_token().map(str::to_owned);
             if token.is_none() {
                 break;
             }
         }
-        Ok(users)
+        Ok(principals)
     }
 }

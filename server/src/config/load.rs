@@ -252,6 +252,20 @@ mod tests {
     }
 
     #[test]
+    fn a_minimum_duration_over_the_maximum_or_under_a_second_is_refused() {
+        for min in ["8h", "500ms"] {
+            assert_eq!(
+                keys(&example_with(
+                    "min_duration = \"15m\"",
+                    &format!("min_duration = \"{min}\"")
+                )),
+                ["profiles[0].min_duration"],
+                "{min}"
+            );
+        }
+    }
+
+    #[test]
     fn empty_approver_lists_are_refused() {
         assert_eq!(
             keys(&example_with(

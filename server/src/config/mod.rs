@@ -152,9 +152,15 @@ pub struct SchedulerConfig {
     pub sweep: String,
     /// How often to look for work that another process (or a restart) left behind.
     pub poll_interval: HumanDuration,
-    /// How long a claimed piece of work stays ours without renewal; a dead process's work
-    /// is taken over after this.
+    /// How long a claimed piece of work stays ours without renewal (a heartbeat renews it
+    /// every third of this while the work runs); a dead replica's work is taken over by
+    /// another after this. A restarted process takes back its own at once (`node_id`).
     pub lease: HumanDuration,
+    /// This server's identity as a lease holder, stable across restarts: at start the
+    /// server releases every lease held under it, since the process that took them is
+    /// gone. Default: host name, listen address and database location. Give each replica
+    /// its own; two live processes must never share one.
+    pub node_id: Option<String>,
     /// Principals converged concurrently by this process.
     pub workers: u32,
     /// What to do with assignments on jitgate's permission sets that no grant wants.
@@ -168,7 +174,8 @@ impl Default for SchedulerConfig {
         Self {
             sweep: "0 * * * * *".into(),
             poll_interval: HumanDuration::from_secs(2),
-            lease: HumanDuration::from_secs(60),
+            lease: HumanDuration::from_secs(10),
+            node_id: None,
             workers: 16,
             drift: DriftAction::Report,
             grant_attempts: 5,
@@ -224,6 +231,10 @@ pub struct ProfileConfig {
     #[serde(default = "default_run_as_mode")]
     pub run_as_mode: RunAsMode,
     pub allowed_os_users: Vec<OsUser>,
+    /// Shortest grant (and extension) one may ask for: a grant of a few seconds would
+    /// create and delete an assignment for nothing.
+    #[serde(default = "default_min_duration")]
+    pub min_duration: HumanDuration,
     pub max_duration: HumanDuration,
     pub requester_groups: Vec<String>,
     #[serde(default)]
@@ -237,6 +248,10 @@ pub struct ProfileConfig {
     pub auto_approve: bool,
     #[serde(default = "default_approval_timeout")]
     pub approval_timeout: HumanDuration,
+}
+
+fn default_min_duration() -> HumanDuration {
+    HumanDuration::from_secs(60)
 }
 
 fn default_run_as_mode() -> RunAsMode {
@@ -255,6 +270,25 @@ fn default_approval_timeout() -> HumanDuration {
 pub const OS_USER_PLACEHOLDER: &str = "{os_user}";
 
 impl Config {
+    /// This process's node identity for leases: `[scheduler] node_id`, else
+    /// `<host name>/<listen address>/<database location>`, which a restart with the same
+    /// config on the same host keeps and which two replicas on one host (different listen
+    /// addresses) never share. `#` separates the node from the per-process part of a lease
+    /// owner, so it is replaced here (and refused in a configured id).
+    pub fn node_id(&self) -> String {
+        if let Some(id) = &self.scheduler.node_id {
+            return id.clone();
+        }
+        let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+            .ok()
+            .or_else(|| std::env::var("HOSTNAME").ok())
+            .map(|h| h.trim().to_owned())
+            .filter(|h| !h.is_empty())
+            .unwrap_or_else(|| "localhost".into());
+        let database = database_location(self.database.url.expose());
+        format!("{host}/{}/{database}", self.server.listen).replace('#', "_")
+    }
+
     /// The profile called `name`, if configured.
     pub fn profile(&self, name: &str) -> Option<&ProfileConfig> {
         self.profiles.iter().find(|p| p.name == name)
@@ -268,6 +302,7 @@ impl ProfileConfig {
             profile: self.name.clone(),
             accounts: self.accounts.clone(),
             allowed_os_users: self.allowed_os_users.clone(),
+            min_duration: self.min_duration.get(),
             max_duration: self.max_duration.get(),
             requester_groups: self.requester_groups.clone(),
             approver_groups: self.approver_groups.clone(),
@@ -287,5 +322,36 @@ impl ProfileConfig {
     pub fn permission_set_for(&self, os_user: &OsUser) -> String {
         self.permission_set
             .replace(OS_USER_PLACEHOLDER, os_user.as_str())
+    }
+}
+
+/// Where a database URL points, without credentials or options: the SQLite file (made
+/// absolute when it exists, so a restart from another directory keeps it) or the Postgres
+/// `host:port/database`.
+fn database_location(url: &str) -> String {
+    if let Some(path) = crate::store::sqlite_path(url) {
+        return std::fs::canonicalize(path)
+            .map(|p| p.display().to_string())
+            .unwrap_or_else(|_| path.to_owned());
+    }
+    let rest = url.split_once("://").map_or(url, |(_, rest)| rest);
+    let rest = rest.rsplit_once('@').map_or(rest, |(_, host)| host);
+    rest.split(['?', '#']).next().unwrap_or(rest).to_owned()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn database_location_drops_credentials_and_options() {
+        assert_eq!(
+            database_location("postgres://jit:s3cret@db.internal:5432/jitgate?sslmode=require"),
+            "db.internal:5432/jitgate"
+        );
+        assert_eq!(
+            database_location("sqlite:///no/such/dir/jitgate.db"),
+            "/no/such/dir/jitgate.db"
+        );
     }
 }

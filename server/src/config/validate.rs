@@ -167,6 +167,17 @@ fn check_scheduler(config: &Config, out: &mut Problems) {
     if s.poll_interval.get() > std::time::Duration::from_secs(3600) {
         out.add("scheduler.poll_interval", "must be at most 1h");
     }
+    if let Some(id) = &s.node_id
+        && (id.trim().is_empty()
+            || id.len() > 200
+            || id.contains('#')
+            || id.chars().any(char::is_control))
+    {
+        out.add(
+            "scheduler.node_id",
+            "must be 1-200 characters without `#` or control characters (e.g. the pod name)",
+        );
+    }
     if s.workers == 0 {
         out.add("scheduler.workers", "must be at least 1");
     }
@@ -223,6 +234,17 @@ fn check_profile(key: &str, p: &ProfileConfig, out: &mut Problems) {
         out.add(
             format!("{key}.max_duration"),
             "must be longer than zero and at most 31 days",
+        );
+    }
+    let min = p.min_duration.get();
+    let max_ok = !max.is_zero() && max.as_secs() <= MAX_PROFILE_DURATION_SECS;
+    if min < std::time::Duration::from_secs(1) || (max_ok && min > max) {
+        out.add(
+            format!("{key}.min_duration"),
+            format!(
+                "must be at least 1s and at most max_duration ({})",
+                p.max_duration
+            ),
         );
     }
     if p.approval_timeout.get().is_zero() {

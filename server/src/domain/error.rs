@@ -123,6 +123,20 @@ pub enum DomainError {
     #[error("the duration must be more than zero; ask for e.g. 1h")]
     DurationZero,
 
+    /// The duration (or an extension's extra time) is under the profile's minimum.
+    #[error(
+        "{} is shorter than the profile's minimum of {}; ask for at least {}",
+        human(.asked),
+        human(.min),
+        human(.min)
+    )]
+    DurationTooShort {
+        /// The duration asked for.
+        asked: Duration,
+        /// The profile's minimum.
+        min: Duration,
+    },
+
     /// The duration, or the grant's total with an extension, is over the profile's maximum.
     #[error(
         "{} is longer than the profile's maximum of {}; ask for at most {} in total",
@@ -267,6 +281,7 @@ impl DomainError {
             | DomainError::OsUserNotAllowed { .. }
             | DomainError::RunAsConflict { .. } => Some("os_user"),
             DomainError::DurationZero
+            | DomainError::DurationTooShort { .. }
             | DomainError::DurationTooLong { .. }
             | DomainError::DurationOutOfRange { .. } => Some("duration"),
             DomainError::ReasonRequired | DomainError::ReasonTooLong { .. } => Some("reason"),
@@ -300,6 +315,7 @@ impl DomainError {
             | DomainError::AccountNotInProfile { .. }
             | DomainError::OsUserNotAllowed { .. }
             | DomainError::DurationZero
+            | DomainError::DurationTooShort { .. }
             | DomainError::DurationTooLong { .. }
             | DomainError::DurationOutOfRange { .. }
             | DomainError::ReasonRequired

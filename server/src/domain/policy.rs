@@ -87,6 +87,8 @@ pub struct Policy {
     pub accounts: Vec<AccountId>,
     /// OS users a request under this profile may ask for.
     pub allowed_os_users: Vec<OsUser>,
+    /// Shortest grant (and extension) that may be asked for.
+    pub min_duration: Duration,
     /// Longest grant, counted from activation and including extensions.
     pub max_duration: Duration,
     /// OIDC groups whose members may request this profile.
@@ -148,6 +150,7 @@ mod tests {
             profile: "prod-web".into(),
             accounts: vec![AccountId::parse("123456789012").unwrap()],
             allowed_os_users: vec![OsUser::parse("app").unwrap()],
+            min_duration: Duration::from_secs(60),
             max_duration: Duration::from_secs(8 * 3600),
             requester_groups: vec!["devs".into(), "contractors".into()],
             approver_groups: vec!["sre".into()],

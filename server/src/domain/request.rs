@@ -312,6 +312,12 @@ impl Request {
         if draft.duration.is_zero() {
             return Err(DomainError::DurationZero);
         }
+        if draft.duration < policy.min_duration {
+            return Err(DomainError::DurationTooShort {
+                asked: draft.duration,
+                min: policy.min_duration,
+            });
+        }
         if draft.duration > policy.max_duration {
             return Err(DomainError::DurationTooLong {
                 asked: draft.duration,
@@ -601,6 +607,12 @@ impl Request {
         if extra.is_zero() {
             return Err(DomainError::DurationZero);
         }
+        if extra < policy.min_duration {
+            return Err(DomainError::DurationTooShort {
+                asked: extra,
+                min: policy.min_duration,
+            });
+        }
         let new_expires_at = add(expires_at, extra)?;
         let total = new_expires_at.signed_duration_since(activated_at);
         // A max beyond chrono's range is no limit at all.
@@ -870,6 +882,7 @@ mod tests {
                 OsUser::parse("app").unwrap(),
                 OsUser::parse("deploy").unwrap(),
             ],
+            min_duration: mins(1),
             max_duration: hours(8),
             requester_groups: vec!["devs".into()],
             approver_groups: vec!["sre".into(), "leads".into()],
@@ -1247,6 +1260,29 @@ mod tests {
     }
 
     #[test]
+    fn submit_refuses_a_duration_under_the_minimum_and_accepts_the_minimum() {
+        let d = Draft {
+            duration: Duration::from_millis(500),
+            ..draft()
+        };
+        let err = submit_as(&alice(), d, &policy(), &[]).unwrap_err();
+        assert_eq!(
+            err,
+            DomainError::DurationTooShort {
+                asked: Duration::from_millis(500),
+                min: mins(1)
+            }
+        );
+        assert_eq!(err.field(), Some("duration"));
+        assert!(err.to_string().contains("minimum of 1m"), "{err}");
+        let d = Draft {
+            duration: mins(1),
+            ..draft()
+        };
+        assert!(submit_as(&alice(), d, &policy(), &[]).is_ok());
+    }
+
+    #[test]
     fn submit_refuses_a_duration_over_the_maximum_and_accepts_the_maximum() {
         let d = Draft {
             duration: hours(8) + mins(30),
@@ -1276,6 +1312,7 @@ mod tests {
     #[test]
     fn submit_refuses_a_duration_beyond_chronos_range() {
         let p = Policy {
+            min_duration: Duration::ZERO,
             max_duration: Duration::MAX,
             ..policy()
         };

@@ -13,6 +13,7 @@
 
 mod converge;
 mod expiry;
+mod lease;
 mod sweep;
 mod workers;
 
@@ -25,15 +26,70 @@ use tokio::task::JoinSet;
 
 use crate::aws::IdentityCenter;
 use crate::broker::{Broker, Catalog};
+use crate::store::{Backend, Db, StoreError, jobs, principals};
 
-/// Identifies this process as a lease holder: host, pid and a random part, so a
-/// restarted process never mistakes an old lease for its own.
-pub fn owner_id() -> String {
-    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
-        .map(|h| h.trim().to_owned())
-        .unwrap_or_else(|_| "host".into());
-    let random = uuid::Uuid::new_v4().simple().to_string();
-    format!("{host}/{}/{}", std::process::id(), &random[..8])
+/// Who holds this process's leases: its node identity (stable across restarts, see
+/// `Config::node_id`) and a part drawn at start, so a restarted process never mistakes
+/// an old lease for one it is working on, yet can find (and release) every lease its
+/// node ever took by the `node#` prefix.
+#[derive(Debug, Clone)]
+pub struct LeaseHolder {
+    node: String,
+    process: String,
+    taken: Arc<std::sync::atomic::AtomicU64>,
+}
+
+impl LeaseHolder {
+    /// The lease holder of this process on node `node` (which must not contain `#`).
+    pub fn new(node: &str) -> Self {
+        let random = uuid::Uuid::new_v4().simple().to_string();
+        Self {
+            node: node.replace('#', "_"),
+            process: random.chars().take(8).collect(),
+            taken: Arc::default(),
+        }
+    }
+
+    /// The node identity.
+    pub fn node(&self) -> &str {
+        &self.node
+    }
+
+    /// The prefix every lease owner of this node starts with.
+    pub fn node_prefix(&self) -> String {
+        format!("{}#", self.node)
+    }
+
+    /// A fresh lease owner: even this process's own workers never share a lease.
+    pub fn next_token(&self) -> String {
+        let n = self
+            .taken
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        format!("{}#{}.{n}", self.node, self.process)
+    }
+}
+
+/// Takes back, at start, the leases a previous process of this node left behind (it
+/// was killed or timed out its shutdown): its work is resumed at once rather than after
+/// the lease runs out. On SQLite every lease goes, since only one process may use the
+/// file. Call once the listener is bound, which shows the predecessor is gone.
+pub async fn reclaim_leases(db: &Db, holder: &LeaseHolder) -> Result<u64, StoreError> {
+    let prefix = holder.node_prefix();
+    let prefix = match db.backend() {
+        Backend::Sqlite => None,
+        Backend::Postgres => Some(prefix.as_str()),
+    };
+    let principals = principals::release_leases_of(db, prefix).await?;
+    let jobs = jobs::release_leases_of(db, prefix).await?;
+    if principals + jobs > 0 {
+        tracing::info!(
+            node = holder.node(),
+            principals,
+            jobs,
+            "took back leases left by this node's previous process"
+        );
+    }
+    Ok(principals + jobs)
 }
 
 /// The running scheduler tasks of one process.
@@ -47,13 +103,17 @@ impl Scheduler {
     pub fn start<I: IdentityCenter>(
         broker: Broker<I>,
         catalog: Arc<Catalog>,
-        owner: String,
+        holder: LeaseHolder,
     ) -> Self {
         let (stop, stopped) = watch::channel(false);
         let mut tasks = JoinSet::new();
         tasks.spawn(expiry::run(broker.clone(), stopped.clone()));
-        tasks.spawn(workers::run(broker.clone(), owner.clone(), stopped.clone()));
-        tasks.spawn(sweep::run(broker, catalog, owner, stopped));
+        tasks.spawn(workers::run(
+            broker.clone(),
+            holder.clone(),
+            stopped.clone(),
+        ));
+        tasks.spawn(sweep::run(broker, catalog, holder, stopped));
         Self { tasks, stop }
     }
 

@@ -11,20 +11,22 @@ use serde_json::json;
 use tokio::sync::watch;
 
 use super::expiry::expire_due;
-use super::stopping;
+use super::lease::{Heartbeat, lease_until};
+use super::{LeaseHolder, stopping};
 use crate::audit::{Action, NewEvent, SYSTEM_ACTOR};
-use crate::aws::{AssignmentKey, IdentityCenter};
+use crate::aws::{AssignmentKey, IdentityCenter, PrincipalKind, delete_and_wait};
 use crate::broker::{Broker, BrokerError, Catalog};
 use crate::config::{DriftAction, parse_cron};
+use crate::store::drift::{self, DriftKey};
 use crate::store::{assignments, audit, jobs, principals, requests};
 
-/// How long one sweep may hold the job lease.
-const SWEEP_LEASE: TimeDelta = TimeDelta::minutes(10);
+/// The job lease's name.
+const SWEEP_JOB: &str = "sweep";
 
 pub(super) async fn run<I: IdentityCenter>(
     broker: Broker<I>,
     catalog: Arc<Catalog>,
-    owner: String,
+    holder: LeaseHolder,
     mut stopped: watch::Receiver<bool>,
 ) {
     let schedule = match parse_cron(&broker.config().scheduler.sweep) {
@@ -35,7 +37,7 @@ pub(super) async fn run<I: IdentityCenter>(
             return;
         }
     };
-    let mut reported: HashSet<AssignmentKey> = HashSet::new();
+    let lease = broker.config().scheduler.lease.get();
     loop {
         let Some(next) = schedule.upcoming(Utc).next() else {
             return;
@@ -45,8 +47,12 @@ pub(super) async fn run<I: IdentityCenter>(
             _ = tokio::time::sleep(wait) => {}
             _ = stopping(&mut stopped) => return,
         }
+        // A lease per run, kept by a heartbeat while the sweep runs and released after
+        // it: the next run, here or on another replica, never waits for it, and a sweep
+        // whose process died is taken over after one lease.
+        let owner = holder.next_token();
         let now = Utc::now();
-        match jobs::try_lease(broker.db(), "sweep", &owner, now, now + SWEEP_LEASE).await {
+        match jobs::try_lease(broker.db(), SWEEP_JOB, &owner, now, lease_until(now, lease)).await {
             Ok(true) => {}
             Ok(false) => continue,
             Err(e) => {
@@ -54,8 +60,19 @@ pub(super) async fn run<I: IdentityCenter>(
                 continue;
             }
         }
-        if let Err(e) = sweep_once(&broker, &catalog, &owner, &mut reported).await {
+        let heartbeat = Heartbeat::start(SWEEP_JOB.into(), lease, {
+            let (db, owner) = (broker.db().clone(), owner.clone());
+            move |until| {
+                let (db, owner) = (db.clone(), owner.clone());
+                async move { jobs::renew(&db, SWEEP_JOB, &owner, until).await }
+            }
+        });
+        if let Err(e) = sweep_once(&broker, &catalog, &owner).await {
             tracing::error!(error = %e, "sweep failed; next run retries");
+        }
+        drop(heartbeat);
+        if let Err(e) = jobs::release(broker.db(), SWEEP_JOB, &owner).await {
+            tracing::warn!(error = %e, "could not release the sweep lease; it runs out");
         }
     }
 }
@@ -65,7 +82,6 @@ pub async fn sweep_once<I: IdentityCenter>(
     broker: &Broker<I>,
     catalog: &Catalog,
     owner: &str,
-    reported: &mut HashSet<AssignmentKey>,
 ) -> Result<(), BrokerError> {
     for profile in &broker.config().profiles {
         let timeout = TimeDelta::from_std(profile.approval_timeout.get()).unwrap_or(TimeDelta::MAX);
@@ -80,25 +96,27 @@ pub async fn sweep_once<I: IdentityCenter>(
         }
     }
     expire_due(broker).await?;
-    check_drift(broker, catalog, owner, reported).await
+    check_drift(broker, catalog, owner).await
 }
 
 /// Finds assignments on jitgate's permission sets that jitgate has no record of
-/// making (made by hand, or left by a bug) and reports or removes them.
+/// making (made by hand, to a group, or left by a bug) and reports or removes them.
+/// Each is reported once (remembered in the database across restarts); one that goes
+/// away is forgotten, so it is reported again if it comes back.
 async fn check_drift<I: IdentityCenter>(
     broker: &Broker<I>,
     catalog: &Catalog,
     owner: &str,
-    reported: &mut HashSet<AssignmentKey>,
 ) -> Result<(), BrokerError> {
     let mut in_aws = Vec::new();
     for (account_id, permission_set_arn) in catalog.managed(broker.config()) {
-        for principal_id in broker
+        for (principal_type, principal_id) in broker
             .idc()
-            .assigned_users(&account_id, &permission_set_arn)
+            .assigned_principals(&account_id, &permission_set_arn)
             .await?
         {
-            in_aws.push(AssignmentKey {
+            in_aws.push(DriftKey {
+                principal_type,
                 principal_id,
                 account_id: account_id.clone(),
                 permission_set_arn: permission_set_arn.clone(),
@@ -112,47 +130,77 @@ async fn check_drift<I: IdentityCenter>(
         .into_iter()
         .map(|(k, _)| k)
         .collect();
+    let drift: HashSet<DriftKey> = in_aws
+        .into_iter()
+        .filter(|d| d.principal_type == PrincipalKind::Group || !known.contains(&key_of(d)))
+        .collect();
+    let seen = drift::seen(broker.db()).await?;
+    for gone in seen.difference(&drift) {
+        drift::forget(broker.db(), gone).await?;
+    }
     let action = broker.config().scheduler.drift;
-    for key in in_aws.into_iter().filter(|k| !known.contains(k)) {
+    let mut found: Vec<&DriftKey> = drift.iter().collect();
+    found.sort();
+    for key in found {
         match action {
             DriftAction::Report => {
-                tracing::warn!(assignment = ?key, "drift: an assignment on a jitgate permission set that jitgate did not make");
-                if reported.insert(key.clone()) {
-                    record(broker, Action::DriftFound, &key).await?;
+                if !seen.contains(key) {
+                    tracing::warn!(assignment = ?key, "drift: an assignment on a jitgate permission set that jitgate did not make");
+                    let now = Utc::now();
+                    let mut tx = broker.db().begin().await?;
+                    drift::record(&mut tx, key, now).await?;
+                    let event = NewEvent::new(Action::DriftFound, SYSTEM_ACTOR, now)
+                        .details(json!({ "assignment": key }));
+                    audit::append(&mut tx, event).await?;
+                    tx.commit().await?;
                 }
             }
-            DriftAction::Remove => remove_drift(broker, owner, &key).await?,
+            DriftAction::Remove => remove_drift(broker, owner, key).await?,
         }
     }
     Ok(())
 }
 
-/// Deletes an unknown assignment while holding its person's lease, so no converge of
-/// that person runs meanwhile; skipped (until the next sweep) if one is running, or if
-/// jitgate has started to track the assignment since the listing.
+/// The user assignment key of a drift (for comparison with jitgate's records).
+fn key_of(d: &DriftKey) -> AssignmentKey {
+    AssignmentKey {
+        principal_id: d.principal_id.clone(),
+        account_id: d.account_id.clone(),
+        permission_set_arn: d.permission_set_arn.clone(),
+    }
+}
+
+/// Deletes an unknown assignment. A user's is deleted while holding that person's
+/// lease, so no converge of theirs runs meanwhile; skipped (until the next sweep) if one
+/// is running, or if jitgate has started to track the assignment since the listing.
 async fn remove_drift<I: IdentityCenter>(
     broker: &Broker<I>,
     owner: &str,
-    key: &AssignmentKey,
+    drift: &DriftKey,
 ) -> Result<(), BrokerError> {
+    let timeout = broker.config().aws.operation_timeout.get();
+    let key = key_of(drift);
+    if drift.principal_type == PrincipalKind::Group {
+        delete_and_wait(broker.idc(), &key, PrincipalKind::Group, timeout).await?;
+        tracing::warn!(assignment = ?drift, "drift removed (a group's assignment)");
+        return record_removed(broker, drift).await;
+    }
     let now = Utc::now();
-    let until = now
-        + TimeDelta::from_std(broker.config().scheduler.lease.get())
-            .unwrap_or(TimeDelta::seconds(60));
+    let until = lease_until(now, broker.config().scheduler.lease.get());
     if !principals::try_lease(broker.db(), &key.principal_id, owner, now, until).await? {
         return Ok(());
     }
     let tracked = assignments::of_principal(broker.db(), &key.principal_id)
         .await?
         .iter()
-        .any(|(k, _)| k == key);
+        .any(|row| row.key == key);
     let result = if tracked {
         Ok(())
     } else {
-        match broker.idc().delete_assignment(key).await {
+        match delete_and_wait(broker.idc(), &key, PrincipalKind::User, timeout).await {
             Ok(()) => {
-                tracing::warn!(assignment = ?key, "drift removed");
-                record(broker, Action::DriftRemoved, key).await
+                tracing::warn!(assignment = ?drift, "drift removed");
+                record_removed(broker, drift).await
             }
             Err(e) => Err(e.into()),
         }
@@ -161,15 +209,15 @@ async fn remove_drift<I: IdentityCenter>(
     result
 }
 
-async fn record<I: IdentityCenter>(
+async fn record_removed<I: IdentityCenter>(
     broker: &Broker<I>,
-    action: Action,
-    key: &AssignmentKey,
+    drift: &DriftKey,
 ) -> Result<(), BrokerError> {
     let mut tx = broker.db().begin().await?;
-    let event =
-        NewEvent::new(action, SYSTEM_ACTOR, Utc::now()).details(json!({ "assignment": key }));
+    let event = NewEvent::new(Action::DriftRemoved, SYSTEM_ACTOR, Utc::now())
+        .details(json!({ "assignment": drift }));
     audit::append(&mut tx, event).await?;
     tx.commit().await?;
+    drift::forget(broker.db(), drift).await?;
     Ok(())
 }

@@ -1,30 +1,24 @@
-//! Convergence workers: claim principals with a lease, converge each, record failures
-//! with backoff, and give up on grants (never on revocations) after the configured
-//! number of attempts.
+//! Convergence workers: claim principals with a lease (kept by a heartbeat) and run a
+//! converge pass over each. A pass that leaves work for later sets when to look again;
+//! the workers wake for that time, for a local change, or at the poll interval (other
+//! replicas' changes), whichever comes first.
 
 use std::time::Duration;
 
-use chrono::{DateTime, TimeDelta, Utc};
-use rand::Rng;
-use serde_json::json;
+use chrono::{TimeDelta, Utc};
 use tokio::sync::watch;
 use tokio::task::JoinSet;
 
 use super::converge::{ConvergeError, converge};
-use super::stopping;
-use crate::audit::{Action, NewEvent, SYSTEM_ACTOR};
+use super::lease::{Heartbeat, lease_until};
+use super::{LeaseHolder, stopping};
 use crate::aws::IdentityCenter;
 use crate::broker::Broker;
-use crate::domain::RequestState;
 use crate::store::principals::{self, Claim};
-use crate::store::{StoreError, audit, requests};
-
-/// Longest wait between attempts on a failing principal.
-const MAX_RETRY_DELAY: Duration = Duration::from_secs(60);
 
 pub(super) async fn run<I: IdentityCenter>(
     broker: Broker<I>,
-    owner: String,
+    holder: LeaseHolder,
     mut stopped: watch::Receiver<bool>,
 ) {
     let settings = &broker.config().scheduler;
@@ -32,7 +26,6 @@ pub(super) async fn run<I: IdentityCenter>(
     let poll = settings.poll_interval.get();
     let lease = settings.lease.get();
     let mut running: JoinSet<()> = JoinSet::new();
-    let mut claims_made: u64 = 0;
     loop {
         if *stopped.borrow() {
             break;
@@ -40,10 +33,8 @@ pub(super) async fn run<I: IdentityCenter>(
         let free = workers.saturating_sub(running.len());
         if free > 0 {
             let now = Utc::now();
-            let until = now + TimeDelta::from_std(lease).unwrap_or(TimeDelta::seconds(60));
-            // A token per claim: even this process's own workers never share a lease.
-            claims_made += 1;
-            let token = format!("{owner}#{claims_made}");
+            let until = lease_until(now, lease);
+            let token = holder.next_token();
             match principals::claim(broker.db(), &token, now, until, free as i64).await {
                 Ok(claims) if !claims.is_empty() => {
                     for claim in claims {
@@ -55,10 +46,17 @@ pub(super) async fn run<I: IdentityCenter>(
                 Err(e) => tracing::error!(error = %e, "claiming work failed"),
             }
         }
+        let wait = match principals::next_claim_due(broker.db(), Utc::now()).await {
+            Ok(Some(due)) if free > 0 => (due - Utc::now())
+                .to_std()
+                .unwrap_or(Duration::ZERO)
+                .clamp(Duration::from_millis(50), poll),
+            _ => poll,
+        };
         tokio::select! {
             _ = broker.wakers().converge.notified() => {}
             Some(_) = running.join_next(), if !running.is_empty() => {}
-            _ = tokio::time::sleep(poll) => {}
+            _ = tokio::time::sleep(wait) => {}
             _ = stopping(&mut stopped) => break,
         }
     }
@@ -66,25 +64,18 @@ pub(super) async fn run<I: IdentityCenter>(
     while running.join_next().await.is_some() {}
 }
 
-/// Converges one claimed principal, renewing its lease meanwhile, and records a failure.
+/// Converges one claimed principal, renewing its lease meanwhile. Failures of AWS are
+/// handled inside the pass, each with its cause; what ends up here is jitgate's own
+/// (the database), retried after a pause.
 async fn work<I: IdentityCenter>(broker: Broker<I>, owner: String, claim: Claim) {
     let lease = broker.config().scheduler.lease.get();
-    let started = Utc::now();
-    let _heartbeat = AbortOnDrop({
+    let _heartbeat = Heartbeat::start(format!("principal {}", claim.principal_id), lease, {
         let db = broker.db().clone();
         let (owner, principal) = (owner.clone(), claim.principal_id.clone());
-        tokio::spawn(async move {
-            loop {
-                tokio::time::sleep(lease / 3).await;
-                let until =
-                    Utc::now() + TimeDelta::from_std(lease).unwrap_or(TimeDelta::seconds(60));
-                match principals::renew(&db, &principal, &owner, until).await {
-                    Ok(true) => {}
-                    Ok(false) => return,
-                    Err(e) => tracing::warn!(error = %e, principal, "lease renewal failed"),
-                }
-            }
-        })
+        move |until| {
+            let (db, owner, principal) = (db.clone(), owner.clone(), principal.clone());
+            async move { principals::renew(&db, &principal, &owner, until).await }
+        }
     });
     match converge(&broker, &owner, &claim).await {
         Ok(()) => {}
@@ -95,109 +86,17 @@ async fn work<I: IdentityCenter>(broker: Broker<I>, owner: String, claim: Claim)
             );
         }
         Err(ConvergeError::Broker(e)) => {
-            if let Err(store) =
-                record_failure(&broker, &owner, &claim, &e.to_string(), started).await
-            {
-                tracing::error!(error = %store, principal = claim.principal_id, "could not record a converge failure");
+            tracing::error!(error = %e, principal = claim.principal_id, "converge failed; retrying");
+            let retry = Utc::now() + TimeDelta::seconds(2);
+            let recorded = async {
+                let mut tx = broker.db().begin().await?;
+                principals::postpone(&mut tx, &claim.principal_id, &owner, &e.to_string(), retry)
+                    .await?;
+                tx.commit().await
+            };
+            if let Err(store) = recorded.await {
+                tracing::error!(error = %store, principal = claim.principal_id, "could not record a converge failure; its lease runs out");
             }
-        }
-    }
-}
-
-/// Stops the heartbeat however `work` ends (returns, panics or is cancelled), so a
-/// lease is never renewed for work nobody is doing.
-struct AbortOnDrop(tokio::task::JoinHandle<()>);
-
-impl Drop for AbortOnDrop {
-    fn drop(&mut self) {
-        self.0.abort();
-    }
-}
-
-/// Backoff with full jitter: uniform in [0, min(60s, 2^attempts s)], at least 1s.
-fn retry_delay(attempts: i64) -> Duration {
-    let ceiling = Duration::from_secs(1u64 << attempts.clamp(0, 6)).min(MAX_RETRY_DELAY);
-    let millis = u64::try_from(ceiling.as_millis()).unwrap_or(60_000);
-    Duration::from_millis(rand::rng().random_range(1000.min(millis)..=millis))
-}
-
-async fn record_failure<I: IdentityCenter>(
-    broker: &Broker<I>,
-    owner: &str,
-    claim: &Claim,
-    error: &str,
-    started: DateTime<Utc>,
-) -> Result<(), StoreError> {
-    let now = Utc::now();
-    let pending = requests::of_principal_unsettled(broker.db(), &claim.principal_id).await?;
-    // Only grants this converge saw can count this failure; one approved meanwhile has
-    // not been tried yet.
-    let grants: Vec<_> = pending
-        .iter()
-        .filter(|s| matches!(s.request.state, RequestState::Approved { approved_at } if approved_at <= started))
-        .map(|s| s.request.id)
-        .collect();
-    let revokes: Vec<String> = pending
-        .iter()
-        .filter(|s| !s.request.wants_assignment())
-        .map(|s| s.request.id.to_string())
-        .collect();
-    let delay = retry_delay(claim.attempts + 1);
-    let next = now + TimeDelta::from_std(delay).unwrap_or(TimeDelta::seconds(60));
-
-    let mut tx = broker.db().begin().await?;
-    let Some(attempts) =
-        principals::failed(&mut tx, &claim.principal_id, owner, error, next).await?
-    else {
-        // The lease moved on: its new holder records its own outcome.
-        return Ok(());
-    };
-    let event = NewEvent::new(Action::ConvergeFailed, SYSTEM_ACTOR, now).details(json!({
-        "principal_id": claim.principal_id,
-        "attempt": attempts,
-        "error": error,
-        "grants_waiting": grants.iter().map(ToString::to_string).collect::<Vec<_>>(),
-        "revocations_waiting": revokes,
-    }));
-    audit::append(&mut tx, event).await?;
-    tx.commit().await?;
-
-    if !revokes.is_empty() {
-        // The alarm: access that should be gone may still be live. Never given up on.
-        tracing::error!(principal = claim.principal_id, attempt = attempts, error, requests = ?revokes, "revocation failing; will retry");
-    }
-    let grant_attempts = i64::from(broker.config().scheduler.grant_attempts);
-    if attempts >= grant_attempts {
-        for id in grants {
-            let reason = format!("provisioning failed {attempts} times; last error: {error}");
-            match broker.fail(id, reason, Utc::now()).await {
-                Ok(_) => {}
-                Err(e) => {
-                    tracing::error!(error = %e, request = %id, "could not mark request failed")
-                }
-            }
-        }
-    } else if !grants.is_empty() {
-        tracing::warn!(
-            principal = claim.principal_id,
-            attempt = attempts,
-            error,
-            "provisioning failed; will retry"
-        );
-    }
-    Ok(())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn retry_delay_is_bounded() {
-        for attempts in 0..20 {
-            let d = retry_delay(attempts);
-            assert!(d <= MAX_RETRY_DELAY, "{d:?}");
-            assert!(d >= Duration::from_secs(1), "{d:?}");
         }
     }
 }

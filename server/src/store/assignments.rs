@@ -3,7 +3,8 @@
 use super::sql::{Row, query};
 use chrono::{DateTime, Utc};
 
-use super::{Db, StoreError, WriteTx, to_millis};
+use super::{Db, StoreError, WriteTx, from_millis, to_millis};
+use crate::aws::OpKind;
 
 /// One account assignment: a permission set on an account for a principal.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize)]
@@ -39,18 +40,46 @@ impl AssignmentState {
     }
 }
 
+/// An operation jitgate sent to IdC for an assignment and has not seen end.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InFlight {
+    pub kind: OpKind,
+    /// IdC's request id, to follow with `DescribeAccountAssignment*Status`.
+    pub request_id: String,
+    pub started_at: DateTime<Utc>,
+}
+
+/// Failures in a row of the current operation on an assignment.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Failures {
+    pub count: i64,
+    /// AWS's text, for admins and the audit trail only.
+    pub last_error: Option<String>,
+    /// Not tried again before this.
+    pub retry_at: Option<DateTime<Utc>>,
+}
+
+/// An assignment as jitgate knows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AssignmentRow {
+    pub key: AssignmentKey,
+    pub state: AssignmentState,
+    pub in_flight: Option<InFlight>,
+    pub failures: Failures,
+}
+
+const ROW_COLUMNS: &str = "principal_id, account_id, permission_set_arn, state, op_kind, \
+     op_request_id, op_started_at, failures, last_error, retry_at";
+
 /// The assignments recorded for one principal.
-pub async fn of_principal(
-    db: &Db,
-    principal_id: &str,
-) -> Result<Vec<(AssignmentKey, AssignmentState)>, StoreError> {
-    let rows = query(
-        "SELECT principal_id, account_id, permission_set_arn, state FROM assignments WHERE principal_id = $1",
-    )
+pub async fn of_principal(db: &Db, principal_id: &str) -> Result<Vec<AssignmentRow>, StoreError> {
+    let rows = query(&format!(
+        "SELECT {ROW_COLUMNS} FROM assignments WHERE principal_id = $1"
+    ))
     .bind(principal_id)
     .fetch_all(db.reader())
     .await?;
-    rows.iter().map(from_row).collect()
+    rows.iter().map(row_from).collect()
 }
 
 /// Every recorded assignment (the drift check compares AWS with these).
@@ -61,7 +90,8 @@ pub async fn all(db: &Db) -> Result<Vec<(AssignmentKey, AssignmentState)>, Store
     rows.iter().map(from_row).collect()
 }
 
-/// Records an assignment's state, inserting it if new.
+/// Records an assignment's state, inserting it if new; an operation or failures
+/// recorded for it are kept.
 pub async fn put(
     tx: &mut WriteTx,
     key: &AssignmentKey,
@@ -78,6 +108,84 @@ pub async fn put(
     .bind(&key.permission_set_arn)
     .bind(state.as_str())
     .bind(to_millis(now))
+    .execute(&mut *tx)
+    .await?;
+    Ok(())
+}
+
+/// Records the operation IdC accepted for an assignment (inserting the row, as
+/// `creating`, if a crash or a takeover lost it: over-recording is always safe).
+pub async fn op_started(
+    tx: &mut WriteTx,
+    key: &AssignmentKey,
+    op: &InFlight,
+) -> Result<(), StoreError> {
+    query(
+        "INSERT INTO assignments (principal_id, account_id, permission_set_arn, state, updated_at, \
+         op_kind, op_request_id, op_started_at) VALUES ($1, $2, $3, 'creating', $4, $5, $6, $4) \
+         ON CONFLICT (principal_id, account_id, permission_set_arn) DO UPDATE SET \
+         op_kind = excluded.op_kind, op_request_id = excluded.op_request_id, \
+         op_started_at = excluded.op_started_at, updated_at = excluded.updated_at",
+    )
+    .bind(&key.principal_id)
+    .bind(&key.account_id)
+    .bind(&key.permission_set_arn)
+    .bind(to_millis(op.started_at))
+    .bind(op.kind.as_str())
+    .bind(&op.request_id)
+    .execute(&mut *tx)
+    .await?;
+    Ok(())
+}
+
+/// Forgets the operation in progress on an assignment (it ended, or timed out).
+pub async fn op_ended(tx: &mut WriteTx, key: &AssignmentKey) -> Result<(), StoreError> {
+    query(
+        "UPDATE assignments SET op_kind = NULL, op_request_id = NULL, op_started_at = NULL \
+         WHERE principal_id = $1 AND account_id = $2 AND permission_set_arn = $3",
+    )
+    .bind(&key.principal_id)
+    .bind(&key.account_id)
+    .bind(&key.permission_set_arn)
+    .execute(&mut *tx)
+    .await?;
+    Ok(())
+}
+
+/// Records one more failure of the current operation on an assignment and when to try
+/// again; returns the failures in a row.
+pub async fn failed(
+    tx: &mut WriteTx,
+    key: &AssignmentKey,
+    error: &str,
+    retry_at: DateTime<Utc>,
+) -> Result<i64, StoreError> {
+    let row = query(
+        "UPDATE assignments SET failures = failures + 1, last_error = $1, retry_at = $2 \
+         WHERE principal_id = $3 AND account_id = $4 AND permission_set_arn = $5 \
+         RETURNING failures",
+    )
+    .bind(error)
+    .bind(to_millis(retry_at))
+    .bind(&key.principal_id)
+    .bind(&key.account_id)
+    .bind(&key.permission_set_arn)
+    .fetch_optional(&mut *tx)
+    .await?;
+    row.map(|r| r.try_get("failures"))
+        .transpose()
+        .map(|n| n.unwrap_or(1))
+}
+
+/// Clears an assignment's failures once its operation went through.
+pub async fn succeeded(tx: &mut WriteTx, key: &AssignmentKey) -> Result<(), StoreError> {
+    query(
+        "UPDATE assignments SET failures = 0, last_error = NULL, retry_at = 0 \
+         WHERE principal_id = $1 AND account_id = $2 AND permission_set_arn = $3",
+    )
+    .bind(&key.principal_id)
+    .bind(&key.account_id)
+    .bind(&key.permission_set_arn)
     .execute(&mut *tx)
     .await?;
     Ok(())
@@ -104,4 +212,34 @@ fn from_row(row: &Row) -> Result<(AssignmentKey, AssignmentState), StoreError> {
         },
         AssignmentState::parse(&state)?,
     ))
+}
+
+fn row_from(row: &Row) -> Result<AssignmentRow, StoreError> {
+    let (key, state) = from_row(row)?;
+    let kind: Option<String> = row.try_get("op_kind")?;
+    let request_id: Option<String> = row.try_get("op_request_id")?;
+    let started_at: Option<i64> = row.try_get("op_started_at")?;
+    let in_flight = match (kind.as_deref(), request_id, started_at) {
+        (Some(kind), Some(request_id), Some(started_at)) => Some(InFlight {
+            kind: match kind {
+                "create" => OpKind::Create,
+                "delete" => OpKind::Delete,
+                other => return Err(StoreError::Corrupt(format!("operation kind `{other}`"))),
+            },
+            request_id,
+            started_at: from_millis(started_at)?,
+        }),
+        _ => None,
+    };
+    let retry_at: i64 = row.try_get("retry_at")?;
+    Ok(AssignmentRow {
+        key,
+        state,
+        in_flight,
+        failures: Failures {
+            count: row.try_get("failures")?,
+            last_error: row.try_get("last_error")?,
+            retry_at: (retry_at > 0).then(|| from_millis(retry_at)).transpose()?,
+        },
+    })
 }

@@ -11,6 +11,7 @@
 pub mod assignments;
 pub mod audit;
 pub mod cli_logins;
+pub mod drift;
 pub mod jobs;
 mod lite;
 pub mod principals;

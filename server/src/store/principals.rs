@@ -3,7 +3,8 @@
 use super::sql::query;
 use chrono::{DateTime, Utc};
 
-use super::{Backend, Db, StoreError, WriteTx, to_millis};
+use super::assignments::Failures;
+use super::{Backend, Db, StoreError, WriteTx, from_millis, to_millis};
 
 /// A principal claimed for convergence: the generation of its desired state we saw.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -16,16 +17,60 @@ pub struct Claim {
 /// Marks that `principal_id`'s desired state changed, inside the transaction that
 /// changed it; the principal is created on first use. A pending retry delay and the
 /// failure count are dropped: a new decision (a revoke, say) is worked on at once.
+///
+/// The back-off of each failing cause (an assignment, the run-as attribute) is dropped
+/// too, so it is tried again with the new decision (which may be what it needed, such as
+/// a new grant after an administrator fixed a permission); its count of failures stays.
 pub async fn touch(tx: &mut WriteTx, principal_id: &str) -> Result<(), StoreError> {
     query(
         "INSERT INTO principals (principal_id) VALUES ($1) \
          ON CONFLICT (principal_id) DO UPDATE SET generation = principals.generation + 1, \
-         next_attempt_at = 0, attempts = 0",
+         next_attempt_at = 0, attempts = 0, run_as_retry_at = 0",
     )
     .bind(principal_id)
     .execute(&mut *tx)
     .await?;
+    query("UPDATE assignments SET retry_at = 0 WHERE principal_id = $1 AND retry_at > 0")
+        .bind(principal_id)
+        .execute(&mut *tx)
+        .await?;
     Ok(())
+}
+
+/// The generation of a principal's desired state (0 if jitgate never saw them).
+pub async fn generation(db: &Db, principal_id: &str) -> Result<i64, StoreError> {
+    let row = query("SELECT generation FROM principals WHERE principal_id = $1")
+        .bind(principal_id)
+        .fetch_optional(db.reader())
+        .await?;
+    row.map(|r| r.try_get("generation"))
+        .transpose()
+        .map(|g| g.unwrap_or(0))
+}
+
+/// Whether AWS is known to match what a principal's grants want (nothing pending).
+pub async fn is_converged(db: &Db, principal_id: &str) -> Result<bool, StoreError> {
+    let row =
+        query("SELECT generation, converged_generation FROM principals WHERE principal_id = $1")
+            .bind(principal_id)
+            .fetch_optional(db.reader())
+            .await?;
+    match row {
+        Some(r) => Ok(r.try_get::<i64>("generation")? <= r.try_get::<i64>("converged_generation")?),
+        None => Ok(true),
+    }
+}
+
+/// Who holds a principal's lease, if anyone (for tests and diagnostics).
+pub async fn lease_owner(db: &Db, principal_id: &str) -> Result<Option<String>, StoreError> {
+    let row = query("SELECT lease_owner FROM principals WHERE principal_id = $1")
+        .bind(principal_id)
+        .fetch_optional(db.reader())
+        .await?;
+    Ok(match row {
+        Some(r) => r.try_get("lease_owner")?,
+        None => None,
+    })
 }
 
 /// Claims up to `limit` principals whose desired state is not converged and whose lease
@@ -129,13 +174,14 @@ pub async fn converged(
     Ok(())
 }
 
-/// Records a failed attempt, releases the lease and sets when to try again; returns
-/// the number of failed attempts in a row, `None` when the lease was not ours.
-pub async fn failed(
+/// Ends a pass that left work for later (operations in progress, causes backing off):
+/// releases the lease, records a summary of what is outstanding and when to look
+/// again. `None` when the lease was not ours.
+pub async fn postpone(
     tx: &mut WriteTx,
     principal_id: &str,
     owner: &str,
-    error: &str,
+    outstanding: &str,
     next_attempt_at: DateTime<Utc>,
 ) -> Result<Option<i64>, StoreError> {
     let row = query(
@@ -143,13 +189,40 @@ pub async fn failed(
          last_error = $1, next_attempt_at = $2 WHERE principal_id = $3 AND lease_owner = $4 \
          RETURNING attempts",
     )
-    .bind(error)
+    .bind(outstanding)
     .bind(to_millis(next_attempt_at))
     .bind(principal_id)
     .bind(owner)
     .fetch_optional(&mut *tx)
     .await?;
     row.map(|r| r.try_get("attempts")).transpose()
+}
+
+/// Releases every principal lease taken under `prefix` (a node's lease-owner prefix, see
+/// `scheduler::LeaseHolder`), so a restarted process takes back its own unfinished work at
+/// once instead of waiting out the leases of the process it replaces. With `prefix`
+/// `None`, every lease is released (SQLite: one process by design). Returns how many.
+pub async fn release_leases_of(db: &Db, prefix: Option<&str>) -> Result<u64, StoreError> {
+    let done = match prefix {
+        Some(prefix) => {
+            query(
+                "UPDATE principals SET lease_owner = NULL, lease_until = NULL \
+                 WHERE lease_owner IS NOT NULL AND substr(lease_owner, 1, length($1)) = $1",
+            )
+            .bind(prefix)
+            .execute(db.writer())
+            .await?
+        }
+        None => {
+            query(
+                "UPDATE principals SET lease_owner = NULL, lease_until = NULL \
+                 WHERE lease_owner IS NOT NULL",
+            )
+            .execute(db.writer())
+            .await?
+        }
+    };
+    Ok(done.rows_affected())
 }
 
 /// Releases a lease without recording anything (shutdown).
@@ -163,25 +236,36 @@ pub async fn release(db: &Db, principal_id: &str, owner: &str) -> Result<(), Sto
 }
 
 /// The run-as attribute as jitgate knows it: what it may have written (intent recorded
-/// before the call) and what IdC confirmed.
+/// before the call), what IdC confirmed, and failures in a row of writing or clearing it.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct RunAs {
     pub written: Option<String>,
     pub confirmed: Option<String>,
+    pub failures: Failures,
 }
 
 /// The run-as attribute state of a principal.
 pub async fn run_as(db: &Db, principal_id: &str) -> Result<RunAs, StoreError> {
-    let row =
-        query("SELECT run_as_written, run_as_confirmed FROM principals WHERE principal_id = $1")
-            .bind(principal_id)
-            .fetch_optional(db.reader())
-            .await?;
+    let row = query(
+        "SELECT run_as_written, run_as_confirmed, run_as_failures, run_as_error, run_as_retry_at \
+         FROM principals WHERE principal_id = $1",
+    )
+    .bind(principal_id)
+    .fetch_optional(db.reader())
+    .await?;
     match row {
-        Some(r) => Ok(RunAs {
-            written: r.try_get("run_as_written")?,
-            confirmed: r.try_get("run_as_confirmed")?,
-        }),
+        Some(r) => {
+            let retry_at: i64 = r.try_get("run_as_retry_at")?;
+            Ok(RunAs {
+                written: r.try_get("run_as_written")?,
+                confirmed: r.try_get("run_as_confirmed")?,
+                failures: Failures {
+                    count: r.try_get("run_as_failures")?,
+                    last_error: r.try_get("run_as_error")?,
+                    retry_at: (retry_at > 0).then(|| from_millis(retry_at)).transpose()?,
+                },
+            })
+        }
         None => Ok(RunAs::default()),
     }
 }
@@ -201,20 +285,69 @@ pub async fn run_as_intent(
     Ok(())
 }
 
-/// Records IdC's answer: the attribute holds `value` (or, with `None`, is clear).
+/// Takes back an intent after IdC refused the write outright (nothing was written):
+/// the attribute holds what it held before, `written`.
+pub async fn run_as_refused(
+    tx: &mut WriteTx,
+    principal_id: &str,
+    written: Option<&str>,
+) -> Result<(), StoreError> {
+    query("UPDATE principals SET run_as_written = $1 WHERE principal_id = $2")
+        .bind(written)
+        .bind(principal_id)
+        .execute(&mut *tx)
+        .await?;
+    Ok(())
+}
+
+/// Records IdC's answer: the attribute holds `value` (or, with `None`, is clear); the
+/// failures of writing it are over.
 pub async fn run_as_confirmed(
     tx: &mut WriteTx,
     principal_id: &str,
     value: Option<&str>,
 ) -> Result<(), StoreError> {
     query(
-        "UPDATE principals SET run_as_written = $1, run_as_confirmed = $1 WHERE principal_id = $2",
+        "UPDATE principals SET run_as_written = $1, run_as_confirmed = $1, run_as_failures = 0, \
+         run_as_error = NULL, run_as_retry_at = 0 WHERE principal_id = $2",
     )
     .bind(value)
     .bind(principal_id)
     .execute(&mut *tx)
     .await?;
     Ok(())
+}
+
+/// Restarts the count of failures to write the attribute (the grants that waited on
+/// them were failed; the next grant gets attempts of its own). The error is kept.
+pub async fn run_as_failures_reset(tx: &mut WriteTx, principal_id: &str) -> Result<(), StoreError> {
+    query("UPDATE principals SET run_as_failures = 0 WHERE principal_id = $1")
+        .bind(principal_id)
+        .execute(&mut *tx)
+        .await?;
+    Ok(())
+}
+
+/// Records one more failure to write or clear the attribute and when to try again;
+/// returns the failures in a row.
+pub async fn run_as_failed(
+    tx: &mut WriteTx,
+    principal_id: &str,
+    error: &str,
+    retry_at: DateTime<Utc>,
+) -> Result<i64, StoreError> {
+    let row = query(
+        "UPDATE principals SET run_as_failures = run_as_failures + 1, run_as_error = $1, \
+         run_as_retry_at = $2 WHERE principal_id = $3 RETURNING run_as_failures",
+    )
+    .bind(error)
+    .bind(to_millis(retry_at))
+    .bind(principal_id)
+    .fetch_optional(&mut *tx)
+    .await?;
+    row.map(|r| r.try_get("run_as_failures"))
+        .transpose()
+        .map(|n| n.unwrap_or(1))
 }
 
 /// Locks a principal's row for the rest of `tx`, creating it (converged, nothing to do)
@@ -264,6 +397,24 @@ pub async fn try_lease(
     .await?;
     tx.commit().await?;
     Ok(done.rows_affected() == 1)
+}
+
+/// The earliest time a principal's pending work may be claimed (an unconverged one
+/// whose lease is free or expired), so workers wake for a retry when it is due rather
+/// than at their next poll.
+pub async fn next_claim_due(
+    db: &Db,
+    now: DateTime<Utc>,
+) -> Result<Option<DateTime<Utc>>, StoreError> {
+    let row = query(
+        "SELECT MIN(next_attempt_at) AS due FROM principals \
+         WHERE generation > converged_generation AND (lease_until IS NULL OR lease_until < $1)",
+    )
+    .bind(to_millis(now))
+    .fetch_one(db.reader())
+    .await?;
+    let due: Option<i64> = row.try_get("due")?;
+    due.map(from_millis).transpose()
 }
 
 /// Principals not yet converged (for readiness and the benchmark).

@@ -21,8 +21,10 @@ use super::{cache_dir, last_lines, repo_root, watchdog};
 const STARTUP_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// The peer's start-up knobs (`--assignment-delay-ms` and so on); 0 turns a knob off.
-/// They can be changed later with [`AwsPeer::set_config`].
-#[derive(Debug, Clone, Copy, Default)]
+/// They can be changed later with [`AwsPeer::set_config`]. The default is IdC's own
+/// behaviour (operations take a second, 20 sso-admin calls a second, 10 operations in
+/// progress): a test that turns one off says why.
+#[derive(Debug, Clone, Copy)]
 pub struct PeerKnobs {
     /// How long an account-assignment operation stays IN_PROGRESS.
     pub assignment_delay_ms: u64,
@@ -34,6 +36,30 @@ pub struct PeerKnobs {
     pub throttle_every: u32,
     /// Every Nth sso-admin/identitystore call fails with InternalServerException.
     pub error_every: u32,
+}
+
+impl Default for PeerKnobs {
+    fn default() -> Self {
+        Self {
+            assignment_delay_ms: 1000,
+            tps_limit: 20,
+            max_outstanding: 10,
+            throttle_every: 0,
+            error_every: 0,
+        }
+    }
+}
+
+/// A fault rule of the peer (`POST /_peer/faults`): calls of `action`
+/// (`UpdateUser`, `CreateAccountAssignment`, `DeleteAccountAssignment`), for
+/// `principal_id` or anyone, get `effect`: `deny` (AccessDeniedException), `fail` (the
+/// operation ends FAILED) or `stuck` (it stays IN_PROGRESS until the rule is removed).
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Fault {
+    pub action: &'static str,
+    pub effect: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub principal_id: Option<String>,
 }
 
 /// An account assignment in effect at the peer (`GET /_peer/assignments`).
@@ -189,6 +215,23 @@ impl AwsPeer {
         self.post("config", changes).await
     }
 
+    /// Replaces the fault rules (an empty list removes them; operations a removed `stuck`
+    /// rule held go on at once).
+    pub async fn set_faults(&self, rules: &[Fault]) -> Result<()> {
+        let _: Value = self
+            .post("faults", &serde_json::json!({ "rules": rules }))
+            .await?;
+        Ok(())
+    }
+
+    /// AWS down: every sso-admin and identitystore call answers 503 for `seconds`.
+    pub async fn outage(&self, seconds: f64) -> Result<()> {
+        let _: Value = self
+            .post("outage", &serde_json::json!({ "seconds": seconds }))
+            .await?;
+        Ok(())
+    }
+
     /// Call counters: `actions` (per API action), `calls`, `throttled`, `errors`,
     /// `outstanding`, `peak_outstanding`, `peak_sso_admin_calls_per_second`.
     pub async fn stats(&self) -> Result<Value> {
@@ -250,9 +293,9 @@ fn knob_args(knobs: &PeerKnobs) -> Vec<String> {
         ("--throttle-every", knobs.throttle_every.into()),
         ("--error-every", knobs.error_every.into()),
     ];
+    // Every knob is passed, so 0 turns off what the peer does by default.
     knobs
         .into_iter()
-        .filter(|(_, value)| *value != 0)
         .flat_map(|(flag, value)| [flag.to_string(), value.to_string()])
         .collect()
 }

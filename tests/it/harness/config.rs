@@ -1,5 +1,5 @@
 //! Server config files for tests: [`ConfigBuilder`] renders a complete, valid config
-//! (deploy/jitgate.example.toml's schema) with timings short enough for tests.
+//! (deploy/jitgate.example.toml's schema) that keeps the shipped defaults.
 
 use std::path::Path;
 
@@ -26,6 +26,9 @@ pub struct ProfileSpec {
     /// `principal-tag` or `session-document`.
     pub run_as_mode: String,
     pub allowed_os_users: Vec<String>,
+    /// `min_duration`: tests watch grants expire within seconds, so the default here is
+    /// 1s (users' default, 1m, is checked by the domain's and the API's tests).
+    pub min_duration: String,
     pub max_duration: String,
     pub requester_groups: Vec<String>,
     pub approver_groups: Vec<String>,
@@ -45,6 +48,7 @@ impl Default for ProfileSpec {
             permission_set: "JitSsm".into(),
             run_as_mode: "principal-tag".into(),
             allowed_os_users: vec!["app".into(), "readonly".into()],
+            min_duration: "1s".into(),
             max_duration: "4h".into(),
             requester_groups: vec!["developers".into()],
             approver_groups: vec!["sre".into()],
@@ -67,6 +71,7 @@ impl ProfileSpec {
         t.insert("permission_set".into(), self.permission_set.clone().into());
         t.insert("run_as_mode".into(), self.run_as_mode.clone().into());
         t.insert("allowed_os_users".into(), strings(&self.allowed_os_users));
+        t.insert("min_duration".into(), self.min_duration.clone().into());
         t.insert("max_duration".into(), self.max_duration.clone().into());
         t.insert("requester_groups".into(), strings(&self.requester_groups));
         t.insert("approver_groups".into(), strings(&self.approver_groups));
@@ -86,29 +91,19 @@ impl ProfileSpec {
     }
 }
 
-/// Builds a server config. Defaults: listen on a free port, 5 database connections,
-/// scheduler polling every 250ms with a 10s lease, 4 workers, drift "report", the sweep
-/// every minute, admins in `jitgate-admins`, and the default [`ProfileSpec`] when no
-/// profile is added.
+/// Builds a server config. It sets only what a test needs to reach its peers (listen
+/// address, database, AWS endpoint, admin group, profiles): everything else is the
+/// shipped default (lease, poll interval, workers, operation timeout, limits, discovery
+/// of the IdC instance), so tests run what users run. A test that changes a default
+/// through a setter says why.
 #[derive(Debug, Clone)]
 pub struct ConfigBuilder {
     listen_port: u16,
     database_url: String,
-    max_connections: u32,
     aws_endpoint: String,
-    instance_arn: String,
-    identity_store_id: String,
-    run_as_attribute: String,
-    tps_limit: u32,
-    max_outstanding: u32,
-    max_attempts: u32,
-    operation_timeout: String,
-    sweep: String,
-    poll_interval: String,
-    lease: String,
-    workers: u32,
-    drift: String,
-    grant_attempts: u32,
+    /// `[aws]` and `[scheduler]` keys a test set.
+    aws: Table,
+    scheduler: Table,
     admin_groups: Vec<String>,
     profiles: Vec<ProfileSpec>,
     raw: Vec<String>,
@@ -117,49 +112,23 @@ pub struct ConfigBuilder {
 impl ConfigBuilder {
     /// A config for the database at `database_url` and the AWS peer at `aws_endpoint`,
     /// listening on a free port.
-    pub fn new(
-        database_url: &str,
-        aws_endpoint: &str,
-        instance_arn: &str,
-        identity_store_id: &str,
-    ) -> Result<Self> {
+    pub fn new(database_url: &str, aws_endpoint: &str) -> Result<Self> {
         Ok(Self {
             listen_port: free_port()?,
             database_url: database_url.into(),
-            max_connections: 5,
             aws_endpoint: aws_endpoint.into(),
-            instance_arn: instance_arn.into(),
-            identity_store_id: identity_store_id.into(),
-            run_as_attribute: "nickName".into(),
-            tps_limit: 20,
-            max_outstanding: 10,
-            max_attempts: 6,
-            operation_timeout: "1m".into(),
-            sweep: "0 * * * * *".into(),
-            poll_interval: "250ms".into(),
-            lease: "10s".into(),
-            workers: 4,
-            drift: "report".into(),
-            grant_attempts: 5,
+            aws: Table::new(),
+            scheduler: Table::new(),
             admin_groups: vec!["jitgate-admins".into()],
             profiles: Vec::new(),
             raw: Vec::new(),
         })
     }
 
-    /// [`Self::new`] with the instance and identity store from [`super::AwsPeer::seed`]'s answer.
-    pub fn from_seed(database_url: &str, aws_endpoint: &str, seeded: &Value) -> Result<Self> {
-        let field = |name: &str| {
-            seeded[name]
-                .as_str()
-                .with_context(|| format!("seed answer has no {name}: {seeded}"))
-        };
-        Self::new(
-            database_url,
-            aws_endpoint,
-            field("instance_arn")?,
-            field("identity_store_id")?,
-        )
+    /// [`Self::new`]; the seed answer is not needed (the server discovers the instance
+    /// as it does by default) and is taken for symmetry with the world's set-up.
+    pub fn from_seed(database_url: &str, aws_endpoint: &str, _seeded: &Value) -> Result<Self> {
+        Self::new(database_url, aws_endpoint)
     }
 
     /// Adds a `[[profiles]]` entry.
@@ -169,74 +138,76 @@ impl ConfigBuilder {
     }
 
     /// `[scheduler] poll_interval`, e.g. "200ms".
-    pub fn scheduler_poll(mut self, interval: &str) -> Self {
-        self.poll_interval = interval.into();
-        self
+    pub fn scheduler_poll(self, interval: &str) -> Self {
+        self.scheduler_key("poll_interval", interval)
     }
 
     /// `[scheduler] lease`, e.g. "3s".
-    pub fn lease(mut self, lease: &str) -> Self {
-        self.lease = lease.into();
-        self
+    pub fn lease(self, lease: &str) -> Self {
+        self.scheduler_key("lease", lease)
     }
 
     /// `[scheduler] sweep`, a cron expression with seconds first ("*/2 * * * * *").
-    pub fn sweep(mut self, cron: &str) -> Self {
-        self.sweep = cron.into();
-        self
+    pub fn sweep(self, cron: &str) -> Self {
+        self.scheduler_key("sweep", cron)
     }
 
     /// `[scheduler] drift`: "report" or "remove".
-    pub fn drift(mut self, action: &str) -> Self {
-        self.drift = action.into();
-        self
+    pub fn drift(self, action: &str) -> Self {
+        self.scheduler_key("drift", action)
     }
 
     /// `[scheduler] workers`.
     pub fn workers(mut self, workers: u32) -> Self {
-        self.workers = workers;
+        self.scheduler
+            .insert("workers".into(), i64::from(workers).into());
         self
     }
 
     /// `[scheduler] grant_attempts`.
     pub fn grant_attempts(mut self, attempts: u32) -> Self {
-        self.grant_attempts = attempts;
+        self.scheduler
+            .insert("grant_attempts".into(), i64::from(attempts).into());
         self
     }
 
     /// `[aws] tps_limit`.
     pub fn tps(mut self, tps: u32) -> Self {
-        self.tps_limit = tps;
+        self.aws.insert("tps_limit".into(), i64::from(tps).into());
         self
     }
 
     /// `[aws] max_outstanding_assignments`.
     pub fn max_outstanding(mut self, outstanding: u32) -> Self {
-        self.max_outstanding = outstanding;
+        self.aws.insert(
+            "max_outstanding_assignments".into(),
+            i64::from(outstanding).into(),
+        );
         self
     }
 
     /// `[aws] max_attempts`.
     pub fn max_attempts(mut self, attempts: u32) -> Self {
-        self.max_attempts = attempts;
+        self.aws
+            .insert("max_attempts".into(), i64::from(attempts).into());
         self
     }
 
     /// `[aws] operation_timeout`, e.g. "10s".
     pub fn operation_timeout(mut self, timeout: &str) -> Self {
-        self.operation_timeout = timeout.into();
-        self
-    }
-
-    /// `[database] max_connections`.
-    pub fn max_connections(mut self, connections: u32) -> Self {
-        self.max_connections = connections;
+        self.aws
+            .insert("operation_timeout".into(), timeout.to_owned().into());
         self
     }
 
     /// `[auth] admin_groups`.
     pub fn admin_groups(mut self, groups: &[&str]) -> Self {
         self.admin_groups = groups.iter().map(|g| g.to_string()).collect();
+        self
+    }
+
+    fn scheduler_key(mut self, key: &str, value: &str) -> Self {
+        self.scheduler.insert(key.into(), value.to_owned().into());
         self
     }
 
@@ -281,44 +252,10 @@ impl ConfigBuilder {
 
         let mut database = Table::new();
         database.insert("url".into(), self.database_url.clone().into());
-        database.insert(
-            "max_connections".into(),
-            i64::from(self.max_connections).into(),
-        );
 
-        let mut aws = Table::new();
+        let mut aws = self.aws.clone();
         aws.insert("region".into(), "us-east-1".into());
-        aws.insert("instance_arn".into(), self.instance_arn.clone().into());
-        aws.insert(
-            "identity_store_id".into(),
-            self.identity_store_id.clone().into(),
-        );
         aws.insert("endpoint_url".into(), self.aws_endpoint.clone().into());
-        aws.insert(
-            "run_as_attribute".into(),
-            self.run_as_attribute.clone().into(),
-        );
-        aws.insert("tps_limit".into(), i64::from(self.tps_limit).into());
-        aws.insert(
-            "max_outstanding_assignments".into(),
-            i64::from(self.max_outstanding).into(),
-        );
-        aws.insert("max_attempts".into(), i64::from(self.max_attempts).into());
-        aws.insert(
-            "operation_timeout".into(),
-            self.operation_timeout.clone().into(),
-        );
-
-        let mut scheduler = Table::new();
-        scheduler.insert("sweep".into(), self.sweep.clone().into());
-        scheduler.insert("poll_interval".into(), self.poll_interval.clone().into());
-        scheduler.insert("lease".into(), self.lease.clone().into());
-        scheduler.insert("workers".into(), i64::from(self.workers).into());
-        scheduler.insert("drift".into(), self.drift.clone().into());
-        scheduler.insert(
-            "grant_attempts".into(),
-            i64::from(self.grant_attempts).into(),
-        );
 
         let mut auth = Table::new();
         auth.insert("admin_groups".into(), strings(&self.admin_groups));
@@ -335,7 +272,9 @@ impl ConfigBuilder {
         config.insert("server".into(), Toml::Table(server));
         config.insert("database".into(), Toml::Table(database));
         config.insert("aws".into(), Toml::Table(aws));
-        config.insert("scheduler".into(), Toml::Table(scheduler));
+        if !self.scheduler.is_empty() {
+            config.insert("scheduler".into(), Toml::Table(self.scheduler.clone()));
+        }
         config.insert("auth".into(), Toml::Table(auth));
         config.insert("profiles".into(), Toml::Array(profiles));
         config

@@ -21,11 +21,11 @@ mod postgres;
 mod server;
 mod watchdog;
 
-pub use aws_peer::{AwsPeer, OpKind, OpStatus, PeerAssignment, PeerKnobs, PeerOp};
+pub use aws_peer::{AwsPeer, Fault, OpKind, OpStatus, PeerAssignment, PeerKnobs, PeerOp};
 #[cfg(test)]
 pub use chrome::{Browser, ChromeDriver, png_size, screenshots_dir};
 pub use config::{ConfigBuilder, ProfileSpec, sqlite_url_in};
-pub use oidc_peer::{OidcPeer, SignInOutcome, browser, session_cookie, sign_in};
+pub use oidc_peer::{OidcPeer, SignInOutcome, browser, session_cookie, sign_in, sign_in_from};
 pub use postgres::{Postgres, start_postgres};
 pub use server::{ServerProcess, run_cli};
 

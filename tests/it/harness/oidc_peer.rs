@@ -28,6 +28,22 @@ pub struct OidcPeer {
 impl OidcPeer {
     /// Starts the provider with `redirect_uris` registered for the `jitgate` client.
     pub async fn start(redirect_uris: &[String]) -> Result<OidcPeer> {
+        Self::start_inner(redirect_uris, None).await
+    }
+
+    /// [`Self::start`] with the accounts of `accounts` (a JSON file, see
+    /// tests/peers/oidc/provider.mjs) added to the provider's own.
+    pub async fn start_with_accounts(
+        redirect_uris: &[String],
+        accounts: &std::path::Path,
+    ) -> Result<OidcPeer> {
+        Self::start_inner(redirect_uris, Some(accounts)).await
+    }
+
+    async fn start_inner(
+        redirect_uris: &[String],
+        accounts: Option<&std::path::Path>,
+    ) -> Result<OidcPeer> {
         let script = repo_root().join("tests/peers/oidc/provider.mjs");
         let dir = tempfile::Builder::new()
             .prefix("jitgate-oidc-peer-")
@@ -39,6 +55,9 @@ impl OidcPeer {
             .args(["--port", "0", "--exit-on-stdin-eof"]);
         for uri in redirect_uris {
             command.args(["--redirect-uri", uri]);
+        }
+        if let Some(accounts) = accounts {
+            command.arg("--accounts").arg(accounts);
         }
         let mut child = command
             .current_dir(repo_root())
@@ -141,7 +160,17 @@ pub fn session_cookie(response: &reqwest::Response) -> Option<String> {
 /// Signs `login` in to the jitgate at `server` with `client`, through the provider's
 /// login form, and returns jitgate's answer to the provider's redirect back.
 pub async fn sign_in(client: &reqwest::Client, server: &str, login: &str) -> Result<SignInOutcome> {
-    let start = client.get(format!("{server}/login")).send().await?;
+    sign_in_from(client, server, "/login", login).await
+}
+
+/// [`sign_in`] starting at `start_path` (e.g. `/login?return_to=/requests/ID`).
+pub async fn sign_in_from(
+    client: &reqwest::Client,
+    server: &str,
+    start_path: &str,
+    login: &str,
+) -> Result<SignInOutcome> {
+    let start = client.get(format!("{server}{start_path}")).send().await?;
     let cookie_at_start = session_cookie(&start);
     let mut url = location(&start, server)?;
     for _ in 0..10 {
