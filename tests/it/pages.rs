@@ -9,7 +9,7 @@ use jitgate_server::domain::StateName;
 use reqwest::StatusCode;
 use reqwest::header::{CONTENT_DISPOSITION, LOCATION};
 
-use crate::harness::{browser, sign_in};
+use crate::harness::{browser, sign_in, sign_in_from};
 use crate::world::{Backend, World, prod_profile};
 
 /// How long provisioning against the AWS peer may take.
@@ -483,5 +483,78 @@ async fn pages_refuse_missing_roles_and_hide_others_requests() -> Result<()> {
         bob.get(&format!("/requests/{dave_asks}")).await?.status,
         StatusCode::OK
     );
+    Ok(())
+}
+
+/// Small things a walk-through found: an unknown page is the 404 page, a signed-out deep
+/// link comes back to its page after sign-in, navigation offers only what the person may
+/// do, and a duration under the profile's minimum is refused saying the minimum.
+#[tokio::test]
+async fn unknown_pages_deep_links_navigation_and_minimum_duration() -> Result<()> {
+    let w = world(Backend::Sqlite).await?;
+    let server = w.server.listen_url();
+
+    let missing = browser()?
+        .get(format!("{server}/no-such-page"))
+        .send()
+        .await?;
+    assert_eq!(missing.status(), StatusCode::NOT_FOUND);
+    let content_type = missing
+        .headers()
+        .get(reqwest::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_owned();
+    assert!(content_type.starts_with("text/html"), "{content_type}");
+    let html = missing.text().await?;
+    assert!(
+        html.contains("Not found") && html.contains("/no-such-page"),
+        "{html}"
+    );
+
+    // Signed out, a link to a request page offers a sign-in that comes back to it.
+    let id = w
+        .submit("alice", "prod-web", "app", Duration::from_secs(3600))
+        .await?;
+    let client = browser()?;
+    let page = Page::of(client.get(format!("{server}/requests/{id}")).send().await?).await?;
+    assert_eq!(page.status, StatusCode::UNAUTHORIZED);
+    let link = format!("/login?return_to=/requests/{id}");
+    assert!(page.html.contains(&link), "{}", page.html);
+    let outcome = sign_in_from(&client, &server, &link, "alice").await?;
+    assert_eq!(outcome.status, StatusCode::SEE_OTHER);
+    assert_eq!(
+        outcome.location.as_deref(),
+        Some(format!("/requests/{id}").as_str())
+    );
+
+    // Erin may request nothing: no "New request" for her; alice has it.
+    let erin = Web::sign_in(&w, "erin").await?;
+    let home = erin.get("/").await?;
+    assert!(!home.html.contains("/requests/new"), "{}", home.html);
+    let alice = Web::sign_in(&w, "alice").await?;
+    assert!(alice.get("/").await?.html.contains("/requests/new"));
+
+    // Half a second is under the profile's minimum (1s in tests; 1m by default).
+    let refused = w
+        .api(
+            "alice",
+            "/requests",
+            Some(serde_json::json!({
+                "profile": "prod-web", "account_id": "111111111111", "os_user": "app",
+                "duration": "500ms", "reason": "quick look",
+            })),
+        )
+        .await
+        .err()
+        .context("500ms was accepted")?;
+    let refused = crate::world::refusal(&refused).context("not a refusal")?;
+    assert_eq!(
+        refused.status,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "{refused}"
+    );
+    assert!(refused.message.contains("minimum of 1s"), "{refused}");
+    assert_eq!(refused.field.as_deref(), Some("duration"));
     Ok(())
 }

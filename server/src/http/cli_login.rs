@@ -163,7 +163,7 @@ pub(super) async fn approve(
 }
 
 /// Percent-encodes a path-and-query for use as one query parameter value.
-fn urlencode(text: &str) -> String {
+pub(super) fn urlencode(text: &str) -> String {
     text.bytes()
         .map(|b| {
             if b.is_ascii_alphanumeric() || b"-._~/".contains(&b) {

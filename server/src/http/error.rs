@@ -161,6 +161,11 @@ impl WebError {
 
     /// The error page, with the navigation of `user` when someone is signed in.
     pub fn render(self, user: Option<UserView>) -> Response {
+        self.render_returning(user, None)
+    }
+
+    /// [`Self::render`]; a "sign in first" page's sign-in link comes back to `back`.
+    pub fn render_returning(self, user: Option<UserView>, back: Option<&str>) -> Response {
         let status = self.status();
         let heading = match &self {
             WebError::SignInRequired => "Sign in first",
@@ -177,6 +182,10 @@ impl WebError {
             WebError::Aws(_) => "AWS did not answer",
             WebError::Store(_) | WebError::Internal(_) => "Something went wrong",
         };
+        let sign_in = matches!(self, WebError::SignInRequired).then(|| match back {
+            Some(back) => format!("/login?return_to={}", super::cli_login::urlencode(back)),
+            None => "/login".to_owned(),
+        });
         let (message, request_id) = self.public_message();
         let page = ErrorPage {
             user,
@@ -184,6 +193,7 @@ impl WebError {
             heading,
             message,
             request_id,
+            sign_in,
         };
         match page.render() {
             Ok(html) => (status, Html(html)).into_response(),
@@ -200,6 +210,8 @@ struct ErrorPage<'a> {
     heading: &'a str,
     message: String,
     request_id: Option<String>,
+    /// For "sign in first": where to sign in (coming back to the page asked for).
+    sign_in: Option<String>,
 }
 
 impl IntoResponse for WebError {

@@ -58,6 +58,7 @@ pub fn router(state: AppState, sessions: SessionStores) -> Router {
         )
         .merge(pages::router())
         .nest("/api/v1", api::router())
+        .fallback(pages::not_found)
         .with_state(state.clone());
     let app = match sessions {
         SessionStores::Sqlite(store) => app.layer(session_layer(store, secure, idle)),

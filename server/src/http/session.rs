@@ -52,11 +52,13 @@ impl CurrentUser {
     /// What a page shows of the person.
     pub fn view(&self, state: &AppState) -> UserView {
         let mut roles = Vec::new();
+        let mut is_requester = false;
         for p in &state.config.profiles {
             if p.requester_groups
                 .iter()
                 .any(|g| self.user.groups.contains(g))
             {
+                is_requester = true;
                 roles.push(format!("requester ({})", p.name));
             }
             if p.approver_groups
@@ -82,6 +84,7 @@ impl CurrentUser {
             groups: self.user.groups.clone(),
             roles,
             csrf: self.csrf.clone(),
+            is_requester,
             is_approver: !super::access::approved_profiles(self, &state.config).is_empty(),
             is_admin: self.is_admin,
         }
@@ -95,6 +98,8 @@ pub struct UserView {
     pub groups: Vec<String>,
     pub roles: Vec<String>,
     pub csrf: String,
+    /// May request some profile: the nav offers "New request".
+    pub is_requester: bool,
     /// Approves some profile (admins approve all): the nav shows the approval queue.
     pub is_approver: bool,
     /// In `[auth] admin_groups`: the nav shows the admin pages.

@@ -71,7 +71,13 @@ impl FromRequestParts<AppState> for Viewer {
     ) -> Result<Self, Self::Rejection> {
         let user = CurrentUser::from_request_parts(parts, state)
             .await
-            .map_err(|error| PageError::new(None, error))?;
+            .map_err(|error| {
+                // A signed-out deep link keeps its target through the sign-in.
+                let back = (parts.method == axum::http::Method::GET)
+                    .then(|| parts.uri.path_and_query().map(|p| p.as_str().to_owned()))
+                    .flatten();
+                PageError(Box::new((None, error, back)))
+            })?;
         let view = user.view(state);
         Ok(Viewer { user, view })
     }
@@ -84,21 +90,31 @@ impl Viewer {
     }
 }
 
-/// A failed page: the error page, with the navigation of whoever was signed in.
-/// (Boxed: handlers pass it through every `?`.)
-pub(super) struct PageError(Box<(Option<UserView>, WebError)>);
+/// A failed page: the error page, with the navigation of whoever was signed in, and for
+/// "sign in first" the page to come back to. (Boxed: handlers pass it through every `?`.)
+pub(super) struct PageError(Box<(Option<UserView>, WebError, Option<String>)>);
 
 impl PageError {
     fn new(user: Option<UserView>, error: WebError) -> Self {
-        PageError(Box::new((user, error)))
+        PageError(Box::new((user, error, None)))
     }
 }
 
 impl IntoResponse for PageError {
     fn into_response(self) -> Response {
-        let (user, error) = *self.0;
-        error.render(user)
+        let (user, error, back) = *self.0;
+        error.render_returning(user, back.as_deref())
     }
+}
+
+/// Any path no route serves: the 404 page, with the person's navigation.
+pub(super) async fn not_found(
+    axum::extract::State(state): axum::extract::State<AppState>,
+    super::session::MaybeUser(user): super::session::MaybeUser,
+    uri: axum::http::Uri,
+) -> Response {
+    let view = user.map(|u| u.view(&state));
+    WebError::NotFound(format!("there is no page at {}", uri.path())).render(view)
 }
 
 /// Turns any failure into a [`PageError`] shown to `viewer`: `result.or_page(&viewer)?`.
