@@ -485,6 +485,33 @@ async fn a_refused_attribute_write_fails_only_the_grant_that_needs_it() -> Resul
     assert!(!w.has_assignment("alice", "JitSsm").await?);
     assert_eq!(w.user_attribute("alice", "nickName").await?, None);
 
+    // Its page tells the requester whom to ask, without AWS's text; an admin reads the
+    // missing permission.
+    let page_of = async |who: &str| -> Result<String> {
+        let (client, _) = w.session_of(who).await?;
+        Ok(client
+            .get(format!("{}/requests/{tagged}", w.server.listen_url()))
+            .send()
+            .await?
+            .text()
+            .await?)
+    };
+    let alice_sees = page_of("alice").await?;
+    assert!(alice_sees.contains("What next"), "{alice_sees}");
+    assert!(
+        alice_sees.contains("Ask your jitgate administrator"),
+        "{alice_sees}"
+    );
+    assert!(
+        !alice_sees.contains("UpdateUser"),
+        "AWS text shown to the requester"
+    );
+    let carol_sees = page_of("carol").await?;
+    assert!(
+        carol_sees.contains("role the action identitystore:UpdateUser: add it"),
+        "{carol_sees}"
+    );
+
     // The revocation of the working grant is not held up by the failed one.
     w.revoke_as("bob", doc).await?;
     let revoked_at = tokio::time::Instant::now();

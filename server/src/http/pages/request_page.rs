@@ -64,6 +64,8 @@ struct RequestPage {
     timeline: Vec<TimelineEntry>,
     can: Actions,
     refusal: Option<Refusal>,
+    /// For a failed request: what to do next, for this viewer.
+    next_steps: Option<String>,
 }
 
 impl RequestPage {
@@ -156,11 +158,12 @@ pub(super) async fn page(
                 at: when(e.at),
                 actor: people.name(&e.actor),
                 action: e.action.clone(),
-                details: details(&e.details),
+                details: details(&shown_details(e, viewer.user.is_admin)),
             })
             .collect(),
         can: actions(stored, &viewer.user, state),
         refusal,
+        next_steps: next_steps(stored, &events, viewer.user.is_admin),
     };
     render(status, &page).or_page(viewer)
 }
@@ -270,6 +273,62 @@ fn approvers(approvals: &[Approval], people: &People) -> String {
         .map(|a| format!("{} ({})", people.name(a.by.as_str()), when(a.at)))
         .collect::<Vec<_>>()
         .join(", ")
+}
+
+/// What an event's details show this viewer: AWS's own error text is for admins (it
+/// names roles, accounts and policies); others read what was attempted.
+fn shown_details(event: &crate::audit::AuditEvent, is_admin: bool) -> Value {
+    let mut details = event.details.clone();
+    if !is_admin
+        && event.action.starts_with("aws.")
+        && let Value::Object(map) = &mut details
+    {
+        map.remove("error");
+    }
+    details
+}
+
+/// What to do about a failed request: for its requester (and approvers) whom to ask;
+/// for an admin where the AWS detail is and, when AWS refused jitgate's role, which
+/// permission to add.
+fn next_steps(
+    stored: &StoredRequest,
+    events: &[crate::audit::AuditEvent],
+    is_admin: bool,
+) -> Option<String> {
+    if !matches!(stored.request.state, RequestState::Failed { .. }) {
+        return None;
+    }
+    if !is_admin {
+        return Some(format!(
+            "Nothing was granted. Ask your jitgate administrator to look at request {} \
+             (the detail is in its audit trail); once they have fixed the cause, request \
+             access again.",
+            stored.request.id
+        ));
+    }
+    let last = events
+        .iter()
+        .rev()
+        .find(|e| e.action == "aws.converge_failed")?;
+    let error = last.details["error"].as_str().unwrap_or_default();
+    let permission = error
+        .split("not authorized to perform: ")
+        .nth(1)
+        .and_then(|rest| rest.split_whitespace().next());
+    Some(match permission {
+        Some(action) => format!(
+            "AWS refused jitgate's role the action {action}: add it to the policy of the \
+             role jitgate's server runs as, then ask the requester to request again. The \
+             full error is in event #{} below.",
+            last.seq
+        ),
+        None => format!(
+            "The AWS error is in event #{} below (aws.converge_failed). Fix the cause, then \
+             ask the requester to request again.",
+            last.seq
+        ),
+    })
 }
 
 /// An event's details as `key: value` pairs; nested values stay JSON.
