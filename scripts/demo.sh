@@ -205,6 +205,8 @@ accounts = ["111111111111"]
 permission_set = "JitSsm"
 run_as_mode = "principal-tag"
 allowed_os_users = ["app", "readonly"]
+# The walk-through watches a 45 s grant expire; people would keep the 1m default or more.
+min_duration = "30s"
 max_duration = "4h"
 requester_groups = ["developers"]
 approver_groups = ["sre"]
@@ -219,6 +221,7 @@ accounts = ["222222222222"]
 permission_set = "JitSsm-{os_user}"
 run_as_mode = "session-document"
 allowed_os_users = ["deploy", "readonly"]
+min_duration = "30s"
 max_duration = "8h"
 # sre too: in the walk-through carol (sre) deploys to staging.
 requester_groups = ["developers", "sre"]
