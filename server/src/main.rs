@@ -10,10 +10,10 @@ use chrono::{DateTime, NaiveDate, Utc};
 use clap::{Parser, Subcommand};
 use jitgate_server::audit::{self, ExportFormat};
 use jitgate_server::aws::IdcClient;
-use jitgate_server::broker::{Broker, Catalog, Wakers};
+use jitgate_server::broker::{Broker, CatalogCell, Wakers};
 use jitgate_server::config::{self, Config};
 use jitgate_server::http::{AppState, router};
-use jitgate_server::oidc::Oidc;
+use jitgate_server::oidc::Provider;
 use jitgate_server::scheduler::{LeaseHolder, Scheduler, reclaim_leases};
 use jitgate_server::store::{Db, sessions};
 
@@ -195,28 +195,17 @@ async fn serve(config: Arc<Config>) -> anyhow::Result<ExitCode> {
     db.checkpoint_in_background(Duration::from_millis(250))
         .await
         .context("setting up WAL checkpoints")?;
+    // Neither IdC nor the identity provider is called before the scheduler runs: one of
+    // them being down must not stop revocations. Both are reached in the background.
     let idc = IdcClient::connect(&config.aws)
         .await
-        .context("connecting to IAM Identity Center")?;
-    let by_name = idc
-        .permission_sets_by_name()
-        .await
-        .context("listing permission sets")?;
-    let catalog = match Catalog::resolve(&config, &by_name) {
-        Ok(c) => Arc::new(c),
-        Err(missing) => {
-            for m in &missing {
-                eprintln!("error: {m}");
-            }
-            return Ok(ExitCode::FAILURE);
-        }
-    };
+        .context("setting up the AWS clients")?;
     let wakers = Arc::new(Wakers::default());
     let broker = Broker::new(
         db.clone(),
         config.clone(),
         Arc::new(idc),
-        catalog.clone(),
+        Arc::new(CatalogCell::default()),
         wakers,
     );
     // Bound before the scheduler starts: a predecessor on the same listen address (and
@@ -229,17 +218,13 @@ async fn serve(config: Arc<Config>) -> anyhow::Result<ExitCode> {
     reclaim_leases(&db, &holder)
         .await
         .context("taking back this node's leases")?;
-    let scheduler = Scheduler::start(broker.clone(), catalog, holder);
+    let scheduler = Scheduler::start(broker.clone(), holder);
 
     let oidc = match &config.oidc {
-        Some(oidc) => Some(Arc::new(
-            Oidc::discover(oidc, &config.server.public_url)
-                .await
-                .with_context(|| format!("OpenID provider {} (oidc.issuer)", oidc.issuer))?,
-        )),
+        Some(oidc) => Provider::discover(oidc.clone(), config.server.public_url.clone()),
         None => {
             tracing::warn!("no [oidc] configured: web sign-in is off");
-            None
+            Provider::not_configured()
         }
     };
     let sessions = sessions::open(

@@ -29,7 +29,7 @@ use chrono::{DateTime, TimeDelta, Utc};
 use clap::{Parser, ValueEnum};
 use futures::stream::{self, StreamExt, TryStreamExt};
 use jitgate_server::aws::IdcClient;
-use jitgate_server::broker::{Broker, Catalog, Person, Wakers};
+use jitgate_server::broker::{Broker, Catalog, CatalogCell, Person, Wakers};
 use jitgate_server::config::load_from_str;
 use jitgate_server::domain::{
     AccountId, Draft, OsUser, Request, RequestId, RequestState, RunAsMode, StateName, UserId,
@@ -167,13 +167,13 @@ async fn start(grants: usize) -> Result<Bench> {
         Some(Credentials::new("bench", "bench", None, None, "bench")),
     )
     .await?;
-    let catalog = Catalog::resolve(&config, &idc.permission_sets_by_name().await?)
-        .map_err(|m| anyhow::anyhow!("{m:?}"))?;
+    let (catalog, missing) = Catalog::resolve(&config, &idc.permission_sets_by_name().await?);
+    anyhow::ensure!(missing.is_empty(), "{missing:?}");
     let broker = Broker::new(
         db.clone(),
         config,
         Arc::new(idc),
-        Arc::new(catalog),
+        Arc::new(CatalogCell::resolved(catalog)),
         Arc::new(Wakers::default()),
     );
     Ok(Bench {

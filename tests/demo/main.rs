@@ -22,7 +22,7 @@ use chrono::{DateTime, Utc};
 use clap::Parser;
 use jitgate_server::audit;
 use jitgate_server::aws::IdcClient;
-use jitgate_server::broker::{Broker, Catalog, Person, Wakers};
+use jitgate_server::broker::{Broker, Catalog, CatalogCell, Person, Wakers};
 use jitgate_server::config::{Config, load_from_file};
 use jitgate_server::domain::{Draft, EndReason, RequestId, RequestState, UserId};
 use jitgate_server::store::requests::{self, StoredRequest};
@@ -136,10 +136,11 @@ impl Demo {
             .permission_sets_by_name()
             .await
             .context("listing permission sets")?;
-        let catalog = Catalog::resolve(&config, &by_name).map_err(|missing| {
+        let (catalog, missing) = Catalog::resolve(&config, &by_name);
+        if !missing.is_empty() {
             let names: Vec<String> = missing.iter().map(ToString::to_string).collect();
-            anyhow!("{}", names.join("; "))
-        })?;
+            return Err(anyhow!("{}", names.join("; ")));
+        }
         let identity_store = identity_store_client(&config, &args.peer, credentials).await;
         let identity_store_id = idc
             .instance()
@@ -153,7 +154,7 @@ impl Demo {
             db.clone(),
             Arc::new(config),
             Arc::new(idc),
-            Arc::new(catalog),
+            Arc::new(CatalogCell::resolved(catalog)),
             // This process runs no scheduler: the server's workers find the changes
             // with their `poll_interval`, as they would a web app's.
             Arc::new(Wakers::default()),

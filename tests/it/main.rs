@@ -15,4 +15,5 @@ mod signin;
 mod smoke;
 mod store;
 mod sweep;
+mod unstoppable;
 mod world;

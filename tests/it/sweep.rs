@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use anyhow::Result;
+use anyhow::{Context, Result};
 use jitgate_server::domain::StateName;
 use jitgate_server::store::audit;
 
@@ -36,10 +36,15 @@ async fn unanswered_requests_lapse() -> Result<()> {
         .await?;
     w.wait_state(id, StateName::Lapsed, Duration::from_secs(20))
         .await?;
-    assert!(
-        w.approve_as("bob", id).await.is_err(),
-        "a lapsed request cannot be approved"
-    );
+    let refused = w
+        .approve_as("bob", id)
+        .await
+        .err()
+        .context("a lapsed request was approved")?;
+    let refused = crate::world::refusal(&refused).context("not a refusal")?;
+    assert_eq!(refused.status, reqwest::StatusCode::CONFLICT, "{refused}");
+    assert!(refused.message.contains("lapsed"), "{refused}");
+    assert_eq!(w.request(id).await?.request.state.name(), StateName::Lapsed);
     assert!(w.peer.assignments().await?.is_empty());
     Ok(())
 }
@@ -78,24 +83,43 @@ async fn drift_is_removed_when_configured() -> Result<()> {
 }
 
 #[tokio::test]
-async fn drift_is_reported_once_and_left_alone_by_default() -> Result<()> {
-    let w = World::start(Backend::Sqlite, PeerKnobs::default(), |b| {
-        b.profile(prod_profile())
-            .sweep(EVERY_SECOND)
-            .drift("report")
+async fn drift_is_reported_once_even_across_restarts_and_groups_count() -> Result<()> {
+    let mut w = World::start(Backend::Sqlite, PeerKnobs::default(), |b| {
+        b.profile(prod_profile()).sweep(EVERY_SECOND)
     })
     .await?;
+    let reported = async |w: &World, n: usize| {
+        wait_until(
+            &format!("{n} drifts to be reported"),
+            Duration::from_secs(30),
+            Duration::from_millis(200),
+            || async { Ok(count_actions(w, "aws.drift_found").await? == n) },
+        )
+        .await
+    };
     assign_by_hand(&w, "carol").await?;
-    wait_until(
-        "drift to be reported",
-        Duration::from_secs(20),
-        Duration::from_millis(200),
-        || async { Ok(count_actions(&w, "aws.drift_found").await? == 1) },
-    )
-    .await?;
-    // Several more sweeps run; the same drift is not audited again.
+    reported(&w, 1).await?;
+    // A group's assignment on a jitgate permission set is drift too (jitgate assigns
+    // users only); seeing it reported also shows that later sweeps ran.
+    w.assign_by_hand("GROUP", &w.group_id("ops")?, "JitSsm")
+        .await?;
+    reported(&w, 2).await?;
+    // After a restart the drift already reported is not reported again; a new one is
+    // (so sweeps did run meanwhile).
+    w.restart().await?;
+    assign_by_hand(&w, "dave").await?;
+    reported(&w, 3).await?;
     tokio::time::sleep(Duration::from_secs(3)).await;
-    assert_eq!(count_actions(&w, "aws.drift_found").await?, 1);
-    assert!(w.has_assignment("carol", "JitSsm").await?);
+    assert_eq!(count_actions(&w, "aws.drift_found").await?, 3);
+    let events = audit::page_since(&w.db, i64::MIN, 0, 10_000).await?;
+    assert!(
+        events.iter().any(|e| e.action == "aws.drift_found"
+            && e.details["assignment"]["principal_type"] == "group"),
+        "the group's assignment is reported as a group's"
+    );
+    assert!(
+        w.has_assignment("carol", "JitSsm").await?,
+        "report leaves AWS alone"
+    );
     Ok(())
 }

@@ -109,6 +109,7 @@ impl World {
         let seed = peer
             .seed(&json!({
                 "users": users,
+                "groups": ["ops"],
                 "permission_sets": [{"name": "JitSsm"}, {"name": "JitSsm-deploy"}, {"name": "JitSsm-readonly"}],
                 "accounts": [ACCOUNT],
             }))
@@ -157,6 +158,23 @@ impl World {
         customize: impl FnOnce(ConfigBuilder) -> ConfigBuilder,
     ) -> Result<World> {
         Self::start(backend, PeerKnobs::default(), customize).await
+    }
+
+    /// Kills the server (SIGKILL) and starts it again with the same config, waiting until
+    /// it is ready; returns when it was started.
+    pub async fn restart(&mut self) -> Result<tokio::time::Instant> {
+        self.server.kill9().await?;
+        let started = tokio::time::Instant::now();
+        self.server = ServerProcess::spawn(&self.config_toml).await?;
+        Ok(started)
+    }
+
+    /// The identity-store id of a seeded group.
+    pub fn group_id(&self, name: &str) -> Result<String> {
+        self.seed["groups"][name]
+            .as_str()
+            .map(str::to_owned)
+            .with_context(|| format!("group {name} was not seeded"))
     }
 
     /// The identity-store user id of a seeded person.
@@ -426,6 +444,47 @@ impl World {
         })
         .await
         .with_context(|| format!("server log:\n{}", self.server.log()))
+    }
+
+    /// Waits (generously) until `who`'s assignment of `permission_set` is gone, then checks
+    /// against the AWS peer's own record of the delete that it went within `bound` of
+    /// `since` (the revoke's answer, or `expires_at`): the promise, measured by AWS.
+    pub async fn assert_gone_within(
+        &self,
+        who: &str,
+        permission_set: &str,
+        since: std::time::SystemTime,
+        bound: Duration,
+    ) -> Result<()> {
+        self.wait_assignment(who, permission_set, false, bound + Duration::from_secs(60))
+            .await?;
+        let principal = self.user_id(who)?;
+        let arn = self.permission_set(permission_set)?;
+        let gone_at = self
+            .peer
+            .history()
+            .await?
+            .into_iter()
+            .filter(|op| {
+                op.op == crate::harness::OpKind::Delete
+                    && op.status == crate::harness::OpStatus::Succeeded
+                    && op.principal_id == principal
+                    && op.permission_set_arn == arn
+            })
+            .filter_map(|op| op.completed_at)
+            .fold(None, |last: Option<f64>, at| {
+                Some(last.map_or(at, |l| l.max(at)))
+            })
+            .context("the peer recorded no delete")?;
+        let since = since.duration_since(std::time::UNIX_EPOCH)?.as_secs_f64();
+        let took = gone_at - since;
+        anyhow::ensure!(
+            took <= bound.as_secs_f64(),
+            "{who}'s {permission_set} assignment went {took:.2}s after the moment it was owed \
+             (promise: {bound:?}); server log:\n{}",
+            self.server.log()
+        );
+        Ok(())
     }
 
     /// Assigns `permission_set` on [`ACCOUNT`] to a principal (`USER` or `GROUP`) straight

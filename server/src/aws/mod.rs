@@ -175,6 +175,11 @@ pub trait IdentityCenter: Send + Sync + 'static {
         request_id: &str,
     ) -> impl Future<Output = Result<OpStatus, AwsError>> + Send;
 
+    /// Every permission set of the instance: name → ARN.
+    fn permission_sets(
+        &self,
+    ) -> impl Future<Output = Result<std::collections::HashMap<String, String>, AwsError>> + Send;
+
     /// The principals (users and groups) assigned `permission_set_arn` on `account_id`.
     fn assigned_principals(
         &self,

@@ -478,6 +478,10 @@ impl IdentityCenter for IdcClient {
         Ok(status)
     }
 
+    async fn permission_sets(&self) -> Result<HashMap<String, String>, AwsError> {
+        self.permission_sets_by_name().await
+    }
+
     async fn assigned_principals(
         &self,
         account_id: &str,

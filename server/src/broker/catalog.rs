@@ -1,5 +1,9 @@
-//! Permission set names resolved to ARNs once at start, so a typo in a profile stops
-//! the server instead of failing a grant later.
+//! Permission set names resolved to ARNs. Resolution needs IAM Identity Center, which
+//! may be unreachable when the server starts: the scheduler resolves the catalog in the
+//! background (scheduler/catalog.rs) and keeps it in a [`CatalogCell`]. Until then new
+//! grants are refused as "not ready" (revocations need no catalog: each request keeps
+//! its permission set ARN); a permission set that does not exist fails only the new
+//! grants of the profiles that name it, with a message saying so.
 
 use std::collections::HashMap;
 
@@ -7,7 +11,7 @@ use crate::config::{Config, ProfileConfig};
 use crate::domain::OsUser;
 
 /// A permission set a profile names that IdC does not have.
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 #[error(
     "profile `{profile}` names permission set `{name}`, which IAM Identity Center does not \
      have; create it or fix profiles.permission_set"
@@ -29,7 +33,7 @@ impl Catalog {
     pub fn resolve(
         config: &Config,
         by_name: &HashMap<String, String>,
-    ) -> Result<Self, Vec<CatalogError>> {
+    ) -> (Self, Vec<CatalogError>) {
         let mut arns = HashMap::new();
         let mut missing = Vec::new();
         for profile in &config.profiles {
@@ -51,11 +55,7 @@ impl Catalog {
                 }
             }
         }
-        if missing.is_empty() {
-            Ok(Self { arns })
-        } else {
-            Err(missing)
-        }
+        (Self { arns }, missing)
     }
 
     /// The ARN for a grant of `profile` as `os_user`.
@@ -90,5 +90,69 @@ impl Catalog {
         pairs.sort();
         pairs.dedup();
         pairs
+    }
+}
+
+/// The catalog as the server knows it: not resolved yet, or resolved with what is missing.
+#[derive(Default)]
+pub struct CatalogCell(std::sync::RwLock<Option<Resolved>>);
+
+#[derive(Clone)]
+struct Resolved {
+    catalog: std::sync::Arc<Catalog>,
+    missing: Vec<CatalogError>,
+}
+
+/// Why no catalog is available yet.
+#[derive(Debug, thiserror::Error)]
+#[error(
+    "jitgate has not reached IAM Identity Center yet to look up permission sets, and keeps \
+     trying; try again in a minute"
+)]
+pub struct NotResolved;
+
+impl CatalogCell {
+    /// A cell holding `catalog` already (tools, tests).
+    pub fn resolved(catalog: Catalog) -> Self {
+        let cell = Self::default();
+        cell.set(catalog, Vec::new());
+        cell
+    }
+
+    /// Records a resolution.
+    pub fn set(&self, catalog: Catalog, missing: Vec<CatalogError>) {
+        if let Ok(mut slot) = self.0.write() {
+            *slot = Some(Resolved {
+                catalog: std::sync::Arc::new(catalog),
+                missing,
+            });
+        }
+    }
+
+    /// The catalog, once resolved.
+    pub fn get(&self) -> Result<std::sync::Arc<Catalog>, NotResolved> {
+        self.0
+            .read()
+            .ok()
+            .and_then(|s| s.as_ref().map(|r| r.catalog.clone()))
+            .ok_or(NotResolved)
+    }
+
+    /// For `/readyz`: `None` when every permission set resolved, else what is wrong.
+    pub fn problem(&self) -> Option<String> {
+        match self.0.read().ok().and_then(|s| s.clone()) {
+            None => Some(
+                "aws: permission sets not looked up yet (IAM Identity Center not reached)".into(),
+            ),
+            Some(r) if r.missing.is_empty() => None,
+            Some(r) => Some(format!(
+                "aws: {}",
+                r.missing
+                    .iter()
+                    .map(ToString::to_string)
+                    .collect::<Vec<_>>()
+                    .join("; ")
+            )),
+        }
     }
 }

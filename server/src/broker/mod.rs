@@ -6,7 +6,7 @@
 mod catalog;
 mod events;
 
-pub use catalog::Catalog;
+pub use catalog::{Catalog, CatalogCell, NotResolved};
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -43,8 +43,12 @@ pub enum BrokerError {
         user_name: String,
         email: Option<String>,
     },
+    /// A profile's permission set does not exist in IdC.
     #[error(transparent)]
     Catalog(#[from] catalog::CatalogError),
+    /// IdC has not been reached yet to look up permission sets.
+    #[error(transparent)]
+    NotReady(#[from] NotResolved),
 }
 
 /// What a person can do to an existing request.
@@ -83,7 +87,7 @@ pub struct Broker<I> {
     db: Db,
     config: Arc<Config>,
     idc: Arc<I>,
-    catalog: Arc<Catalog>,
+    catalog: Arc<CatalogCell>,
     wakers: Arc<Wakers>,
     principals: Arc<PrincipalCache>,
 }
@@ -138,7 +142,7 @@ impl<I: IdentityCenter> Broker<I> {
         db: Db,
         config: Arc<Config>,
         idc: Arc<I>,
-        catalog: Arc<Catalog>,
+        catalog: Arc<CatalogCell>,
         wakers: Arc<Wakers>,
     ) -> Self {
         Self {
@@ -157,6 +161,11 @@ impl<I: IdentityCenter> Broker<I> {
 
     pub fn config(&self) -> &Config {
         &self.config
+    }
+
+    /// The permission set catalog (resolved in the background).
+    pub fn catalog(&self) -> &CatalogCell {
+        &self.catalog
     }
 
     pub fn idc(&self) -> &I {
@@ -194,6 +203,13 @@ impl<I: IdentityCenter> Broker<I> {
             })
     }
 
+    /// The profile's policy, or [`crate::domain::Policy::removed`] for a profile no longer
+    /// in the config: removing a profile must never stop its grants from ending.
+    fn policy_or_removed(&self, profile: &str) -> crate::domain::Policy {
+        self.policy(profile)
+            .unwrap_or_else(|_| crate::domain::Policy::removed(profile))
+    }
+
     /// Files a new request. The person's IdC user is looked up first, so someone
     /// without one is refused now rather than failing at provisioning.
     pub async fn submit(
@@ -220,7 +236,7 @@ impl<I: IdentityCenter> Broker<I> {
             &[],
             now,
         )?;
-        let permission_set_arn = self.catalog.arn_for(profile, &probe.os_user)?;
+        let permission_set_arn = self.catalog.get()?.arn_for(profile, &probe.os_user)?;
         let key = (person.user_name.clone(), person.email.clone());
         let principal_id = match self.principals.get(&key) {
             Some(id) => id,
@@ -326,7 +342,7 @@ impl<I: IdentityCenter> Broker<I> {
     ) -> Result<StoredRequest, BrokerError> {
         let actor = self.actor(person);
         self.apply(id, person.id.as_str(), comment.clone(), now, |r| {
-            let policy = self.policy(&r.profile)?;
+            let policy = self.policy_or_removed(&r.profile);
             Ok(r.revoke(&actor, &policy, comment, now)?)
         })
         .await
@@ -388,6 +404,37 @@ impl<I: IdentityCenter> Broker<I> {
             Ok(r.lapse(&policy, now)?)
         })
         .await
+    }
+
+    /// Closes an open request of a profile no longer in the config: a pending one
+    /// lapses, an approved one not yet active fails (no new access under a removed
+    /// profile); the audit event says why. `Ok(None)` when it is no longer open.
+    pub async fn close_removed(
+        &self,
+        id: RequestId,
+        now: DateTime<Utc>,
+    ) -> Result<Option<StoredRequest>, BrokerError> {
+        let Some(current) = requests::get(&self.db, id).await? else {
+            return Ok(None);
+        };
+        let profile = current.request.profile;
+        if self.config.profile(&profile).is_some() {
+            return Ok(None);
+        }
+        let why = format!("profile `{profile}` was removed from the configuration");
+        let result = self
+            .apply(id, SYSTEM_ACTOR, Some(why.clone()), now, |r| {
+                match r.state {
+                    crate::domain::RequestState::Approved { .. } => Ok(r.fail(why.clone(), now)?),
+                    _ => Ok(r.lapse(&crate::domain::Policy::removed(&profile), now)?),
+                }
+            })
+            .await;
+        match result {
+            Ok(stored) => Ok(Some(stored)),
+            Err(BrokerError::Domain(_)) => Ok(None),
+            Err(e) => Err(e),
+        }
     }
 
     /// Marks an approved request active once its assignment exists; `Ok(None)` when it

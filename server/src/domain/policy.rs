@@ -123,6 +123,26 @@ impl Policy {
             || self.approvers.contains(&actor.user)
     }
 
+    /// The policy of a profile that is no longer configured: nothing new may be asked
+    /// for or approved; what it granted may still be ended by its requester or an admin,
+    /// and its open requests are due to lapse at once.
+    pub fn removed(profile: &str) -> Policy {
+        Policy {
+            profile: profile.to_owned(),
+            accounts: Vec::new(),
+            allowed_os_users: Vec::new(),
+            min_duration: Duration::ZERO,
+            max_duration: Duration::ZERO,
+            requester_groups: Vec::new(),
+            approver_groups: Vec::new(),
+            approvers: Vec::new(),
+            approvals_required: 1,
+            auto_approve: false,
+            approval_timeout: Duration::ZERO,
+            run_as_mode: RunAsMode::default(),
+        }
+    }
+
     /// Approvals a non-auto-approved request needs: `approvals_required`, but at
     /// least 1, because a misconfigured 0 must not turn into silent auto-approval.
     pub fn approvals_needed(&self) -> u32 {

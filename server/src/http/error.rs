@@ -77,7 +77,9 @@ impl From<BrokerError> for WebError {
                 message: e.to_string(),
             },
             e @ BrokerError::NoIdcUser { .. } => WebError::Forbidden(e.to_string()),
-            BrokerError::Catalog(e) => WebError::Internal(e.to_string()),
+            e @ (BrokerError::Catalog(_) | BrokerError::NotReady(_)) => {
+                WebError::Unavailable(e.to_string())
+            }
         }
     }
 }

@@ -27,7 +27,7 @@ use tower_sessions::{Expiry, SessionManagerLayer};
 use crate::aws::IdcClient;
 use crate::broker::Broker;
 use crate::config::Config;
-use crate::oidc::Oidc;
+use crate::oidc::Provider;
 use crate::store::Db;
 use crate::store::sessions::SessionStores;
 
@@ -36,8 +36,8 @@ use crate::store::sessions::SessionStores;
 pub struct AppState {
     pub db: Db,
     pub config: Arc<Config>,
-    /// Absent when no `[oidc]` is configured: sign-in is then unavailable.
-    pub oidc: Option<Arc<Oidc>>,
+    /// The sign-in provider: not configured, not reached yet, or ready.
+    pub oidc: Provider,
     pub broker: Broker<IdcClient>,
 }
 
@@ -118,13 +118,23 @@ async fn healthz() -> &'static str {
     "ok"
 }
 
-/// The process can serve: its database answers.
-async fn readyz(State(state): State<AppState>) -> (StatusCode, &'static str) {
-    match state.db.ping().await {
-        Ok(()) => (StatusCode::OK, "ready"),
-        Err(e) => {
-            tracing::warn!(error = %e, "not ready: database unreachable");
-            (StatusCode::SERVICE_UNAVAILABLE, "database unreachable")
-        }
+/// The process can serve everything: its database answers, the permission sets are
+/// looked up in IAM Identity Center, and the identity provider is reached. Otherwise
+/// 503 with one line per missing part (the scheduler runs and revokes regardless).
+async fn readyz(State(state): State<AppState>) -> (StatusCode, String) {
+    let mut problems = Vec::new();
+    if let Err(e) = state.db.ping().await {
+        tracing::warn!(error = %e, "not ready: database unreachable");
+        problems.push("database: unreachable".to_owned());
+    }
+    problems.extend(state.broker.catalog().problem());
+    problems.extend(state.oidc.problem());
+    if problems.is_empty() {
+        (StatusCode::OK, "ready".into())
+    } else {
+        (
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!("not ready:\n{}\n", problems.join("\n")),
+        )
     }
 }

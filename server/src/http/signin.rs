@@ -33,9 +33,7 @@ pub(super) async fn login(
     session: Session,
     Query(query): Query<LoginQuery>,
 ) -> Result<Redirect, WebError> {
-    let oidc = state.oidc.as_ref().ok_or_else(|| {
-        WebError::Unavailable("sign-in is not configured on this server ([oidc] is missing)".into())
-    })?;
+    let oidc = state.oidc.get().map_err(WebError::Unavailable)?;
     let (url, flow) = oidc.start(local_path(query.return_to));
     session.insert(FLOW_KEY, &flow).await.map_err(internal)?;
     Ok(Redirect::to(&url))
@@ -56,10 +54,7 @@ pub(super) async fn callback(
     session: Session,
     Query(query): Query<CallbackQuery>,
 ) -> Result<Redirect, WebError> {
-    let oidc = state
-        .oidc
-        .as_ref()
-        .ok_or_else(|| WebError::Unavailable("sign-in is not configured on this server".into()))?;
+    let oidc = state.oidc.get().map_err(WebError::Unavailable)?;
     // One use only, whatever happens next.
     let flow: Option<LoginFlow> = session.remove(FLOW_KEY).await.map_err(internal)?;
     let Some(flow) = flow else {

@@ -21,6 +21,9 @@ use serde_json::{Map, Value};
 
 use crate::config::OidcConfig;
 
+mod provider;
+pub use provider::Provider;
+
 /// Claims beyond the standard ones, kept whole so the groups claim can have any name.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct OtherClaims {

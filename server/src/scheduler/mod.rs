@@ -7,10 +7,12 @@
 //!   principal, `SKIP LOCKED` on Postgres) and converges them (`converge`).
 //! - `sweep`: on a cron schedule, lapses unanswered requests, expires anything missed
 //!   and checks drift.
+//! - `catalog`: looks up the profiles' permission sets in IdC, retried until it works.
 //!
 //! The database is the source of truth; every step is idempotent, so a process killed
 //! at any point leaves work that the next claim of the same principal finishes.
 
+mod catalog;
 mod converge;
 mod expiry;
 mod lease;
@@ -25,7 +27,7 @@ use tokio::sync::watch;
 use tokio::task::JoinSet;
 
 use crate::aws::IdentityCenter;
-use crate::broker::{Broker, Catalog};
+use crate::broker::Broker;
 use crate::store::{Backend, Db, StoreError, jobs, principals};
 
 /// Who holds this process's leases: its node identity (stable across restarts, see
@@ -100,11 +102,7 @@ pub struct Scheduler {
 
 impl Scheduler {
     /// Starts the expiry timer, the convergence workers and the sweep.
-    pub fn start<I: IdentityCenter>(
-        broker: Broker<I>,
-        catalog: Arc<Catalog>,
-        holder: LeaseHolder,
-    ) -> Self {
+    pub fn start<I: IdentityCenter>(broker: Broker<I>, holder: LeaseHolder) -> Self {
         let (stop, stopped) = watch::channel(false);
         let mut tasks = JoinSet::new();
         tasks.spawn(expiry::run(broker.clone(), stopped.clone()));
@@ -113,7 +111,8 @@ impl Scheduler {
             holder.clone(),
             stopped.clone(),
         ));
-        tasks.spawn(sweep::run(broker, catalog, holder, stopped));
+        tasks.spawn(catalog::run(broker.clone(), stopped.clone()));
+        tasks.spawn(sweep::run(broker, holder, stopped));
         Self { tasks, stop }
     }
 

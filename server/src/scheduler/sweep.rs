@@ -3,7 +3,6 @@
 //! it, under a job lease.
 
 use std::collections::HashSet;
-use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, TimeDelta, Utc};
@@ -25,7 +24,6 @@ const SWEEP_JOB: &str = "sweep";
 
 pub(super) async fn run<I: IdentityCenter>(
     broker: Broker<I>,
-    catalog: Arc<Catalog>,
     holder: LeaseHolder,
     mut stopped: watch::Receiver<bool>,
 ) {
@@ -67,7 +65,7 @@ pub(super) async fn run<I: IdentityCenter>(
                 async move { jobs::renew(&db, SWEEP_JOB, &owner, until).await }
             }
         });
-        if let Err(e) = sweep_once(&broker, &catalog, &owner).await {
+        if let Err(e) = sweep_once(&broker, &owner).await {
             tracing::error!(error = %e, "sweep failed; next run retries");
         }
         drop(heartbeat);
@@ -80,7 +78,6 @@ pub(super) async fn run<I: IdentityCenter>(
 /// One sweep pass.
 pub async fn sweep_once<I: IdentityCenter>(
     broker: &Broker<I>,
-    catalog: &Catalog,
     owner: &str,
 ) -> Result<(), BrokerError> {
     for profile in &broker.config().profiles {
@@ -95,8 +92,36 @@ pub async fn sweep_once<I: IdentityCenter>(
             }
         }
     }
+    close_removed_profiles(broker).await?;
     expire_due(broker).await?;
-    check_drift(broker, catalog, owner).await
+    match broker.catalog().get() {
+        Ok(catalog) => check_drift(broker, &catalog, owner).await,
+        // Nothing to compare with until the permission sets are known.
+        Err(_) => Ok(()),
+    }
+}
+
+/// Closes the open requests of profiles no longer in the config: pending ones lapse,
+/// approved ones not yet active fail, each with the reason in the audit trail. (Active
+/// grants of such a profile run until they expire or are revoked.)
+async fn close_removed_profiles<I: IdentityCenter>(broker: &Broker<I>) -> Result<(), BrokerError> {
+    for profile in requests::open_profiles(broker.db()).await? {
+        if broker.config().profile(&profile).is_some() {
+            continue;
+        }
+        for id in requests::open_of_profile(broker.db(), &profile, 10_000).await? {
+            match broker.close_removed(id, Utc::now()).await {
+                Ok(Some(_)) => {
+                    tracing::warn!(request = %id, profile, "closed a request of a profile removed from the configuration");
+                }
+                Ok(None) => {}
+                Err(e) => {
+                    tracing::error!(error = %e, request = %id, "could not close a request of a removed profile")
+                }
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Finds assignments on jitgate's permission sets that jitgate has no record of

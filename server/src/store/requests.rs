@@ -156,6 +156,34 @@ pub async fn of_principal_unsettled(
     rows.iter().map(from_row).collect()
 }
 
+/// The profiles of pending and approved requests (the sweep closes those of profiles no
+/// longer configured).
+pub async fn open_profiles(db: &Db) -> Result<Vec<String>, StoreError> {
+    let rows = query(
+        "SELECT DISTINCT profile FROM requests WHERE state IN ('pending', 'approved') ORDER BY profile",
+    )
+    .fetch_all(db.scanner())
+    .await?;
+    rows.iter().map(|r| r.try_get("profile")).collect()
+}
+
+/// Ids of pending and approved requests of `profile`, oldest first, at most `limit`.
+pub async fn open_of_profile(
+    db: &Db,
+    profile: &str,
+    limit: i64,
+) -> Result<Vec<RequestId>, StoreError> {
+    let rows = query(
+        "SELECT id FROM requests WHERE profile = $1 AND state IN ('pending', 'approved') \
+         ORDER BY created_at LIMIT $2",
+    )
+    .bind(profile)
+    .bind(limit)
+    .fetch_all(db.reader())
+    .await?;
+    rows.iter().map(|r| parse_id(r.try_get("id")?)).collect()
+}
+
 /// Ids of pending requests of `profile` made at or before `cutoff` (candidates for
 /// lapsing), oldest first, at most `limit`.
 pub async fn pending_since_before(

@@ -18,7 +18,7 @@ const STARTUP_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// A running provider; killed on drop.
 pub struct OidcPeer {
-    _child: Child,
+    child: Child,
     issuer: String,
     http: reqwest::Client,
     _dir: tempfile::TempDir,
@@ -96,12 +96,18 @@ impl OidcPeer {
             }
         };
         Ok(OidcPeer {
-            _child: child,
+            child,
             issuer,
             http: reqwest::Client::new(),
             _dir: dir,
             _stdout: lines,
         })
+    }
+
+    /// Stops the provider (the identity provider is down).
+    pub async fn stop(&mut self) -> Result<()> {
+        self.child.kill().await?;
+        Ok(())
     }
 
     /// The issuer URL (`[oidc] issuer`).

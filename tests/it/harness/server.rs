@@ -34,10 +34,24 @@ impl ServerProcess {
         Self::spawn_with(config_toml, &[]).await
     }
 
+    /// Starts the server and waits only until it is up (`/healthz`), not until it is
+    /// ready: for tests of a server whose identity provider or IdC is down at start.
+    pub async fn spawn_alive(config_toml: &str) -> Result<ServerProcess> {
+        Self::spawn_waiting(config_toml, &[], "/healthz").await
+    }
+
     /// [`Self::spawn`] with extra environment variables (e.g. `JITGATE_*` overrides).
     pub async fn spawn_with(
         config_toml: &str,
         extra_env: &[(&str, &str)],
+    ) -> Result<ServerProcess> {
+        Self::spawn_waiting(config_toml, extra_env, "/readyz").await
+    }
+
+    async fn spawn_waiting(
+        config_toml: &str,
+        extra_env: &[(&str, &str)],
+        wait_path: &str,
     ) -> Result<ServerProcess> {
         let listen = listen_addr(config_toml)?;
         let dir = tempfile::Builder::new()
@@ -62,7 +76,7 @@ impl ServerProcess {
             listen,
             dir,
         };
-        server.wait_ready().await?;
+        server.wait_ready(wait_path).await?;
         Ok(server)
     }
 
@@ -130,8 +144,8 @@ impl ServerProcess {
         self.dir.path().join("server.log")
     }
 
-    async fn wait_ready(&mut self) -> Result<()> {
-        let url = format!("{}/readyz", self.listen_url());
+    async fn wait_ready(&mut self, path: &str) -> Result<()> {
+        let url = format!("{}{path}", self.listen_url());
         let http = reqwest::Client::builder()
             .timeout(Duration::from_secs(2))
             .build()?;

@@ -75,6 +75,9 @@ impl ApiError {
                 (StatusCode::UNPROCESSABLE_ENTITY, "no_idc_user")
             }
             ApiError::Broker(BrokerError::Aws(_)) => (StatusCode::BAD_GATEWAY, "aws_unavailable"),
+            ApiError::Broker(BrokerError::Catalog(_) | BrokerError::NotReady(_)) => {
+                (StatusCode::SERVICE_UNAVAILABLE, "unavailable")
+            }
             ApiError::Broker(_) | ApiError::Store(_) => {
                 (StatusCode::INTERNAL_SERVER_ERROR, "internal")
             }
@@ -86,7 +89,9 @@ impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let (status, code) = self.status_and_code();
         let (message, field) = match &self {
-            ApiError::Broker(BrokerError::NoIdcUser { .. }) => (self.to_string(), None),
+            ApiError::Broker(
+                BrokerError::NoIdcUser { .. } | BrokerError::Catalog(_) | BrokerError::NotReady(_),
+            ) => (self.to_string(), None),
             ApiError::Broker(BrokerError::Aws(e)) => {
                 let reference = uuid::Uuid::new_v4().simple().to_string();
                 tracing::error!(reference, error = %e, "AWS call failed serving an API request");
