@@ -191,11 +191,13 @@ async fn a_profile_removed_across_a_restart_still_ends_its_grants() -> Result<()
     // Its requests no longer go ahead, and the trail says why.
     w.wait_state(pending, StateName::Lapsed, Duration::from_secs(15))
         .await?;
-    let refused = w.approve_as("bob", unapproved).await;
-    assert!(
-        refused.is_err(),
-        "a request of a removed profile was approved"
-    );
+    let refused = w
+        .approve_as("bob", unapproved)
+        .await
+        .err()
+        .context("a request of a removed profile was approved")?;
+    let refused = refusal(&refused).context("not a refusal")?;
+    assert!(refused.message.contains("no profile `old`"), "{refused}");
     w.wait_state(unapproved, StateName::Lapsed, Duration::from_secs(15))
         .await?;
     let lapse = jitgate_server::store::audit::for_request(&w.db, &pending.to_string())

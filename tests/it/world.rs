@@ -45,6 +45,9 @@ pub const PEOPLE: &[(&str, &[&str])] = &[
     ("judy", &["developers"]),
 ];
 
+/// A person the OpenID provider knows (a developer) who has no IAM Identity Center user.
+pub const NO_IDC_USER: &str = "zed";
+
 /// The developers of [`PEOPLE`].
 pub const DEVELOPERS: &[&str] = &["alice", "dave", "frank", "grace", "heidi", "ivan", "judy"];
 
@@ -121,11 +124,12 @@ impl World {
         let mut builder = customize(ConfigBuilder::from_seed(&db_url, peer.url(), &seed)?);
         let public_url = format!("http://127.0.0.1:{}", builder.listen_port());
         let accounts = dir.path().join("oidc-accounts.json");
-        let extra: serde_json::Map<String, Value> = PEOPLE
+        let mut extra: serde_json::Map<String, Value> = PEOPLE
             .iter()
             .skip(5)
             .map(|(name, groups)| ((*name).to_owned(), json!({ "groups": groups })))
             .collect();
+        extra.insert(NO_IDC_USER.into(), json!({ "groups": ["developers"] }));
         std::fs::write(&accounts, Value::Object(extra).to_string())?;
         let oidc =
             OidcPeer::start_with_accounts(&[format!("{public_url}/auth/callback")], &accounts)
@@ -337,14 +341,12 @@ impl World {
     }
 
     /// `who` refuses a request.
-    #[allow(dead_code)]
     pub async fn deny_as(&self, who: &str, id: RequestId, comment: &str) -> Result<RequestView> {
         self.act(who, id, "deny", json!({ "comment": comment }))
             .await
     }
 
     /// `who` asks for `extra` time on their active grant.
-    #[allow(dead_code)]
     pub async fn extend_as(
         &self,
         who: &str,

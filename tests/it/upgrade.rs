@@ -1,0 +1,203 @@
+//! Upgrading: a database written by the previous release (schema up to migration 0007),
+//! holding an active grant and a revocation still owed, is migrated by the new server at
+//! start, which then finishes the owed revocation and ends the grant on time.
+
+use std::path::Path;
+use std::time::{Duration, SystemTime};
+
+use anyhow::{Context, Result};
+use chrono::Utc;
+use jitgate_server::audit::{Action, NewEvent};
+use jitgate_server::config::load_from_str;
+use jitgate_server::domain::{Actor, Draft, Request, RequestId, StateName, UserId};
+use jitgate_server::store::requests::{self, StoredRequest};
+use jitgate_server::store::{Db, assignments, audit, principals};
+
+use crate::harness::{PeerKnobs, ServerProcess, repo_root, sqlite_url_in, start_postgres};
+use crate::world::{ACCOUNT, Backend, REVOKE_PROMISE, World, prod_profile};
+
+/// The last migration of the previous release.
+const PREVIOUS_SCHEMA: &str = "0007";
+
+/// A database at the previous release's schema: its migrations applied by sqlx's
+/// migrator, as that release did.
+async fn previous_release_db(backend: Backend, dir: &Path) -> Result<String> {
+    let (url, folder) = match backend {
+        Backend::Sqlite => (sqlite_url_in(dir), "sqlite"),
+        Backend::Postgres => (start_postgres().await?.fresh_database().await?, "postgres"),
+    };
+    let old = dir.join("migrations");
+    std::fs::create_dir_all(&old)?;
+    for entry in std::fs::read_dir(repo_root().join("migrations").join(folder))? {
+        let path = entry?.path();
+        let name = path
+            .file_name()
+            .and_then(|n| n.to_str())
+            .unwrap_or_default();
+        if name.as_bytes().get(..4) <= Some(PREVIOUS_SCHEMA.as_bytes()) {
+            std::fs::copy(&path, old.join(name))?;
+        }
+    }
+    sqlx::any::install_default_drivers();
+    let connect_url = match backend {
+        Backend::Sqlite => format!("{url}?mode=rwc"),
+        Backend::Postgres => url.clone(),
+    };
+    let pool = sqlx::AnyPool::connect(&connect_url).await?;
+    sqlx::migrate::Migrator::new(old.as_path())
+        .await?
+        .run(&pool)
+        .await
+        .context("applying the previous release's migrations")?;
+    pool.close().await;
+    Ok(url)
+}
+
+fn actor(name: &str, groups: &[&str]) -> Actor {
+    Actor {
+        user: UserId::new(format!("sub-{name}")),
+        groups: groups.iter().map(ToString::to_string).collect(),
+        is_admin: false,
+    }
+}
+
+/// What the previous release wrote for a grant of `who`: the request, its person's
+/// principal row, its assignment (present) and an audit event.
+async fn write_grant(db: &Db, w: &World, request: Request, who: &str) -> Result<RequestId> {
+    let principal = w.user_id(who)?;
+    let stored = StoredRequest {
+        request,
+        principal_id: principal.clone(),
+        permission_set_arn: w.permission_set("JitSsm")?,
+        settled_at: None,
+    };
+    let key = jitgate_server::aws::AssignmentKey {
+        principal_id: principal.clone(),
+        account_id: ACCOUNT.into(),
+        permission_set_arn: stored.permission_set_arn.clone(),
+    };
+    let mut tx = db.begin().await?;
+    principals::lock(&mut tx, &principal).await?;
+    requests::insert(&mut tx, &stored).await?;
+    assignments::put(
+        &mut tx,
+        &key,
+        assignments::AssignmentState::Present,
+        Utc::now(),
+    )
+    .await?;
+    let event = NewEvent::new(
+        Action::RequestSubmitted,
+        stored.request.requester.as_str(),
+        Utc::now(),
+    )
+    .request(stored.request.id);
+    audit::append(&mut tx, event).await?;
+    tx.commit().await?;
+    Ok(stored.request.id)
+}
+
+async fn upgrade_finishes_the_work_of_the_previous_release(backend: Backend) -> Result<()> {
+    let mut w = World::start(backend, PeerKnobs::default(), |b| b.profile(prod_profile())).await?;
+    w.server.kill9().await?;
+    let dir = tempfile::tempdir()?;
+    let url = previous_release_db(backend, dir.path()).await?;
+
+    // The previous release's data: alice's active grant (its assignment in AWS) and
+    // dave's revoked grant whose assignment is still there (the revocation owed).
+    let config = load_from_str(&w.config_toml, Vec::new())?;
+    let policy = config.profile("prod-web").context("prod-web")?.policy();
+    let now = Utc::now();
+    let bob = actor("bob", &["sre"]);
+    let draft = |os_user: &str, secs: u64| Draft {
+        profile: "prod-web".into(),
+        account: ACCOUNT.into(),
+        os_user: os_user.into(),
+        duration: Duration::from_secs(secs),
+        reason: "written by the previous release".into(),
+        ticket: None,
+    };
+    let alice = actor("alice", &["developers"]);
+    let active = Request::submit(
+        RequestId::new_v4(),
+        draft("app", 8),
+        &alice,
+        &policy,
+        &[],
+        now,
+    )?
+    .approve(&bob, &policy, now)?
+    .activate(now)?;
+    let expires_at: SystemTime = active.expires_at().context("active")?.into();
+    let dave = actor("dave", &["developers"]);
+    let revoked = Request::submit(
+        RequestId::new_v4(),
+        draft("readonly", 3600),
+        &dave,
+        &policy,
+        &[],
+        now,
+    )?
+    .approve(&bob, &policy, now)?
+    .activate(now)?
+    .revoke(&dave, &policy, None, now)?;
+    let db = Db::connect(&url, 2).await?;
+    let active = write_grant(&db, &w, active, "alice").await?;
+    let revoked = write_grant(&db, &w, revoked, "dave").await?;
+    // Mark dave's person as needing work, in the old schema's own columns.
+    sqlx::any::install_default_drivers();
+    let raw = match backend {
+        Backend::Sqlite => format!("{url}?mode=rw"),
+        Backend::Postgres => url.clone(),
+    };
+    let pool = sqlx::AnyPool::connect(&raw).await?;
+    sqlx::query(
+        "UPDATE principals SET generation = 2, converged_generation = 1 WHERE principal_id = $1",
+    )
+    .bind(w.user_id("dave")?)
+    .execute(&pool)
+    .await?;
+    pool.close().await;
+    db.close().await;
+    w.assign_by_hand("USER", &w.user_id("alice")?, "JitSsm")
+        .await?;
+    w.assign_by_hand("USER", &w.user_id("dave")?, "JitSsm")
+        .await?;
+
+    // The new server on the old database.
+    let database = w.config_toml.replace(
+        &w.config_toml
+            .lines()
+            .find(|l| l.trim_start().starts_with("url ="))
+            .context("no database url in the config")?
+            .to_owned(),
+        &format!("url = \"{url}\""),
+    );
+    w.config_toml = database;
+    w.db = Db::connect(&url, 2).await?;
+    let started = SystemTime::now();
+    w.server = ServerProcess::spawn(&w.config_toml).await?;
+
+    w.assert_gone_within("dave", "JitSsm", started, Duration::from_secs(5))
+        .await?;
+    w.wait_settled(revoked, Duration::from_secs(10)).await?;
+    w.assert_gone_within("alice", "JitSsm", expires_at, REVOKE_PROMISE)
+        .await?;
+    assert_eq!(
+        w.request(active).await?.request.state.name(),
+        StateName::Ended
+    );
+    let (ok, text) = w.audit_verify().await?;
+    assert!(ok, "the old chain and the new events verify as one: {text}");
+    Ok(())
+}
+
+#[tokio::test]
+async fn upgrade_from_the_previous_release_on_sqlite() -> Result<()> {
+    upgrade_finishes_the_work_of_the_previous_release(Backend::Sqlite).await
+}
+
+#[tokio::test]
+async fn upgrade_from_the_previous_release_on_postgres() -> Result<()> {
+    upgrade_finishes_the_work_of_the_previous_release(Backend::Postgres).await
+}
