@@ -192,7 +192,7 @@ async fn a_profile_removed_across_a_restart_still_ends_its_grants() -> Result<()
     w.wait_state(pending, StateName::Lapsed, Duration::from_secs(15))
         .await?;
     let refused = w
-        .approve_as("bob", unapproved)
+        .approve_as("carol", unapproved)
         .await
         .err()
         .context("a request of a removed profile was approved")?;
