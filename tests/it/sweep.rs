@@ -9,6 +9,8 @@ use jitgate_server::store::audit;
 use crate::harness::{PeerKnobs, ProfileSpec, wait_until};
 use crate::world::{Backend, World, prod_profile};
 
+/// The sweep runs every second here instead of every minute, so its work (lapses, drift)
+/// is seen in seconds; what it does does not depend on its cadence.
 const EVERY_SECOND: &str = "* * * * * *";
 
 /// An assignment of JitSsm to `who` made behind jitgate's back.
