@@ -240,19 +240,25 @@ async fn serve(config: Arc<Config>) -> anyhow::Result<ExitCode> {
         oidc,
         broker,
     };
+    // The scheduler stops before the listener is released: a successor bound to the same
+    // address takes back this node's leases, so none may be in use by then.
+    let stop_scheduler = async move {
+        shutdown_signal().await;
+        tracing::info!("shutting down: finishing work in progress");
+        if tokio::time::timeout(Duration::from_secs(30), scheduler.shutdown())
+            .await
+            .is_err()
+        {
+            tracing::warn!(
+                "work still in progress after 30s; a restart takes it back, or another \
+                 replica after its lease"
+            );
+        }
+    };
     axum::serve(listener, router(state, sessions))
-        .with_graceful_shutdown(shutdown_signal())
+        .with_graceful_shutdown(stop_scheduler)
         .await
         .context("HTTP server")?;
-    tracing::info!("shutting down: finishing work in progress");
-    if tokio::time::timeout(Duration::from_secs(30), scheduler.shutdown())
-        .await
-        .is_err()
-    {
-        tracing::warn!(
-            "work still in progress after 30s; its leases expire and another process resumes it"
-        );
-    }
     db.close().await;
     Ok(ExitCode::SUCCESS)
 }

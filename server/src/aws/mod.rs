@@ -38,10 +38,6 @@ pub enum AwsError {
         operation: &'static str,
         waited_secs: u64,
     },
-    /// Every slot for assignment operations is taken by operations in progress; nothing
-    /// was sent. Not a failure of AWS: try again shortly.
-    #[error("{operation} not sent: {limit} assignment operations already in progress")]
-    Busy { operation: &'static str, limit: u32 },
     /// Something in jitgate's own configuration does not match AWS.
     #[error("{0}")]
     Setup(String),
@@ -54,7 +50,7 @@ impl AwsError {
     pub fn is_refusal(&self) -> bool {
         match self {
             AwsError::Api { transient, .. } => !transient,
-            AwsError::Busy { .. } | AwsError::Setup(_) => true,
+            AwsError::Setup(_) => true,
             AwsError::OperationFailed { .. } | AwsError::Timeout { .. } => false,
         }
     }
@@ -75,7 +71,6 @@ impl AwsError {
             AwsError::Timeout { .. } => {
                 format!("IAM Identity Center did not finish trying to {what} in time")
             }
-            AwsError::Busy { .. } => format!("too many AWS operations in progress to {what}"),
             AwsError::Setup(_) => format!("jitgate's AWS set-up does not allow it to {what}"),
             AwsError::Api { .. } => format!("IAM Identity Center failed to {what}"),
         }
@@ -136,8 +131,7 @@ pub enum PrincipalKind {
 ///
 /// Assignment writes are asynchronous in IdC: `start_*` sends one and returns at once;
 /// the caller follows it with `operation_status` (see scheduler/converge), so no
-/// person's work waits on another's slow operation. A process keeps at most
-/// `[aws] max_outstanding_assignments` operations in progress, deletes before creates.
+/// person's work waits on another's slow operation.
 pub trait IdentityCenter: Send + Sync + 'static {
     /// The identity-store user id for a person: by `userName`, then by primary email.
     fn find_user(

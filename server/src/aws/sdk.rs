@@ -5,16 +5,14 @@
 //! IN_PROGRESS, and `DescribeAccountAssignment{Creation,Deletion}Status` tells when it
 //! has SUCCEEDED or FAILED. See
 //! <https://docs.aws.amazon.com/singlesignon/latest/APIReference/API_CreateAccountAssignment.html>.
-//! Each operation this process started holds one of its `[aws]
-//! max_outstanding_assignments` slots until its end is seen (or `operation_timeout`).
 //!
 //! Nothing is called at construction: the IdC instance is discovered (`ListInstances`)
 //! on first use and retried on the next use if that fails, so a server whose IdC is
 //! unreachable at start still starts, and revokes as soon as IdC answers.
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::sync::Arc;
+use std::time::Duration;
 
 use aws_config::{BehaviorVersion, Region, retry::RetryConfig, timeout::TimeoutConfig};
 use aws_sdk_identitystore::types::{AlternateIdentifier, AttributeOperation, UniqueAttribute};
@@ -23,7 +21,6 @@ use aws_sdk_ssoadmin::types::{
 };
 use aws_smithy_types::Document;
 
-use super::limits::Slot;
 use super::retry::{SdkFailure, with_retries};
 use super::{
     AssignmentKey, AwsError, IdentityCenter, Limits, OpKind, OpStatus, PrincipalKind, StartedOp,
@@ -37,8 +34,6 @@ pub struct IdcSettings {
     pub instance: Option<Instance>,
     pub run_as_attribute: String,
     pub max_attempts: u32,
-    pub max_outstanding: u32,
-    pub operation_timeout: Duration,
 }
 
 /// The IdC instance jitgate administers.
@@ -48,9 +43,6 @@ pub struct Instance {
     pub identity_store_id: String,
 }
 
-/// How long a create waits for a free operation slot before giving up for this round.
-const SLOT_WAIT: Duration = Duration::from_secs(1);
-
 /// IAM Identity Center through the AWS SDK.
 #[derive(Clone)]
 pub struct IdcClient {
@@ -59,8 +51,6 @@ pub struct IdcClient {
     limits: Limits,
     settings: IdcSettings,
     instance: Arc<tokio::sync::OnceCell<Instance>>,
-    /// Slots of the operations this process started, by request id, with when.
-    in_flight: Arc<Mutex<HashMap<String, (Slot, Instant)>>>,
 }
 
 impl IdcClient {
@@ -103,7 +93,7 @@ impl IdcClient {
         Ok(IdcClient {
             sso: aws_sdk_ssoadmin::Client::new(&shared),
             ids: aws_sdk_identitystore::Client::new(&shared),
-            limits: Limits::new(config.tps_limit, config.max_outstanding_assignments),
+            limits: Limits::new(config.tps_limit),
             instance: Arc::new(match &instance {
                 Some(i) => tokio::sync::OnceCell::new_with(Some(i.clone())),
                 None => tokio::sync::OnceCell::new(),
@@ -112,10 +102,7 @@ impl IdcClient {
                 instance,
                 run_as_attribute: config.run_as_attribute.clone(),
                 max_attempts: config.max_attempts,
-                max_outstanding: config.max_outstanding_assignments,
-                operation_timeout: config.operation_timeout.get(),
             },
-            in_flight: Arc::default(),
         })
     }
 
@@ -286,40 +273,6 @@ impl IdcClient {
             Err(f) => Err(f.into()),
         }
     }
-
-    /// Keeps `slot` until operation `request_id` is seen to end.
-    fn hold(&self, request_id: &str, slot: Slot) {
-        if let Ok(mut map) = self.in_flight.lock() {
-            map.insert(request_id.to_owned(), (slot, Instant::now()));
-        }
-    }
-
-    /// Frees the slot of an operation that ended, and of any this process has been
-    /// holding past the operation timeout (its end was seen elsewhere, or never).
-    fn release(&self, request_id: &str) {
-        if let Ok(mut map) = self.in_flight.lock() {
-            map.remove(request_id);
-            let timeout = self.settings.operation_timeout;
-            map.retain(|_, (_, since)| since.elapsed() < timeout);
-        }
-    }
-
-    async fn slot(&self, kind: OpKind) -> Result<Slot, AwsError> {
-        let busy = || AwsError::Busy {
-            operation: kind.operation(),
-            limit: self.settings.max_outstanding,
-        };
-        let wait = self.limits.assignment_slot(kind == OpKind::Delete);
-        match kind {
-            // A delete waits its turn: revocations are never skipped for lack of a slot.
-            OpKind::Delete => wait.await.ok_or_else(busy),
-            OpKind::Create => tokio::time::timeout(SLOT_WAIT, wait)
-                .await
-                .ok()
-                .flatten()
-                .ok_or_else(busy),
-        }
-    }
 }
 
 fn op_status(status: Option<&AccountAssignmentOperationStatus>) -> Result<StartedOp, AwsError> {
@@ -386,7 +339,6 @@ impl IdentityCenter for IdcClient {
 
     async fn start_create(&self, key: &AssignmentKey) -> Result<StartedOp, AwsError> {
         let instance_arn = self.instance().await?.instance_arn.clone();
-        let slot = self.slot(OpKind::Create).await?;
         let out = self
             .admin("CreateAccountAssignment", || {
                 self.sso
@@ -400,11 +352,7 @@ impl IdentityCenter for IdcClient {
                     .send()
             })
             .await?;
-        let op = op_status(out.account_assignment_creation_status())?;
-        if op.status == OpStatus::InProgress {
-            self.hold(&op.request_id, slot);
-        }
-        Ok(op)
+        op_status(out.account_assignment_creation_status())
     }
 
     async fn start_delete(
@@ -417,7 +365,6 @@ impl IdentityCenter for IdcClient {
             PrincipalKind::Group => PrincipalType::Group,
         };
         let instance_arn = self.instance().await?.instance_arn.clone();
-        let slot = self.slot(OpKind::Delete).await?;
         let result = self
             .admin_raw("DeleteAccountAssignment", || {
                 self.sso
@@ -432,13 +379,7 @@ impl IdentityCenter for IdcClient {
             })
             .await;
         match result {
-            Ok(out) => {
-                let op = op_status(out.account_assignment_deletion_status())?;
-                if op.status == OpStatus::InProgress {
-                    self.hold(&op.request_id, slot);
-                }
-                Ok(Some(op))
-            }
+            Ok(out) => op_status(out.account_assignment_deletion_status()).map(Some),
             // Already gone (a previous attempt got through before a crash): done.
             Err(f) if f.code() == Some("ResourceNotFoundException") => Ok(None),
             Err(f) => Err(f.into()),
@@ -471,11 +412,7 @@ impl IdentityCenter for IdcClient {
                 .account_assignment_deletion_status()
                 .cloned(),
         };
-        let status = status_of(status.as_ref());
-        if status != OpStatus::InProgress {
-            self.release(request_id);
-        }
-        Ok(status)
+        Ok(status_of(status.as_ref()))
     }
 
     async fn permission_sets(&self) -> Result<HashMap<String, String>, AwsError> {

@@ -118,8 +118,8 @@ pub struct AwsConfig {
     /// Client-side ceiling on IdC admin API calls per second (the AWS quota is 20, shared
     /// by every caller in the account: give each of N replicas 20/N).
     pub tps_limit: u32,
-    /// Client-side ceiling on account-assignment operations in progress at once
-    /// (IdC allows about 10 outstanding asynchronous assignment writes).
+    /// Ceiling on account-assignment operations in progress at once, for the whole
+    /// account (counted in the database across replicas; IdC allows about 10).
     pub max_outstanding_assignments: u32,
     /// Attempts per AWS call, with exponential backoff and jitter on throttling and 5xx.
     pub max_attempts: u32,

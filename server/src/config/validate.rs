@@ -153,8 +153,11 @@ fn check_scheduler(config: &Config, out: &mut Problems) {
     if let Err(message) = parse_cron(&s.sweep) {
         out.add("scheduler.sweep", message);
     }
-    if s.poll_interval.get().is_zero() {
-        out.add("scheduler.poll_interval", "must be longer than zero");
+    if s.poll_interval.get() < std::time::Duration::from_millis(100) {
+        out.add(
+            "scheduler.poll_interval",
+            "must be at least 100ms (it is how often other replicas' changes are looked for)",
+        );
     }
     if s.lease.get() < std::time::Duration::from_secs(1)
         || s.lease.get() > std::time::Duration::from_secs(3600)

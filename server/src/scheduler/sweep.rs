@@ -133,6 +133,11 @@ async fn check_drift<I: IdentityCenter>(
     catalog: &Catalog,
     owner: &str,
 ) -> Result<(), BrokerError> {
+    let known_before: Vec<AssignmentKey> = assignments::all(broker.db())
+        .await?
+        .into_iter()
+        .map(|(k, _)| k)
+        .collect();
     let mut in_aws = Vec::new();
     for (account_id, permission_set_arn) in catalog.managed(broker.config()) {
         for (principal_type, principal_id) in broker
@@ -148,12 +153,17 @@ async fn check_drift<I: IdentityCenter>(
             });
         }
     }
-    // Read our records only after listing AWS: a row is written before its create is
-    // sent, so anything the listing saw that jitgate made is already recorded here.
-    let known: HashSet<AssignmentKey> = assignments::all(broker.db())
-        .await?
+    // An assignment jitgate made is known if its row existed before or after the
+    // listing: a row is written before its create is sent and removed only after its
+    // delete succeeded, so one of the two reads saw it whichever happened meanwhile.
+    let known: HashSet<AssignmentKey> = known_before
         .into_iter()
-        .map(|(k, _)| k)
+        .chain(
+            assignments::all(broker.db())
+                .await?
+                .into_iter()
+                .map(|(k, _)| k),
+        )
         .collect();
     let drift: HashSet<DriftKey> = in_aws
         .into_iter()
@@ -195,43 +205,45 @@ fn key_of(d: &DriftKey) -> AssignmentKey {
     }
 }
 
-/// Deletes an unknown assignment. A user's is deleted while holding that person's
-/// lease, so no converge of theirs runs meanwhile; skipped (until the next sweep) if one
-/// is running, or if jitgate has started to track the assignment since the listing.
+/// Removes an unknown assignment. A user's is handed to convergence: recorded as one
+/// jitgate may have made, with the person marked for work, so the next pass deletes it
+/// (no grant wants it) under the person's lease, with the guarantees of any revocation;
+/// if a grant comes to want it first, it is kept. A group's (jitgate never assigns
+/// groups) is deleted here.
 async fn remove_drift<I: IdentityCenter>(
     broker: &Broker<I>,
-    owner: &str,
+    _owner: &str,
     drift: &DriftKey,
 ) -> Result<(), BrokerError> {
-    let timeout = broker.config().aws.operation_timeout.get();
     let key = key_of(drift);
     if drift.principal_type == PrincipalKind::Group {
+        let timeout = broker.config().aws.operation_timeout.get();
         delete_and_wait(broker.idc(), &key, PrincipalKind::Group, timeout).await?;
         tracing::warn!(assignment = ?drift, "drift removed (a group's assignment)");
         return record_removed(broker, drift).await;
     }
-    let now = Utc::now();
-    let until = lease_until(now, broker.config().scheduler.lease.get());
-    if !principals::try_lease(broker.db(), &key.principal_id, owner, now, until).await? {
+    let mut tx = broker.db().begin().await?;
+    principals::lock(&mut tx, &key.principal_id).await?;
+    if assignments::is_tracked(&mut tx, &key).await? {
+        // jitgate has started to track it since the listing: not drift.
         return Ok(());
     }
-    let tracked = assignments::of_principal(broker.db(), &key.principal_id)
-        .await?
-        .iter()
-        .any(|row| row.key == key);
-    let result = if tracked {
-        Ok(())
-    } else {
-        match delete_and_wait(broker.idc(), &key, PrincipalKind::User, timeout).await {
-            Ok(()) => {
-                tracing::warn!(assignment = ?drift, "drift removed");
-                record_removed(broker, drift).await
-            }
-            Err(e) => Err(e.into()),
-        }
-    };
-    principals::release(broker.db(), &key.principal_id, owner).await?;
-    result
+    assignments::put(
+        &mut tx,
+        &key,
+        assignments::AssignmentState::Creating,
+        Utc::now(),
+    )
+    .await?;
+    principals::touch(&mut tx, &key.principal_id).await?;
+    let event = NewEvent::new(Action::DriftRemoved, SYSTEM_ACTOR, Utc::now())
+        .details(json!({ "assignment": drift, "removed_by": "convergence" }));
+    audit::append(&mut tx, event).await?;
+    tx.commit().await?;
+    broker.wakers().converge.notify_one();
+    tracing::warn!(assignment = ?drift, "drift: removing an assignment jitgate did not make");
+    drift::forget(broker.db(), drift).await?;
+    Ok(())
 }
 
 async fn record_removed<I: IdentityCenter>(

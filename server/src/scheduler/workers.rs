@@ -47,10 +47,12 @@ pub(super) async fn run<I: IdentityCenter>(
             }
         }
         let wait = match principals::next_claim_due(broker.db(), Utc::now()).await {
+            // At least 50ms, so a retry due now cannot spin the loop.
             Ok(Some(due)) if free > 0 => (due - Utc::now())
                 .to_std()
                 .unwrap_or(Duration::ZERO)
-                .clamp(Duration::from_millis(50), poll),
+                .min(poll)
+                .max(Duration::from_millis(50)),
             _ => poll,
         };
         tokio::select! {

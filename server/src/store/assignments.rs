@@ -113,6 +113,20 @@ pub async fn put(
     Ok(())
 }
 
+/// Whether jitgate records this assignment, inside `tx`.
+pub async fn is_tracked(tx: &mut WriteTx, key: &AssignmentKey) -> Result<bool, StoreError> {
+    let row = query(
+        "SELECT state FROM assignments WHERE principal_id = $1 AND account_id = $2 \
+         AND permission_set_arn = $3",
+    )
+    .bind(&key.principal_id)
+    .bind(&key.account_id)
+    .bind(&key.permission_set_arn)
+    .fetch_optional(&mut *tx)
+    .await?;
+    Ok(row.is_some())
+}
+
 /// Records the operation IdC accepted for an assignment (inserting the row, as
 /// `creating`, if a crash or a takeover lost it: over-recording is always safe).
 pub async fn op_started(
@@ -152,19 +166,24 @@ pub async fn op_ended(tx: &mut WriteTx, key: &AssignmentKey) -> Result<(), Store
     Ok(())
 }
 
-/// Records one more failure of the current operation on an assignment and when to try
-/// again; returns the failures in a row.
+/// Records one more failure of operation `kind` on an assignment and when to try again;
+/// returns the failures in a row of that kind (1 when the last failure was of the other
+/// kind, or the count was restarted).
 pub async fn failed(
     tx: &mut WriteTx,
     key: &AssignmentKey,
+    kind: OpKind,
     error: &str,
     retry_at: DateTime<Utc>,
 ) -> Result<i64, StoreError> {
     let row = query(
-        "UPDATE assignments SET failures = failures + 1, last_error = $1, retry_at = $2 \
-         WHERE principal_id = $3 AND account_id = $4 AND permission_set_arn = $5 \
+        "UPDATE assignments SET \
+         failures = CASE WHEN failing_op = $1 THEN failures + 1 ELSE 1 END, \
+         failing_op = $1, last_error = $2, retry_at = $3 \
+         WHERE principal_id = $4 AND account_id = $5 AND permission_set_arn = $6 \
          RETURNING failures",
     )
+    .bind(kind.as_str())
     .bind(error)
     .bind(to_millis(retry_at))
     .bind(&key.principal_id)
@@ -177,10 +196,31 @@ pub async fn failed(
         .map(|n| n.unwrap_or(1))
 }
 
+/// Sets when a failing assignment operation of `kind` is tried again.
+pub async fn failed_retry_at(
+    tx: &mut WriteTx,
+    key: &AssignmentKey,
+    kind: OpKind,
+    retry_at: DateTime<Utc>,
+) -> Result<(), StoreError> {
+    query(
+        "UPDATE assignments SET retry_at = $1 WHERE principal_id = $2 AND account_id = $3 \
+         AND permission_set_arn = $4 AND failing_op = $5",
+    )
+    .bind(to_millis(retry_at))
+    .bind(&key.principal_id)
+    .bind(&key.account_id)
+    .bind(&key.permission_set_arn)
+    .bind(kind.as_str())
+    .execute(&mut *tx)
+    .await?;
+    Ok(())
+}
+
 /// Clears an assignment's failures once its operation went through.
 pub async fn succeeded(tx: &mut WriteTx, key: &AssignmentKey) -> Result<(), StoreError> {
     query(
-        "UPDATE assignments SET failures = 0, last_error = NULL, retry_at = 0 \
+        "UPDATE assignments SET failures = 0, failing_op = NULL, last_error = NULL, retry_at = 0 \
          WHERE principal_id = $1 AND account_id = $2 AND permission_set_arn = $3",
     )
     .bind(&key.principal_id)
@@ -189,6 +229,29 @@ pub async fn succeeded(tx: &mut WriteTx, key: &AssignmentKey) -> Result<(), Stor
     .execute(&mut *tx)
     .await?;
     Ok(())
+}
+
+/// Restarts the count of an assignment's failures (the grants that waited on them were
+/// failed; the next grant gets attempts of its own); its back-off and error stay.
+pub async fn failures_reset(tx: &mut WriteTx, key: &AssignmentKey) -> Result<(), StoreError> {
+    query(
+        "UPDATE assignments SET failures = 0, failing_op = NULL \
+         WHERE principal_id = $1 AND account_id = $2 AND permission_set_arn = $3",
+    )
+    .bind(&key.principal_id)
+    .bind(&key.account_id)
+    .bind(&key.permission_set_arn)
+    .execute(&mut *tx)
+    .await?;
+    Ok(())
+}
+
+/// Assignment operations in progress, whoever sent them (the account-wide cap).
+pub async fn in_flight_count(db: &Db) -> Result<i64, StoreError> {
+    let row = query("SELECT COUNT(*) AS n FROM assignments WHERE op_kind IS NOT NULL")
+        .fetch_one(db.reader())
+        .await?;
+    row.try_get("n")
 }
 
 /// Forgets an assignment once AWS confirmed it is gone.

@@ -309,7 +309,7 @@ pub async fn run_as_confirmed(
 ) -> Result<(), StoreError> {
     query(
         "UPDATE principals SET run_as_written = $1, run_as_confirmed = $1, run_as_failures = 0, \
-         run_as_error = NULL, run_as_retry_at = 0 WHERE principal_id = $2",
+         run_as_failing = NULL, run_as_error = NULL, run_as_retry_at = 0 WHERE principal_id = $2",
     )
     .bind(value)
     .bind(principal_id)
@@ -321,25 +321,45 @@ pub async fn run_as_confirmed(
 /// Restarts the count of failures to write the attribute (the grants that waited on
 /// them were failed; the next grant gets attempts of its own). The error is kept.
 pub async fn run_as_failures_reset(tx: &mut WriteTx, principal_id: &str) -> Result<(), StoreError> {
-    query("UPDATE principals SET run_as_failures = 0 WHERE principal_id = $1")
+    query(
+        "UPDATE principals SET run_as_failures = 0, run_as_failing = NULL WHERE principal_id = $1",
+    )
+    .bind(principal_id)
+    .execute(&mut *tx)
+    .await?;
+    Ok(())
+}
+
+/// Sets when the failing attribute write or clear is tried again.
+pub async fn run_as_retry_at(
+    tx: &mut WriteTx,
+    principal_id: &str,
+    retry_at: DateTime<Utc>,
+) -> Result<(), StoreError> {
+    query("UPDATE principals SET run_as_retry_at = $1 WHERE principal_id = $2")
+        .bind(to_millis(retry_at))
         .bind(principal_id)
         .execute(&mut *tx)
         .await?;
     Ok(())
 }
 
-/// Records one more failure to write or clear the attribute and when to try again;
-/// returns the failures in a row.
+/// Records one more failure to write (`"write"`) or clear (`"clear"`) the attribute and
+/// when to try again; returns the failures in a row of that kind.
 pub async fn run_as_failed(
     tx: &mut WriteTx,
     principal_id: &str,
+    kind: &str,
     error: &str,
     retry_at: DateTime<Utc>,
 ) -> Result<i64, StoreError> {
     let row = query(
-        "UPDATE principals SET run_as_failures = run_as_failures + 1, run_as_error = $1, \
-         run_as_retry_at = $2 WHERE principal_id = $3 RETURNING run_as_failures",
+        "UPDATE principals SET \
+         run_as_failures = CASE WHEN run_as_failing = $1 THEN run_as_failures + 1 ELSE 1 END, \
+         run_as_failing = $1, run_as_error = $2, run_as_retry_at = $3 \
+         WHERE principal_id = $4 RETURNING run_as_failures",
     )
+    .bind(kind)
     .bind(error)
     .bind(to_millis(retry_at))
     .bind(principal_id)

@@ -48,6 +48,9 @@ const MAX_POLL: Duration = Duration::from_secs(2);
 const MAX_GRANT_RETRY: Duration = Duration::from_secs(60);
 /// Back-off ceiling for revocations: they finish within seconds of AWS answering again.
 const MAX_REVOKE_RETRY: Duration = Duration::from_secs(4);
+/// When to look again at a person whose operation could not be sent because the
+/// account's operations in progress are at the cap (not a failure).
+const BUSY_RETRY: Duration = Duration::from_secs(1);
 
 /// Why a pass stopped early.
 #[derive(Debug, thiserror::Error)]
@@ -88,12 +91,14 @@ pub async fn converge<I: IdentityCenter>(
             tx.commit().await?;
             return Ok(());
         }
-        if progressed {
+        let out_of_time = started.elapsed() >= INLINE_WAIT;
+        if progressed && !out_of_time {
             pause = FIRST_POLL;
             continue;
         }
-        if !plan.has_operations() || started.elapsed() >= INLINE_WAIT {
-            return pass.postpone(&plan).await;
+        if out_of_time || !plan.has_operations() {
+            // What is outstanding now, after this step's changes and failures.
+            return pass.postpone().await;
         }
         tokio::time::sleep(pause).await;
         pause = (pause * 3 / 2).min(MAX_POLL);
@@ -112,12 +117,17 @@ enum Cause<'a> {
 }
 
 impl Cause<'_> {
-    /// Whether this cause ends access (never given up on, retried fast).
-    fn is_revocation(self) -> bool {
-        matches!(
-            self,
-            Cause::Assignment(_, OpKind::Delete) | Cause::ClearRunAs
-        )
+    /// Whether this cause ends access (never given up on, retried fast): clearing the
+    /// attribute, or an operation on an assignment no grant wants (a delete, or a create
+    /// still in flight for a grant revoked meanwhile).
+    fn is_revocation(self, requests: &[StoredRequest]) -> bool {
+        match self {
+            Cause::Assignment(key, _) => !requests
+                .iter()
+                .any(|s| s.request.wants_assignment() && &key_of(s) == key),
+            Cause::WriteRunAs(_) => false,
+            Cause::ClearRunAs => true,
+        }
     }
 
     /// What was attempted, for people: "create the assignment …".
@@ -136,6 +146,14 @@ impl Cause<'_> {
         }
     }
 
+    /// The stored kind of a failing attribute cause.
+    fn run_as_kind(self) -> &'static str {
+        match self {
+            Cause::ClearRunAs => "clear",
+            _ => "write",
+        }
+    }
+
     fn label(self) -> &'static str {
         match self {
             Cause::Assignment(_, OpKind::Create) => "assignment.create",
@@ -146,6 +164,15 @@ impl Cause<'_> {
     }
 }
 
+/// What else a failure's transaction records besides the failure itself.
+#[derive(Debug, Clone, Copy, Default)]
+struct AlsoRecord<'a> {
+    /// The operation ended (FAILED or given up): forget it.
+    op_ended: bool,
+    /// IdC refused the attribute write outright: the attribute holds this again.
+    run_as_refused: Option<Option<&'a str>>,
+}
+
 /// The pass over one principal: the steps and how each outcome is recorded.
 struct Pass<'a, I> {
     broker: &'a Broker<I>,
@@ -153,31 +180,59 @@ struct Pass<'a, I> {
     principal: &'a str,
 }
 
+/// What one step knows: the person's requests, their assignments, the attribute.
+struct Known {
+    requests: Vec<StoredRequest>,
+    rows: Vec<assignments::AssignmentRow>,
+    run_as: RunAs,
+}
+
 impl<I: IdentityCenter> Pass<'_, I> {
-    /// Reads, plans and carries out one step; whether anything changed.
-    async fn step(&self) -> Result<(Plan, bool), ConvergeError> {
+    async fn read(&self) -> Result<Known, ConvergeError> {
         let db = self.broker.db();
-        let requests = requests::of_principal_unsettled(db, self.principal).await?;
-        let rows = assignments::of_principal(db, self.principal).await?;
-        let run_as = principals::run_as(db, self.principal).await?;
+        Ok(Known {
+            requests: requests::of_principal_unsettled(db, self.principal).await?,
+            rows: assignments::of_principal(db, self.principal).await?,
+            run_as: principals::run_as(db, self.principal).await?,
+        })
+    }
+
+    fn plan(&self, known: &Known) -> Plan {
         let timeout = self.broker.config().aws.operation_timeout.get();
-        let plan = plan::plan(&Snapshot {
-            requests: &requests,
-            rows: &rows,
-            run_as: &run_as,
+        plan::plan(&Snapshot {
+            requests: &known.requests,
+            rows: &known.rows,
+            run_as: &known.run_as,
             now: Utc::now(),
             operation_timeout: TimeDelta::from_std(timeout).unwrap_or(TimeDelta::MAX),
-        });
+        })
+    }
+
+    /// Reads, plans and carries out one step; whether anything changed.
+    async fn step(&self) -> Result<(Plan, bool), ConvergeError> {
+        let known = self.read().await?;
+        let requests = &known.requests;
+        let plan = self.plan(&known);
+        let timeout = self.broker.config().aws.operation_timeout.get();
         let mut progressed = false;
         for (key, op) in &plan.follow {
-            progressed |= self.follow(key, op, &requests).await?;
+            progressed |= self.follow(key, op, requests).await?;
         }
         for (key, op) in &plan.timed_out {
-            self.give_up(key, op, timeout, &requests).await?;
+            let error = AwsError::Timeout {
+                operation: op.kind.operation(),
+                waited_secs: timeout.as_secs(),
+            };
+            let also = AlsoRecord {
+                op_ended: true,
+                ..AlsoRecord::default()
+            };
+            self.failed(Cause::Assignment(key, op.kind), &error, requests, also)
+                .await?;
             progressed = true;
         }
         for (key, owed) in &plan.delete {
-            progressed |= self.delete(key, owed, &requests).await?;
+            progressed |= self.delete(key, owed, requests).await?;
         }
         for (id, key, still) in &plan.keep {
             self.keep(*id, key, still).await?;
@@ -190,10 +245,10 @@ impl<I: IdentityCenter> Pass<'_, I> {
             progressed = true;
         }
         if let Some(os_user) = &plan.write_run_as {
-            progressed |= self.write_run_as(os_user, &run_as, &requests).await?;
+            progressed |= self.write_run_as(os_user, &known.run_as, requests).await?;
         }
         for (key, grants) in &plan.create {
-            progressed |= self.create(key, grants, &requests).await?;
+            progressed |= self.create(key, grants, requests).await?;
         }
         for id in &plan.activate {
             // One request that cannot be activated must not hold up the others.
@@ -205,7 +260,7 @@ impl<I: IdentityCenter> Pass<'_, I> {
             }
         }
         if plan.clear_run_as {
-            progressed |= self.clear_run_as(&requests).await?;
+            progressed |= self.clear_run_as(requests).await?;
         }
         Ok((plan, progressed))
     }
@@ -233,50 +288,59 @@ impl<I: IdentityCenter> Pass<'_, I> {
                 Ok(true)
             }
             Ok(OpStatus::Failed(reason)) => {
-                let mut tx = self.tx().await?;
-                assignments::op_ended(&mut tx, key).await?;
-                tx.commit().await?;
                 let error = AwsError::OperationFailed {
                     operation: op.kind.operation(),
                     reason,
                 };
-                self.failed(cause, &error, requests).await?;
+                let also = AlsoRecord {
+                    op_ended: true,
+                    ..AlsoRecord::default()
+                };
+                self.failed(cause, &error, requests, also).await?;
                 Ok(true)
             }
             Err(error) => {
-                self.failed(cause, &error, requests).await?;
+                self.failed(cause, &error, requests, AlsoRecord::default())
+                    .await?;
                 Ok(false)
             }
         }
     }
 
-    /// Forgets an operation that stayed in progress past the timeout; it counts as a
-    /// failure of its cause, and the next attempt sends it again.
-    async fn give_up(
-        &self,
-        key: &AssignmentKey,
-        op: &InFlight,
-        timeout: Duration,
-        requests: &[StoredRequest],
-    ) -> Result<(), ConvergeError> {
-        let mut tx = self.tx().await?;
-        assignments::op_ended(&mut tx, key).await?;
-        tx.commit().await?;
-        let error = AwsError::Timeout {
-            operation: op.kind.operation(),
-            waited_secs: timeout.as_secs(),
-        };
-        self.failed(Cause::Assignment(key, op.kind), &error, requests)
-            .await
+    /// Whether another assignment operation may be sent now: IdC allows about ten in
+    /// progress for the whole account (`[aws] max_outstanding_assignments`, counted in the
+    /// database across replicas); creates leave a quarter of them (at least one) to
+    /// deletes, so revocations never queue behind a burst of grants.
+    async fn may_send(&self, kind: OpKind) -> Result<bool, ConvergeError> {
+        let limit = self.broker.config().aws.max_outstanding_assignments;
+        Ok(assignments::in_flight_count(self.broker.db()).await? < send_cap(kind, limit))
     }
 
-    /// Sends the delete of an assignment no grant wants.
+    /// Fails with `LeaseLost` unless this pass still holds the person: checked right
+    /// before every AWS write, so a worker that lost its lease changes nothing in AWS.
+    async fn ensure_lease(&self) -> Result<(), ConvergeError> {
+        // Dropped unused: rolled back.
+        drop(self.tx().await?);
+        Ok(())
+    }
+
+    /// Sends the delete of an assignment no grant wants. The row is marked `creating`
+    /// (it may or may not exist) first: if a grant wants it again later, it is created
+    /// again rather than taken as present after a delete that may have gone through.
     async fn delete(
         &self,
         key: &AssignmentKey,
         owed: &[RequestId],
         requests: &[StoredRequest],
     ) -> Result<bool, ConvergeError> {
+        if !self.may_send(OpKind::Delete).await? {
+            tracing::debug!(owed = ?owed, "delete waits: the account's operations in progress are at the cap");
+            return Ok(false);
+        }
+        let mut tx = self.tx().await?;
+        assignments::put(&mut tx, key, AssignmentState::Creating, Utc::now()).await?;
+        tx.commit().await?;
+        self.ensure_lease().await?;
         match self
             .broker
             .idc()
@@ -287,28 +351,29 @@ impl<I: IdentityCenter> Pass<'_, I> {
                 self.deleted(key, requests).await?;
                 Ok(true)
             }
-            Ok(Some(op)) if op.status == OpStatus::Succeeded => {
-                self.deleted(key, requests).await?;
-                Ok(true)
-            }
             Ok(Some(op)) => match op.status {
+                OpStatus::Succeeded => {
+                    self.deleted(key, requests).await?;
+                    Ok(true)
+                }
                 OpStatus::Failed(reason) => {
                     let error = AwsError::OperationFailed {
                         operation: OpKind::Delete.operation(),
                         reason,
                     };
-                    self.failed(Cause::Assignment(key, OpKind::Delete), &error, requests)
+                    let cause = Cause::Assignment(key, OpKind::Delete);
+                    self.failed(cause, &error, requests, AlsoRecord::default())
                         .await?;
                     Ok(false)
                 }
-                _ => {
+                OpStatus::InProgress => {
                     self.started(key, OpKind::Delete, op.request_id).await?;
                     Ok(true)
                 }
             },
             Err(error) => {
-                tracing::debug!(owed = ?owed, "delete not sent");
-                self.failed(Cause::Assignment(key, OpKind::Delete), &error, requests)
+                let cause = Cause::Assignment(key, OpKind::Delete);
+                self.failed(cause, &error, requests, AlsoRecord::default())
                     .await?;
                 Ok(false)
             }
@@ -323,9 +388,15 @@ impl<I: IdentityCenter> Pass<'_, I> {
         grants: &[RequestId],
         requests: &[StoredRequest],
     ) -> Result<bool, ConvergeError> {
+        if !self.may_send(OpKind::Create).await? {
+            tracing::debug!(grants = ?grants, "create waits: the account's operations in progress are at the cap");
+            return Ok(false);
+        }
         let mut tx = self.tx().await?;
         assignments::put(&mut tx, key, AssignmentState::Creating, Utc::now()).await?;
         tx.commit().await?;
+        self.ensure_lease().await?;
+        let cause = Cause::Assignment(key, OpKind::Create);
         match self.broker.idc().start_create(key).await {
             Ok(op) => match op.status {
                 OpStatus::InProgress => {
@@ -341,18 +412,13 @@ impl<I: IdentityCenter> Pass<'_, I> {
                         operation: OpKind::Create.operation(),
                         reason,
                     };
-                    self.failed(Cause::Assignment(key, OpKind::Create), &error, requests)
+                    self.failed(cause, &error, requests, AlsoRecord::default())
                         .await?;
                     Ok(false)
                 }
             },
-            Err(AwsError::Busy { .. }) => {
-                // Every slot is taken by operations in progress: not a failure.
-                tracing::debug!(grants = ?grants, "create waits for a free operation slot");
-                Ok(false)
-            }
             Err(error) => {
-                self.failed(Cause::Assignment(key, OpKind::Create), &error, requests)
+                self.failed(cause, &error, requests, AlsoRecord::default())
                     .await?;
                 Ok(false)
             }
@@ -470,6 +536,7 @@ impl<I: IdentityCenter> Pass<'_, I> {
         let mut tx = self.tx().await?;
         principals::run_as_intent(&mut tx, self.principal, os_user).await?;
         tx.commit().await?;
+        self.ensure_lease().await?;
         match self
             .broker
             .idc()
@@ -482,6 +549,7 @@ impl<I: IdentityCenter> Pass<'_, I> {
                         "principal_id": self.principal,
                         "attribute": self.broker.config().aws.run_as_attribute,
                         "os_user": os_user,
+                        "node": self.node(),
                     }));
                 let mut tx = self.tx().await?;
                 principals::run_as_confirmed(&mut tx, self.principal, Some(os_user)).await?;
@@ -490,14 +558,12 @@ impl<I: IdentityCenter> Pass<'_, I> {
                 Ok(true)
             }
             Err(error) => {
-                if error.is_refusal() {
-                    // IdC refused outright: nothing was written, so nothing is owed.
-                    let mut tx = self.tx().await?;
-                    principals::run_as_refused(&mut tx, self.principal, before.written.as_deref())
-                        .await?;
-                    tx.commit().await?;
-                }
-                self.failed(Cause::WriteRunAs(os_user), &error, requests)
+                // IdC refused outright: nothing was written, so nothing is owed for it.
+                let also = AlsoRecord {
+                    run_as_refused: error.is_refusal().then_some(before.written.as_deref()),
+                    ..AlsoRecord::default()
+                };
+                self.failed(Cause::WriteRunAs(os_user), &error, requests, also)
                     .await?;
                 Ok(false)
             }
@@ -506,12 +572,14 @@ impl<I: IdentityCenter> Pass<'_, I> {
 
     /// Clears the attribute once no grant needs it.
     async fn clear_run_as(&self, requests: &[StoredRequest]) -> Result<bool, ConvergeError> {
+        self.ensure_lease().await?;
         match self.broker.idc().set_run_as(self.principal, None).await {
             Ok(()) => {
                 let event = NewEvent::new(Action::AttributeCleared, SYSTEM_ACTOR, Utc::now())
                     .details(json!({
                         "principal_id": self.principal,
                         "attribute": self.broker.config().aws.run_as_attribute,
+                        "node": self.node(),
                     }));
                 let mut tx = self.tx().await?;
                 principals::run_as_confirmed(&mut tx, self.principal, None).await?;
@@ -520,53 +588,68 @@ impl<I: IdentityCenter> Pass<'_, I> {
                 Ok(true)
             }
             Err(error) => {
-                self.failed(Cause::ClearRunAs, &error, requests).await?;
+                self.failed(Cause::ClearRunAs, &error, requests, AlsoRecord::default())
+                    .await?;
                 Ok(false)
             }
         }
     }
 
-    /// Records a failure of `cause`: its back-off, one log line saying what is retried
-    /// and when, an audit event when a run of failures starts, and, for what a grant
-    /// needs, the failure of the grants once they have had their attempts.
+    /// Records a failure of `cause`, in one transaction with what else it changes: its
+    /// back-off, an audit event when a run of failures starts, and, for what a grant
+    /// needs, the failure of the grants once they have had their attempts; then one log
+    /// line saying what is retried and when.
     async fn failed(
         &self,
         cause: Cause<'_>,
         error: &AwsError,
         requests: &[StoredRequest],
+        also: AlsoRecord<'_>,
     ) -> Result<(), ConvergeError> {
         let affected = affected_by(cause, requests);
+        let revocation = cause.is_revocation(requests);
         let now = Utc::now();
         let text = error.to_string();
-        let revocation = cause.is_revocation();
         let mut tx = self.tx().await?;
-        let (before, count, retry_in) = match cause {
-            Cause::Assignment(key, _) => {
-                let before = assignments::of_principal(self.broker.db(), self.principal)
-                    .await?
-                    .into_iter()
-                    .find(|r| &r.key == key)
-                    .map(|r| r.failures.count)
-                    .unwrap_or(0);
-                let delay = retry_delay(before + 1, revocation);
-                let count = assignments::failed(&mut tx, key, &text, now + delta(delay)).await?;
-                (before, count, delay)
+        if also.op_ended
+            && let Cause::Assignment(key, _) = cause
+        {
+            assignments::op_ended(&mut tx, key).await?;
+        }
+        if let Some(written) = also.run_as_refused {
+            principals::run_as_refused(&mut tx, self.principal, written).await?;
+        }
+        // The back-off grows with the failures of this run; the count comes back from
+        // the update itself (no second read while the row is locked).
+        let provisional = now + delta(retry_delay(1, revocation));
+        let count = match cause {
+            Cause::Assignment(key, kind) => {
+                assignments::failed(&mut tx, key, kind, &text, provisional).await?
             }
             Cause::WriteRunAs(_) | Cause::ClearRunAs => {
-                let before = principals::run_as(self.broker.db(), self.principal)
-                    .await?
-                    .failures
-                    .count;
-                let delay = retry_delay(before + 1, revocation);
-                let count =
-                    principals::run_as_failed(&mut tx, self.principal, &text, now + delta(delay))
-                        .await?;
-                (before, count, delay)
+                principals::run_as_failed(
+                    &mut tx,
+                    self.principal,
+                    cause.run_as_kind(),
+                    &text,
+                    provisional,
+                )
+                .await?
             }
         };
+        let retry_in = retry_delay(count, revocation);
+        if count > 1 {
+            let retry_at = now + delta(retry_in);
+            match cause {
+                Cause::Assignment(key, kind) => {
+                    assignments::failed_retry_at(&mut tx, key, kind, retry_at).await?
+                }
+                _ => principals::run_as_retry_at(&mut tx, self.principal, retry_at).await?,
+            }
+        }
         let grant_attempts = i64::from(self.broker.config().scheduler.grant_attempts);
         let gives_up = !revocation && count >= grant_attempts && !affected.is_empty();
-        if before == 0 || gives_up {
+        if count == 1 || gives_up {
             let mut event =
                 NewEvent::new(Action::ConvergeFailed, SYSTEM_ACTOR, now).details(json!({
                     "principal_id": self.principal,
@@ -575,6 +658,7 @@ impl<I: IdentityCenter> Pass<'_, I> {
                     "attempt": count,
                     "error": text,
                     "requests": ids(&affected),
+                    "node": self.node(),
                 }));
             if let Some(first) = affected.first() {
                 event = event.request(first);
@@ -584,7 +668,7 @@ impl<I: IdentityCenter> Pass<'_, I> {
         if gives_up {
             // The next grant that needs this cause gets attempts of its own.
             match cause {
-                Cause::Assignment(key, _) => assignments::succeeded(&mut tx, key).await?,
+                Cause::Assignment(key, _) => assignments::failures_reset(&mut tx, key).await?,
                 _ => principals::run_as_failures_reset(&mut tx, self.principal).await?,
             }
         }
@@ -642,12 +726,17 @@ impl<I: IdentityCenter> Pass<'_, I> {
         Ok(())
     }
 
-    /// Releases the person with what is outstanding and when to look again.
-    async fn postpone(&self, plan: &Plan) -> Result<(), ConvergeError> {
+    /// Releases the person with what is outstanding now (read again, after this pass's
+    /// changes and failures) and when to look again: the earliest retry, sooner while an
+    /// operation is in progress or waits for room among the operations in progress.
+    async fn postpone(&self) -> Result<(), ConvergeError> {
+        let known = self.read().await?;
+        let plan = self.plan(&known);
         let now = Utc::now();
-        let soon = now + delta(Duration::from_secs(1));
+        let soon = now + delta(BUSY_RETRY);
+        let waits_for_room = !plan.delete.is_empty() || !plan.create.is_empty();
         let next = match plan.next_retry() {
-            Some(at) if !plan.has_operations() => at.max(now),
+            Some(at) if !plan.has_operations() && !waits_for_room => at.max(now),
             Some(at) => at.clamp(now, soon),
             None => soon,
         };
@@ -740,6 +829,17 @@ fn delta(d: Duration) -> TimeDelta {
     TimeDelta::from_std(d).unwrap_or(TimeDelta::seconds(60))
 }
 
+/// How many operations may be in progress for one of `kind` to be sent, of `limit`:
+/// creates leave a quarter (rounded up) to deletes once there are two or more.
+fn send_cap(kind: OpKind, limit: u32) -> i64 {
+    let limit = i64::from(limit.max(1));
+    match kind {
+        OpKind::Delete => limit,
+        OpKind::Create if limit >= 2 => limit - (limit + 3) / 4,
+        OpKind::Create => limit,
+    }
+}
+
 /// Back-off before attempt `attempt + 1` of a cause, with full jitter and at least
 /// half a second: up to a minute for what grants need, a few seconds for revocations,
 /// which must finish soon after AWS answers again.
@@ -757,6 +857,16 @@ fn retry_delay(attempt: i64, revocation: bool) -> Duration {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn creates_leave_room_for_deletes() {
+        assert_eq!(send_cap(OpKind::Delete, 10), 10);
+        assert_eq!(send_cap(OpKind::Create, 10), 7);
+        assert_eq!(send_cap(OpKind::Create, 4), 3);
+        assert_eq!(send_cap(OpKind::Create, 2), 1);
+        assert_eq!(send_cap(OpKind::Create, 1), 1, "one slot cannot be split");
+        assert_eq!(send_cap(OpKind::Delete, 0), 1);
+    }
 
     #[test]
     fn retry_delays_are_bounded_per_kind() {

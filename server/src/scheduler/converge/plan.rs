@@ -114,6 +114,14 @@ pub(super) fn key_of(s: &StoredRequest) -> AssignmentKey {
     }
 }
 
+/// Whether the attribute holds what the principal-tag grants need (nothing needed: yes).
+fn attribute_ready_for(attribute: &RunAs, wanted: Option<&str>) -> bool {
+    match wanted {
+        Some(os_user) => attribute.confirmed.as_deref() == Some(os_user),
+        None => true,
+    }
+}
+
 /// Decides one step.
 pub(super) fn plan(snapshot: &Snapshot<'_>) -> Plan {
     let now = snapshot.now;
@@ -165,16 +173,34 @@ pub(super) fn plan(snapshot: &Snapshot<'_>) -> Plan {
         }
     }
 
+    // An assignment left by an ended grant that only grants not yet active want, for an
+    // OS user the attribute does not hold yet, is removed rather than kept: kept, it would
+    // go on running as the old grant's OS user, covered by no active grant, until the
+    // attribute write succeeds (or, if it never does, for good).
+    let stale: BTreeSet<&AssignmentKey> = snapshot
+        .rows
+        .iter()
+        .filter(|r| r.state == AssignmentState::Present && !busy.contains(&r.key))
+        .filter(|r| {
+            wanted.get(&r.key).is_some_and(|grants| {
+                run_as.is_some()
+                    && !attribute_ready_for(snapshot.run_as, run_as)
+                    && grants.iter().all(|s| {
+                        s.request.run_as_mode == RunAsMode::PrincipalTag
+                            && matches!(s.request.state, RequestState::Approved { .. })
+                    })
+            })
+        })
+        .map(|r| &r.key)
+        .collect();
+    let unwanted = |key: &AssignmentKey| !wanted.contains_key(key) || stale.contains(key);
+
     // 2. Deletes. An ended request owes the deletion of its assignment; one that no
     // grant wants goes whether or not a request owes it (left by a crash).
     // Assignments that may carry a principal-tag OS user while being removed: they hold
     // up the attribute's write (rule 4) and clear (rule 7).
     let mut tagged_removals = false;
-    for row in snapshot
-        .rows
-        .iter()
-        .filter(|r| !wanted.contains_key(&r.key))
-    {
+    for row in snapshot.rows.iter().filter(|r| unwanted(&r.key)) {
         let owed: Vec<&StoredRequest> = ended
             .iter()
             .copied()
@@ -203,6 +229,9 @@ pub(super) fn plan(snapshot: &Snapshot<'_>) -> Plan {
     // 3. Ended requests with nothing of their own to delete.
     for s in &ended {
         let key = key_of(s);
+        if stale.contains(&key) {
+            continue; // settled with the delete
+        }
         if let Some(still) = wanted.get(&key) {
             out.keep.push((
                 s.request.id,
@@ -215,10 +244,7 @@ pub(super) fn plan(snapshot: &Snapshot<'_>) -> Plan {
     }
 
     // 4. The attribute a principal-tag grant needs.
-    let attribute_ready = match run_as {
-        Some(os_user) => snapshot.run_as.confirmed.as_deref() == Some(os_user),
-        None => true,
-    };
+    let attribute_ready = attribute_ready_for(snapshot.run_as, run_as);
     if let Some(os_user) = run_as
         && !attribute_ready
     {
@@ -233,6 +259,10 @@ pub(super) fn plan(snapshot: &Snapshot<'_>) -> Plan {
 
     // 5. Creates, and 6. activations.
     for (key, grants) in &wanted {
+        if stale.contains(key) {
+            out.waiting.push(Waiting::NextStep);
+            continue; // created again once the old one is gone and the attribute set
+        }
         let row = rows.get(key);
         let present = row.is_some_and(|r| r.state == AssignmentState::Present);
         let ready = present && !busy.contains(key) && (attribute_ready || !needs_attribute(key));
@@ -572,6 +602,34 @@ mod tests {
         assert!(!p.is_done());
         let p = plan_at(t(3), &[], &[], &RunAs::default());
         assert!(p.is_done());
+    }
+
+    #[test]
+    fn an_old_grants_assignment_is_not_kept_for_a_new_os_user_not_yet_written() {
+        // A (app) ended; B (readonly) approved on the same permission set; the attribute
+        // still says app: A's assignment goes first, then the attribute, then B's.
+        let reqs = [
+            request(1, RunAsMode::PrincipalTag, "app", ended()),
+            request(2, RunAsMode::PrincipalTag, "readonly", approved()),
+        ];
+        let rows = [row(TAGGED, AssignmentState::Present)];
+        let p = plan_at(t(1), &reqs, &rows, &run_as(Some("app")));
+        assert_eq!(p.delete, vec![(key(TAGGED), vec![id(1)])]);
+        assert!(p.keep.is_empty());
+        assert_eq!(
+            p.write_run_as, None,
+            "not while the old assignment is there"
+        );
+        assert!(p.activate.is_empty() && p.create.is_empty());
+        // With the same OS user it is simply kept.
+        let reqs = [
+            request(1, RunAsMode::PrincipalTag, "app", ended()),
+            request(2, RunAsMode::PrincipalTag, "app", approved()),
+        ];
+        let p = plan_at(t(1), &reqs, &rows, &run_as(Some("app")));
+        assert!(p.delete.is_empty());
+        assert_eq!(p.keep.len(), 1);
+        assert_eq!(p.activate, vec![id(2)]);
     }
 
     #[test]
