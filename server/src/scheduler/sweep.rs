@@ -36,6 +36,7 @@ pub(super) async fn run<I: IdentityCenter>(
         }
     };
     let lease = broker.config().scheduler.lease.get();
+    let mut config_checked = false;
     loop {
         let Some(next) = schedule.upcoming(Utc).next() else {
             return;
@@ -65,7 +66,7 @@ pub(super) async fn run<I: IdentityCenter>(
                 async move { jobs::renew(&db, SWEEP_JOB, &owner, until).await }
             }
         });
-        if let Err(e) = sweep_once(&broker, &owner).await {
+        if let Err(e) = sweep_once(&broker, &owner, &mut config_checked).await {
             tracing::error!(error = %e, "sweep failed; next run retries");
         }
         drop(heartbeat);
@@ -79,7 +80,14 @@ pub(super) async fn run<I: IdentityCenter>(
 pub async fn sweep_once<I: IdentityCenter>(
     broker: &Broker<I>,
     owner: &str,
+    config_checked: &mut bool,
 ) -> Result<(), BrokerError> {
+    // Requests of a removed profile can only exist from before this process's config
+    // (none can be made or approved under it now): one look per process is enough.
+    if !*config_checked {
+        close_removed_profiles(broker).await?;
+        *config_checked = true;
+    }
     for profile in &broker.config().profiles {
         let timeout = TimeDelta::from_std(profile.approval_timeout.get()).unwrap_or(TimeDelta::MAX);
         let cutoff = Utc::now()
@@ -92,7 +100,6 @@ pub async fn sweep_once<I: IdentityCenter>(
             }
         }
     }
-    close_removed_profiles(broker).await?;
     expire_due(broker).await?;
     match broker.catalog().get() {
         Ok(catalog) => check_drift(broker, &catalog, owner).await,
