@@ -1,13 +1,15 @@
-//! jitgate server library: the broker engine behind the `jitgate-server` binary.
+//! jitgate server library: the adapters and edges behind the `jitgate-server` binary.
 //!
-//! Dependencies point inward: `store`, `aws` and `scheduler` depend on `domain`, never
-//! the reverse; `broker` ties a domain transition to its transaction and audit event.
+//! Dependencies point inward: everything here depends on the core crate
+//! (`jitgate-core`: the domain, the clock), never the reverse; `broker` ties a domain
+//! transition to its transaction and audit event. See docs/ARCHITECTURE.md.
 
 pub mod audit;
+/// The domain lives in the core crate; this path keeps `crate::domain` for the adapters.
+pub use jitgate_core::domain;
 pub mod aws;
 pub mod broker;
 pub mod config;
-pub mod domain;
 pub mod http;
 pub mod oidc;
 pub mod scheduler;

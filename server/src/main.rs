@@ -8,6 +8,7 @@ use std::time::Duration;
 use anyhow::{Context, bail};
 use chrono::{DateTime, NaiveDate, Utc};
 use clap::{Parser, Subcommand};
+use jitgate_core::clock::{Clock, SystemClock};
 use jitgate_server::audit::{self, ExportFormat};
 use jitgate_server::aws::IdcClient;
 use jitgate_server::broker::{Broker, CatalogCell, Wakers};
@@ -182,7 +183,7 @@ fn parse_since(text: &str) -> anyhow::Result<DateTime<Utc>> {
     if let Ok(age) = humantime::parse_duration(text)
         && let Ok(age) = chrono::TimeDelta::from_std(age)
     {
-        return Ok(Utc::now() - age);
+        return Ok(SystemClock.now() - age);
     }
     bail!(
         "--since `{text}`: write a time (2026-11-01T00:00:00Z), a date (2026-11-01) or an age (24h)"
@@ -207,6 +208,7 @@ async fn serve(config: Arc<Config>) -> anyhow::Result<ExitCode> {
         Arc::new(idc),
         Arc::new(CatalogCell::default()),
         wakers,
+        Arc::new(SystemClock),
     );
     // Bound before the scheduler starts: a predecessor on the same listen address (and
     // so the same default node id) is then known to be gone, and its leases are ours.

@@ -14,6 +14,8 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use tokio::sync::Notify;
 
+use jitgate_core::clock::Clock;
+
 use crate::audit::SYSTEM_ACTOR;
 use crate::aws::{AwsError, IdentityCenter};
 use crate::config::Config;
@@ -90,6 +92,7 @@ pub struct Broker<I> {
     catalog: Arc<CatalogCell>,
     wakers: Arc<Wakers>,
     principals: Arc<PrincipalCache>,
+    clock: Arc<dyn Clock>,
 }
 
 /// How long a person's IdC user id is reused before it is looked up again.
@@ -133,6 +136,7 @@ impl<I> Clone for Broker<I> {
             catalog: self.catalog.clone(),
             wakers: self.wakers.clone(),
             principals: self.principals.clone(),
+            clock: self.clock.clone(),
         }
     }
 }
@@ -144,6 +148,7 @@ impl<I: IdentityCenter> Broker<I> {
         idc: Arc<I>,
         catalog: Arc<CatalogCell>,
         wakers: Arc<Wakers>,
+        clock: Arc<dyn Clock>,
     ) -> Self {
         Self {
             db,
@@ -152,7 +157,18 @@ impl<I: IdentityCenter> Broker<I> {
             catalog,
             wakers,
             principals: Arc::default(),
+            clock,
         }
+    }
+
+    /// The broker's clock (for tasks that outlive a borrow of the broker).
+    pub fn clock(&self) -> Arc<dyn Clock> {
+        self.clock.clone()
+    }
+
+    /// The time now, from the broker's one clock.
+    pub fn now(&self) -> DateTime<Utc> {
+        self.clock.now()
     }
 
     pub fn db(&self) -> &Db {

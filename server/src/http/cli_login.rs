@@ -9,7 +9,7 @@ use askama::Template;
 use axum::Form;
 use axum::extract::{Query, State};
 use axum::response::{Html, IntoResponse, Redirect, Response};
-use chrono::{TimeDelta, Utc};
+use chrono::TimeDelta;
 use rand::RngCore;
 use serde::Deserialize;
 use tower_sessions::Session;
@@ -152,7 +152,7 @@ pub(super) async fn approve(
         &state.db,
         &token_hash(&code),
         &login,
-        Utc::now() + CODE_LIFETIME,
+        state.broker.now() + CODE_LIFETIME,
     )
     .await?;
     tracing::info!(user = %user.user.id, "CLI login approved");

@@ -5,7 +5,6 @@
 
 use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
-use chrono::Utc;
 use rand::RngCore;
 use serde::{Deserialize, Serialize};
 use subtle::ConstantTimeEq;
@@ -129,7 +128,9 @@ impl FromRequestParts<AppState> for MaybeUser {
         };
         let max_millis =
             i64::try_from(state.config.auth.session_max.get().as_millis()).unwrap_or(i64::MAX);
-        if Utc::now()
+        if state
+            .broker
+            .now()
             .timestamp_millis()
             .saturating_sub(signed_in.signed_in_at_millis)
             > max_millis

@@ -3,7 +3,6 @@
 use axum::Form;
 use axum::extract::{Query, State};
 use axum::response::Redirect;
-use chrono::Utc;
 use serde::Deserialize;
 use subtle::ConstantTimeEq;
 use tower_sessions::Session;
@@ -83,7 +82,7 @@ pub(super) async fn callback(
         .finish(code, &flow)
         .await
         .map_err(|e| WebError::SignInRefused(e.to_string()))?;
-    let now = Utc::now();
+    let now = state.broker.now();
     let user = User {
         id: signed_in.subject,
         issuer: signed_in.issuer,

@@ -2,7 +2,6 @@
 
 use std::time::Duration;
 
-use chrono::Utc;
 use tokio::sync::watch;
 
 use super::stopping;
@@ -49,7 +48,7 @@ pub(super) enum ExpiryPass {
 pub(super) async fn expire_due<I: IdentityCenter>(
     broker: &Broker<I>,
 ) -> Result<ExpiryPass, BrokerError> {
-    let now = Utc::now();
+    let now = broker.now();
     let due = requests::due_for_expiry(broker.db(), now, BATCH).await?;
     let mut failed = false;
     for id in &due {
@@ -72,7 +71,7 @@ pub(super) async fn expire_due<I: IdentityCenter>(
     }
     let next = requests::next_expiry(broker.db()).await?;
     let wait = next
-        .map(|at| (at - Utc::now()).to_std().unwrap_or(Duration::ZERO))
+        .map(|at| (at - broker.now()).to_std().unwrap_or(Duration::ZERO))
         .unwrap_or(Duration::MAX);
     Ok(ExpiryPass::NextAt(wait))
 }

@@ -4,7 +4,10 @@
 use std::future::Future;
 use std::time::Duration;
 
+use std::sync::Arc;
+
 use chrono::{DateTime, TimeDelta, Utc};
+use jitgate_core::clock::Clock;
 
 use crate::store::StoreError;
 
@@ -15,7 +18,7 @@ pub(super) struct Heartbeat(tokio::task::JoinHandle<()>);
 impl Heartbeat {
     /// Calls `renew(new lease_until)` every `lease / 3`; stops when it answers `false`
     /// (the lease was taken over) and logs failures naming `what`.
-    pub fn start<F, Fut>(what: String, lease: Duration, renew: F) -> Self
+    pub fn start<F, Fut>(what: String, lease: Duration, clock: Arc<dyn Clock>, renew: F) -> Self
     where
         F: Fn(DateTime<Utc>) -> Fut + Send + 'static,
         Fut: Future<Output = Result<bool, StoreError>> + Send,
@@ -23,7 +26,7 @@ impl Heartbeat {
         Heartbeat(tokio::spawn(async move {
             loop {
                 tokio::time::sleep(lease / 3).await;
-                match renew(lease_until(Utc::now(), lease)).await {
+                match renew(lease_until(clock.now(), lease)).await {
                     Ok(true) => {}
                     Ok(false) => return,
                     Err(e) => tracing::warn!(error = %e, lease = what, "lease renewal failed"),

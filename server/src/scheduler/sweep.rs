@@ -38,10 +38,10 @@ pub(super) async fn run<I: IdentityCenter>(
     let lease = broker.config().scheduler.lease.get();
     let mut config_checked = false;
     loop {
-        let Some(next) = schedule.upcoming(Utc).next() else {
+        let Some(next) = schedule.after(&broker.now()).next() else {
             return;
         };
-        let wait = (next - Utc::now()).to_std().unwrap_or(Duration::ZERO);
+        let wait = (next - broker.now()).to_std().unwrap_or(Duration::ZERO);
         tokio::select! {
             _ = tokio::time::sleep(wait) => {}
             _ = stopping(&mut stopped) => return,
@@ -50,7 +50,7 @@ pub(super) async fn run<I: IdentityCenter>(
         // it: the next run, here or on another replica, never waits for it, and a sweep
         // whose process died is taken over after one lease.
         let owner = holder.next_token();
-        let now = Utc::now();
+        let now = broker.now();
         match jobs::try_lease(broker.db(), SWEEP_JOB, &owner, now, lease_until(now, lease)).await {
             Ok(true) => {}
             Ok(false) => continue,
@@ -59,7 +59,7 @@ pub(super) async fn run<I: IdentityCenter>(
                 continue;
             }
         }
-        let heartbeat = Heartbeat::start(SWEEP_JOB.into(), lease, {
+        let heartbeat = Heartbeat::start(SWEEP_JOB.into(), lease, broker.clock(), {
             let (db, owner) = (broker.db().clone(), owner.clone());
             move |until| {
                 let (db, owner) = (db.clone(), owner.clone());
@@ -90,12 +90,13 @@ pub async fn sweep_once<I: IdentityCenter>(
     }
     for profile in &broker.config().profiles {
         let timeout = TimeDelta::from_std(profile.approval_timeout.get()).unwrap_or(TimeDelta::MAX);
-        let cutoff = Utc::now()
+        let cutoff = broker
+            .now()
             .checked_sub_signed(timeout)
             .unwrap_or(DateTime::<Utc>::MIN_UTC);
         for id in requests::pending_since_before(broker.db(), &profile.name, cutoff, 10_000).await?
         {
-            if let Err(e) = broker.lapse(id, Utc::now()).await {
+            if let Err(e) = broker.lapse(id, broker.now()).await {
                 tracing::error!(error = %e, request = %id, "could not lapse request");
             }
         }
@@ -117,7 +118,7 @@ async fn close_removed_profiles<I: IdentityCenter>(broker: &Broker<I>) -> Result
             continue;
         }
         for id in requests::open_of_profile(broker.db(), &profile, 10_000).await? {
-            match broker.close_removed(id, Utc::now()).await {
+            match broker.close_removed(id, broker.now()).await {
                 Ok(Some(_)) => {
                     tracing::warn!(request = %id, profile, "closed a request of a profile removed from the configuration");
                 }
@@ -188,7 +189,7 @@ async fn check_drift<I: IdentityCenter>(
             DriftAction::Report => {
                 if !seen.contains(key) {
                     tracing::warn!(assignment = ?key, "drift: an assignment on a jitgate permission set that jitgate did not make");
-                    let now = Utc::now();
+                    let now = broker.now();
                     let mut tx = broker.db().begin().await?;
                     drift::record(&mut tx, key, now).await?;
                     let event = NewEvent::new(Action::DriftFound, SYSTEM_ACTOR, now)
@@ -239,11 +240,11 @@ async fn remove_drift<I: IdentityCenter>(
         &mut tx,
         &key,
         assignments::AssignmentState::Creating,
-        Utc::now(),
+        broker.now(),
     )
     .await?;
     principals::touch(&mut tx, &key.principal_id).await?;
-    let event = NewEvent::new(Action::DriftRemoved, SYSTEM_ACTOR, Utc::now())
+    let event = NewEvent::new(Action::DriftRemoved, SYSTEM_ACTOR, broker.now())
         .details(json!({ "assignment": drift, "removed_by": "convergence" }));
     audit::append(&mut tx, event).await?;
     tx.commit().await?;
@@ -258,7 +259,7 @@ async fn record_removed<I: IdentityCenter>(
     drift: &DriftKey,
 ) -> Result<(), BrokerError> {
     let mut tx = broker.db().begin().await?;
-    let event = NewEvent::new(Action::DriftRemoved, SYSTEM_ACTOR, Utc::now())
+    let event = NewEvent::new(Action::DriftRemoved, SYSTEM_ACTOR, broker.now())
         .details(json!({ "assignment": drift }));
     audit::append(&mut tx, event).await?;
     tx.commit().await?;

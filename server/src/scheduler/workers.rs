@@ -5,7 +5,7 @@
 
 use std::time::Duration;
 
-use chrono::{TimeDelta, Utc};
+use chrono::TimeDelta;
 use tokio::sync::watch;
 use tokio::task::JoinSet;
 
@@ -32,7 +32,7 @@ pub(super) async fn run<I: IdentityCenter>(
         }
         let free = workers.saturating_sub(running.len());
         if free > 0 {
-            let now = Utc::now();
+            let now = broker.now();
             let until = lease_until(now, lease);
             let token = holder.next_token();
             match principals::claim(broker.db(), &token, now, until, free as i64).await {
@@ -46,9 +46,9 @@ pub(super) async fn run<I: IdentityCenter>(
                 Err(e) => tracing::error!(error = %e, "claiming work failed"),
             }
         }
-        let wait = match principals::next_claim_due(broker.db(), Utc::now()).await {
+        let wait = match principals::next_claim_due(broker.db(), broker.now()).await {
             // At least 50ms, so a retry due now cannot spin the loop.
-            Ok(Some(due)) if free > 0 => (due - Utc::now())
+            Ok(Some(due)) if free > 0 => (due - broker.now())
                 .to_std()
                 .unwrap_or(Duration::ZERO)
                 .min(poll)
@@ -71,14 +71,19 @@ pub(super) async fn run<I: IdentityCenter>(
 /// (the database), retried after a pause.
 async fn work<I: IdentityCenter>(broker: Broker<I>, owner: String, claim: Claim) {
     let lease = broker.config().scheduler.lease.get();
-    let _heartbeat = Heartbeat::start(format!("principal {}", claim.principal_id), lease, {
-        let db = broker.db().clone();
-        let (owner, principal) = (owner.clone(), claim.principal_id.clone());
-        move |until| {
-            let (db, owner, principal) = (db.clone(), owner.clone(), principal.clone());
-            async move { principals::renew(&db, &principal, &owner, until).await }
-        }
-    });
+    let _heartbeat = Heartbeat::start(
+        format!("principal {}", claim.principal_id),
+        lease,
+        broker.clock(),
+        {
+            let db = broker.db().clone();
+            let (owner, principal) = (owner.clone(), claim.principal_id.clone());
+            move |until| {
+                let (db, owner, principal) = (db.clone(), owner.clone(), principal.clone());
+                async move { principals::renew(&db, &principal, &owner, until).await }
+            }
+        },
+    );
     match converge(&broker, &owner, &claim).await {
         Ok(()) => {}
         Err(ConvergeError::LeaseLost(principal)) => {
@@ -89,7 +94,7 @@ async fn work<I: IdentityCenter>(broker: Broker<I>, owner: String, claim: Claim)
         }
         Err(ConvergeError::Broker(e)) => {
             tracing::error!(error = %e, principal = claim.principal_id, "converge failed; retrying");
-            let retry = Utc::now() + TimeDelta::seconds(2);
+            let retry = broker.now() + TimeDelta::seconds(2);
             let recorded = async {
                 let mut tx = broker.db().begin().await?;
                 principals::postpone(&mut tx, &claim.principal_id, &owner, &e.to_string(), retry)

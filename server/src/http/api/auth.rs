@@ -5,7 +5,6 @@
 use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
 use axum::http::{Method, header};
-use chrono::Utc;
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
@@ -55,7 +54,7 @@ impl FromRequestParts<AppState> for ApiUser {
             if !token.starts_with(TOKEN_PREFIX) {
                 return Err(invalid());
             }
-            let (_, user) = tokens::authenticate(&state.db, &token_hash(token), Utc::now())
+            let (_, user) = tokens::authenticate(&state.db, &token_hash(token), state.broker.now())
                 .await?
                 .ok_or_else(invalid)?;
             let is_admin = user

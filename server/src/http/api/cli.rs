@@ -7,7 +7,6 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use chrono::Utc;
 use jitgate_proto::TokenCreated;
 use serde::Deserialize;
 use sha2::{Digest, Sha256};
@@ -42,7 +41,7 @@ pub(super) async fn token(
             "this login code is unknown, used or expired; run the login again".into(),
         )
     };
-    let login = cli_logins::redeem(&state.db, &token_hash(&body.code), Utc::now())
+    let login = cli_logins::redeem(&state.db, &token_hash(&body.code), state.broker.now())
         .await?
         .ok_or_else(refused)?;
     let expected = login.code_challenge.as_bytes();

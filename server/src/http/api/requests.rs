@@ -49,7 +49,7 @@ pub(super) async fn create(
     };
     let stored = state
         .broker
-        .submit(&caller.user.person(), draft, Utc::now())
+        .submit(&caller.user.person(), draft, state.broker.now())
         .await?;
     Ok((
         StatusCode::CREATED,
@@ -148,7 +148,12 @@ async fn act(
     let stored = visible(state, caller, id).await?;
     let next = state
         .broker
-        .act(&caller.user.person(), stored.request.id, action, Utc::now())
+        .act(
+            &caller.user.person(),
+            stored.request.id,
+            action,
+            state.broker.now(),
+        )
         .await?;
     Ok(Json(views::request(&next, &state.config)))
 }

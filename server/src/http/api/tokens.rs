@@ -6,7 +6,7 @@ use std::time::Duration;
 use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
-use chrono::{TimeDelta, Utc};
+use chrono::TimeDelta;
 use jitgate_proto::{NewToken, TokenCreated, TokenView};
 use rand::RngCore;
 
@@ -63,7 +63,7 @@ pub(in crate::http) async fn issue(
     let mut secret = [0u8; 32];
     rand::rng().fill_bytes(&mut secret);
     let token = format!("{TOKEN_PREFIX}{}", hex::encode(secret));
-    let now = Utc::now();
+    let now = state.broker.now();
     let record = ApiToken {
         id: uuid::Uuid::new_v4().to_string(),
         user_id: user_id.to_owned(),
@@ -108,7 +108,7 @@ pub(super) async fn revoke(
     caller: ApiUser,
     Path(id): Path<String>,
 ) -> Result<StatusCode, ApiError> {
-    if tokens::revoke(&state.db, &caller.user.user.id, &id, Utc::now()).await? {
+    if tokens::revoke(&state.db, &caller.user.user.id, &id, state.broker.now()).await? {
         Ok(StatusCode::NO_CONTENT)
     } else {
         Err(ApiError::NotFound(format!("you have no live token {id}")))

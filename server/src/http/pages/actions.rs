@@ -6,7 +6,6 @@
 use axum::Form;
 use axum::extract::{Path, State};
 use axum::response::{IntoResponse, Redirect};
-use chrono::Utc;
 use serde::Deserialize;
 use tower_sessions::Session;
 
@@ -125,7 +124,7 @@ async fn act(
     let outcome = match to_broker_action(action, comment, &form) {
         Ok(act) => state
             .broker
-            .act(&person, id, act, Utc::now())
+            .act(&person, id, act, state.broker.now())
             .await
             .map_err(Into::into),
         Err(e) => Err(e),

@@ -3,7 +3,6 @@
 use askama::Template;
 use axum::extract::State;
 use axum::http::StatusCode;
-use chrono::Utc;
 
 use super::view::RequestRow;
 use super::{OrPage, PageResult, Viewer, render};
@@ -31,7 +30,7 @@ pub(super) async fn show(State(state): State<AppState>, viewer: Viewer) -> PageR
         return Err(viewer.refuse(missing_approver_role(&state, &viewer.user)));
     }
     let waiting = queue(&state, &viewer.user).await.or_page(&viewer)?;
-    let rows = RequestRow::all(&state.db, &waiting, &state.config, Utc::now())
+    let rows = RequestRow::all(&state.db, &waiting, &state.config, state.broker.now())
         .await
         .or_page(&viewer)?;
     let page = ApprovalsPage {

@@ -4,7 +4,6 @@
 use askama::Template;
 use axum::extract::State;
 use axum::http::StatusCode;
-use chrono::Utc;
 
 use super::view::RequestRow;
 use super::{OrPage, PageError, PageResult, Viewer, approvals, render};
@@ -40,7 +39,7 @@ pub(super) async fn show(State(state): State<AppState>, MaybeUser(user): MaybeUs
     };
     let view = user.view(&state);
     let viewer = Viewer { user, view };
-    let now = Utc::now();
+    let now = state.broker.now();
     let mine = |states: Vec<StateName>| ListFilter {
         requester: Some(viewer.user.user.id.clone()),
         states,

@@ -3,7 +3,6 @@
 use askama::Template;
 use axum::extract::{Query, State};
 use axum::http::StatusCode;
-use chrono::Utc;
 use serde::Deserialize;
 
 use super::view::RequestRow;
@@ -57,7 +56,7 @@ pub(super) async fn show(
         }
         _ => None,
     };
-    let rows = RequestRow::all(&state.db, &list, &state.config, Utc::now())
+    let rows = RequestRow::all(&state.db, &list, &state.config, state.broker.now())
         .await
         .or_page(&viewer)?;
     let page = MyRequests {

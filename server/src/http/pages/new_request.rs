@@ -7,7 +7,6 @@ use axum::Form;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect};
-use chrono::Utc;
 use serde::Deserialize;
 use tower_sessions::Session;
 
@@ -139,7 +138,7 @@ pub(super) async fn submit(
         Ok::<_, WebError>(
             state
                 .broker
-                .submit(&viewer.user.person(), draft, Utc::now())
+                .submit(&viewer.user.person(), draft, state.broker.now())
                 .await?,
         )
     }

@@ -135,7 +135,7 @@ pub(super) async fn page(
     refusal: Option<Refusal>,
     status: StatusCode,
 ) -> PageResult {
-    let now = Utc::now();
+    let now = state.broker.now();
     let events = audit::for_request(&state.db, &stored.request.id.to_string())
         .await
         .or_page(viewer)?;

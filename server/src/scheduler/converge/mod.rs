@@ -203,7 +203,7 @@ impl<I: IdentityCenter> Pass<'_, I> {
             requests: &known.requests,
             rows: &known.rows,
             run_as: &known.run_as,
-            now: Utc::now(),
+            now: self.broker.now(),
             operation_timeout: TimeDelta::from_std(timeout).unwrap_or(TimeDelta::MAX),
         })
     }
@@ -240,7 +240,7 @@ impl<I: IdentityCenter> Pass<'_, I> {
         }
         if !plan.settle.is_empty() {
             let mut tx = self.tx().await?;
-            settle_all(&mut tx, &plan.settle).await?;
+            settle_all(&mut tx, &plan.settle, self.broker.now()).await?;
             tx.commit().await?;
             progressed = true;
         }
@@ -252,7 +252,7 @@ impl<I: IdentityCenter> Pass<'_, I> {
         }
         for id in &plan.activate {
             // One request that cannot be activated must not hold up the others.
-            match self.broker.activate(*id, Utc::now()).await {
+            match self.broker.activate(*id, self.broker.now()).await {
                 Ok(_) => progressed = true,
                 Err(e) => {
                     tracing::error!(error = %e, request = %id, "could not activate request")
@@ -338,7 +338,7 @@ impl<I: IdentityCenter> Pass<'_, I> {
             return Ok(false);
         }
         let mut tx = self.tx().await?;
-        assignments::put(&mut tx, key, AssignmentState::Creating, Utc::now()).await?;
+        assignments::put(&mut tx, key, AssignmentState::Creating, self.broker.now()).await?;
         tx.commit().await?;
         self.ensure_lease().await?;
         match self
@@ -393,7 +393,7 @@ impl<I: IdentityCenter> Pass<'_, I> {
             return Ok(false);
         }
         let mut tx = self.tx().await?;
-        assignments::put(&mut tx, key, AssignmentState::Creating, Utc::now()).await?;
+        assignments::put(&mut tx, key, AssignmentState::Creating, self.broker.now()).await?;
         tx.commit().await?;
         self.ensure_lease().await?;
         let cause = Cause::Assignment(key, OpKind::Create);
@@ -437,7 +437,7 @@ impl<I: IdentityCenter> Pass<'_, I> {
         let op = InFlight {
             kind,
             request_id,
-            started_at: Utc::now(),
+            started_at: self.broker.now(),
         };
         match self.tx().await {
             Ok(mut tx) => {
@@ -468,14 +468,14 @@ impl<I: IdentityCenter> Pass<'_, I> {
             .filter(|s| s.request.wants_assignment() && &key_of(s) == key)
             .map(|s| s.request.id)
             .collect();
-        let event = NewEvent::new(Action::AssignmentCreated, SYSTEM_ACTOR, Utc::now())
+        let event = NewEvent::new(Action::AssignmentCreated, SYSTEM_ACTOR, self.broker.now())
             .details(json!({ "assignment": key, "requests": ids(&wanting), "node": self.node() }));
         let event = match wanting.first() {
             Some(first) => event.request(first),
             None => event,
         };
         let mut tx = self.tx().await?;
-        assignments::put(&mut tx, key, AssignmentState::Present, Utc::now()).await?;
+        assignments::put(&mut tx, key, AssignmentState::Present, self.broker.now()).await?;
         assignments::op_ended(&mut tx, key).await?;
         assignments::succeeded(&mut tx, key).await?;
         audit::append(&mut tx, event).await?;
@@ -495,7 +495,7 @@ impl<I: IdentityCenter> Pass<'_, I> {
             .filter(|s| !s.request.wants_assignment() && &key_of(s) == key)
             .map(|s| s.request.id)
             .collect();
-        let event = NewEvent::new(Action::AssignmentDeleted, SYSTEM_ACTOR, Utc::now())
+        let event = NewEvent::new(Action::AssignmentDeleted, SYSTEM_ACTOR, self.broker.now())
             .details(json!({ "assignment": key, "requests": ids(&owed), "node": self.node() }));
         let event = match owed.last() {
             Some(last) => event.request(last),
@@ -503,7 +503,7 @@ impl<I: IdentityCenter> Pass<'_, I> {
         };
         let mut tx = self.tx().await?;
         assignments::remove(&mut tx, key).await?;
-        settle_all(&mut tx, &owed).await?;
+        settle_all(&mut tx, &owed, self.broker.now()).await?;
         audit::append(&mut tx, event).await?;
         tx.commit().await?;
         Ok(())
@@ -516,11 +516,11 @@ impl<I: IdentityCenter> Pass<'_, I> {
         key: &AssignmentKey,
         still: &[RequestId],
     ) -> Result<(), ConvergeError> {
-        let event = NewEvent::new(Action::AssignmentKept, SYSTEM_ACTOR, Utc::now())
+        let event = NewEvent::new(Action::AssignmentKept, SYSTEM_ACTOR, self.broker.now())
             .request(id)
             .details(json!({ "assignment": key, "still_needed_by": ids(still) }));
         let mut tx = self.tx().await?;
-        settle_all(&mut tx, &[id]).await?;
+        settle_all(&mut tx, &[id], self.broker.now()).await?;
         audit::append(&mut tx, event).await?;
         tx.commit().await?;
         Ok(())
@@ -544,8 +544,8 @@ impl<I: IdentityCenter> Pass<'_, I> {
             .await
         {
             Ok(()) => {
-                let event =
-                    NewEvent::new(Action::AttributeSet, SYSTEM_ACTOR, Utc::now()).details(json!({
+                let event = NewEvent::new(Action::AttributeSet, SYSTEM_ACTOR, self.broker.now())
+                    .details(json!({
                         "principal_id": self.principal,
                         "attribute": self.broker.config().aws.run_as_attribute,
                         "os_user": os_user,
@@ -575,12 +575,13 @@ impl<I: IdentityCenter> Pass<'_, I> {
         self.ensure_lease().await?;
         match self.broker.idc().set_run_as(self.principal, None).await {
             Ok(()) => {
-                let event = NewEvent::new(Action::AttributeCleared, SYSTEM_ACTOR, Utc::now())
-                    .details(json!({
-                        "principal_id": self.principal,
-                        "attribute": self.broker.config().aws.run_as_attribute,
-                        "node": self.node(),
-                    }));
+                let event =
+                    NewEvent::new(Action::AttributeCleared, SYSTEM_ACTOR, self.broker.now())
+                        .details(json!({
+                            "principal_id": self.principal,
+                            "attribute": self.broker.config().aws.run_as_attribute,
+                            "node": self.node(),
+                        }));
                 let mut tx = self.tx().await?;
                 principals::run_as_confirmed(&mut tx, self.principal, None).await?;
                 audit::append(&mut tx, event).await?;
@@ -608,7 +609,7 @@ impl<I: IdentityCenter> Pass<'_, I> {
     ) -> Result<(), ConvergeError> {
         let affected = affected_by(cause, requests);
         let revocation = cause.is_revocation(requests);
-        let now = Utc::now();
+        let now = self.broker.now();
         let text = error.to_string();
         let mut tx = self.tx().await?;
         if also.op_ended
@@ -718,7 +719,11 @@ impl<I: IdentityCenter> Pass<'_, I> {
                     s.request.id == **id && matches!(s.request.state, RequestState::Approved { .. })
                 })
             }) {
-                if let Err(e) = self.broker.fail(*id, reason.clone(), Utc::now()).await {
+                if let Err(e) = self
+                    .broker
+                    .fail(*id, reason.clone(), self.broker.now())
+                    .await
+                {
                     tracing::error!(error = %e, request = %id, "could not mark request failed");
                 }
             }
@@ -732,7 +737,7 @@ impl<I: IdentityCenter> Pass<'_, I> {
     async fn postpone(&self) -> Result<(), ConvergeError> {
         let known = self.read().await?;
         let plan = self.plan(&known);
-        let now = Utc::now();
+        let now = self.broker.now();
         let soon = now + delta(BUSY_RETRY);
         let waits_for_room = !plan.delete.is_empty() || !plan.create.is_empty();
         let next = match plan.next_retry() {
@@ -817,8 +822,11 @@ fn ids(requests: &[RequestId]) -> Vec<String> {
     requests.iter().map(ToString::to_string).collect()
 }
 
-async fn settle_all(tx: &mut WriteTx, ids: &[RequestId]) -> Result<(), StoreError> {
-    let now = Utc::now();
+async fn settle_all(
+    tx: &mut WriteTx,
+    ids: &[RequestId],
+    now: chrono::DateTime<Utc>,
+) -> Result<(), StoreError> {
     for id in ids {
         requests::settle(tx, *id, now).await?;
     }

@@ -8,7 +8,6 @@
 use askama::Template;
 use axum::extract::{Query, State};
 use axum::http::StatusCode;
-use chrono::Utc;
 use serde::Deserialize;
 
 use super::{parse_since, require_admin};
@@ -96,7 +95,7 @@ pub(in crate::http::pages) async fn show(
         scan_stopped: false,
         error: None,
     };
-    let since = match parse_since(&search.since, Utc::now()) {
+    let since = match parse_since(&search.since, state.broker.now()) {
         Ok(since) => since,
         Err(e) => {
             page.error = Some(e.to_string());

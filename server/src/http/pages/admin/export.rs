@@ -12,7 +12,6 @@ use axum::body::{Body, Bytes};
 use axum::extract::{Query, State};
 use axum::http::header;
 use axum::response::IntoResponse;
-use chrono::Utc;
 use serde::Deserialize;
 use tokio::sync::mpsc;
 
@@ -49,7 +48,7 @@ pub(in crate::http::pages) async fn download(
             ))));
         }
     };
-    let now = Utc::now();
+    let now = state.broker.now();
     let since = parse_since(&query.since, now).or_page(&viewer)?;
     let (tx, mut rx) = mpsc::channel::<io::Result<Bytes>>(CHUNKS_IN_FLIGHT);
     let db = state.db.clone();

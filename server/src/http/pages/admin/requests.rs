@@ -3,7 +3,6 @@
 use askama::Template;
 use axum::extract::{Query, State};
 use axum::http::StatusCode;
-use chrono::Utc;
 use serde::Deserialize;
 
 use super::require_admin;
@@ -93,7 +92,7 @@ pub(in crate::http::pages) async fn show(
         }
         _ => None,
     };
-    page.rows = RequestRow::all(&state.db, &list, &state.config, Utc::now())
+    page.rows = RequestRow::all(&state.db, &list, &state.config, state.broker.now())
         .await
         .or_page(&viewer)?;
     render(StatusCode::OK, &page).or_page(&viewer)
