@@ -16,6 +16,7 @@ mod e2e;
 mod harness;
 mod lifecycle;
 mod pages;
+mod queue;
 mod signin;
 mod smoke;
 mod store;

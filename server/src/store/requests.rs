@@ -27,8 +27,8 @@ pub async fn insert(tx: &mut WriteTx, stored: &StoredRequest) -> Result<(), Stor
     query(
         "INSERT INTO requests (id, requester, profile, account_id, os_user, run_as_mode, \
          duration_secs, reason, ticket, created_at, state, expires_at, principal_id, \
-         permission_set_arn, detail, updated_at, settled_at) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)",
+         permission_set_arn, detail, updated_at, settled_at, awaiting_decision) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18)",
     )
     .bind(r.id.to_string())
     .bind(r.requester.as_str())
@@ -47,8 +47,42 @@ pub async fn insert(tx: &mut WriteTx, stored: &StoredRequest) -> Result<(), Stor
     .bind(detail(r)?)
     .bind(to_millis(r.created_at))
     .bind(stored.settled_at.map(to_millis))
+    .bind(i64::from(awaiting(r).is_some()))
     .execute(&mut *tx)
     .await?;
+    if let Some(approvals) = awaiting(r) {
+        record_decision_approvals(tx, r.id, approvals).await?;
+    }
+    Ok(())
+}
+
+/// The approvals of the decision `r` awaits (its own while pending, its extension's while
+/// one is asked for), or `None` when nothing waits for a decision.
+fn awaiting(r: &Request) -> Option<&[crate::domain::Approval]> {
+    match (&r.state, &r.extension) {
+        (crate::domain::RequestState::Pending, _) => Some(&r.approvals),
+        (crate::domain::RequestState::Active { .. }, Some(extension)) => Some(&extension.approvals),
+        _ => None,
+    }
+}
+
+/// Rewrites who has approved the decision a request awaits (the approval queue leaves
+/// out what its caller approved already).
+async fn record_decision_approvals(
+    tx: &mut WriteTx,
+    id: RequestId,
+    approvals: &[crate::domain::Approval],
+) -> Result<(), StoreError> {
+    for approval in approvals {
+        query(
+            "INSERT INTO decision_approvals (request_id, approver) VALUES ($1, $2) \
+             ON CONFLICT DO NOTHING",
+        )
+        .bind(id.to_string())
+        .bind(approval.by.as_str())
+        .execute(&mut *tx)
+        .await?;
+    }
     Ok(())
 }
 
@@ -61,16 +95,24 @@ pub async fn save(
     let r = &stored.request;
     query(
         "UPDATE requests SET state = $1, expires_at = $2, detail = $3, updated_at = $4, \
-         settled_at = $5 WHERE id = $6",
+         settled_at = $5, awaiting_decision = $6 WHERE id = $7",
     )
     .bind(r.state.name().as_str())
     .bind(r.expires_at().map(to_millis))
     .bind(detail(r)?)
     .bind(to_millis(now))
     .bind(stored.settled_at.map(to_millis))
+    .bind(i64::from(awaiting(r).is_some()))
     .bind(r.id.to_string())
     .execute(&mut *tx)
     .await?;
+    query("DELETE FROM decision_approvals WHERE request_id = $1")
+        .bind(r.id.to_string())
+        .execute(&mut *tx)
+        .await?;
+    if let Some(approvals) = awaiting(r) {
+        record_decision_approvals(tx, r.id, approvals).await?;
+    }
     Ok(())
 }
 
@@ -182,6 +224,42 @@ pub async fn open_of_profile(
     .fetch_all(db.reader())
     .await?;
     rows.iter().map(|r| parse_id(r.try_get("id")?)).collect()
+}
+
+/// The approval queue of `approver`, the one query behind the web's and the API's:
+/// requests waiting for a decision (pending, or an extension asked for) in `profiles`,
+/// not `approver`'s own and not already approved by them. Oldest first, taking turns
+/// between requesters (every requester's oldest before anyone's second), so no one can
+/// push others' requests out of approvers' sight by asking often; `offset`/`limit` page
+/// through it.
+pub async fn approval_queue(
+    db: &Db,
+    approver: &str,
+    profiles: &[String],
+    offset: i64,
+    limit: i64,
+) -> Result<Vec<StoredRequest>, StoreError> {
+    if profiles.is_empty() {
+        return Ok(Vec::new());
+    }
+    let placeholders: Vec<String> = (0..profiles.len()).map(|i| format!("${}", i + 4)).collect();
+    let sql = format!(
+        "SELECT {COLUMNS} FROM (\
+           SELECT {COLUMNS}, created_at, id, \
+             ROW_NUMBER() OVER (PARTITION BY requester ORDER BY created_at, id) AS turn \
+           FROM requests r WHERE awaiting_decision = 1 AND requester <> $1 \
+             AND profile IN ({}) \
+             AND NOT EXISTS (SELECT 1 FROM decision_approvals a \
+                             WHERE a.request_id = r.id AND a.approver = $1)\
+         ) q ORDER BY turn, created_at, id LIMIT $2 OFFSET $3",
+        placeholders.join(", ")
+    );
+    let mut q = query(&sql).bind(approver).bind(limit).bind(offset);
+    for profile in profiles {
+        q = q.bind(profile.as_str());
+    }
+    let rows = q.fetch_all(db.scanner()).await?;
+    rows.iter().map(from_row).collect()
 }
 
 /// Ids of pending requests of `profile` made at or before `cutoff` (candidates for

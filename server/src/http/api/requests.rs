@@ -63,9 +63,12 @@ pub(super) struct ListQuery {
     /// Only the caller's own requests.
     #[serde(default)]
     mine: bool,
-    /// Only requests waiting for the caller's approval.
+    /// The caller's approval queue (the web's `/approvals`): what waits for their
+    /// decision, oldest first, requesters taking turns; paged with `offset`.
     #[serde(default)]
     to_approve: bool,
+    /// Paging of `to_approve`: how many of the queue to skip.
+    offset: Option<i64>,
     state: Option<String>,
     profile: Option<String>,
     /// Paging: requests created before this time (the last `created_at` seen).
@@ -80,6 +83,15 @@ pub(super) async fn list(
     Q(query): Q<ListQuery>,
 ) -> Result<Json<Vec<RequestView>>, ApiError> {
     let user = &caller.user;
+    if query.to_approve {
+        return approval_queue(&state, user, &query).await;
+    }
+    if query.offset.is_some() {
+        return Err(ApiError::invalid(
+            "offset",
+            "offset pages the approval queue (to_approve); other listings page with before",
+        ));
+    }
     let mut filter = ListFilter {
         created_before: query.before,
         limit: query.limit.unwrap_or(100),
@@ -97,26 +109,41 @@ pub(super) async fn list(
     if query.mine {
         filter.requester = Some(user.user.id.clone());
     }
-    if query.to_approve {
-        filter.not_requester = Some(user.user.id.clone());
-        filter.profiles = Some(access::approved_profiles(user, &state.config));
-        if filter.states.is_empty() {
-            filter.states = vec![StateName::Pending, StateName::Active];
-        }
-    }
     let filter = access::restrict(user, &state.config, filter);
     let found = requests::list(&state.db, &filter).await?;
     let views = found
         .iter()
-        .filter(|s| {
-            // The queue holds active grants only while an extension waits.
-            !query.to_approve
-                || s.request.state.name() != StateName::Active
-                || s.request.extension.is_some()
-        })
         .map(|s| views::request(s, &state.config))
         .collect();
     Ok(Json(views))
+}
+
+/// `GET /requests?to_approve`: the same queue as the web's approval page.
+async fn approval_queue(
+    state: &AppState,
+    user: &crate::http::CurrentUser,
+    query: &ListQuery,
+) -> Result<Json<Vec<RequestView>>, ApiError> {
+    if query.mine || query.state.is_some() || query.before.is_some() {
+        return Err(ApiError::invalid(
+            "to_approve",
+            "to_approve is the approval queue: it takes profile, offset and limit only",
+        ));
+    }
+    let mut profiles = access::approved_profiles(user, &state.config);
+    if let Some(p) = &query.profile {
+        profiles.retain(|name| name == p);
+    }
+    let limit = query.limit.unwrap_or(100).clamp(1, 500);
+    let offset = query.offset.unwrap_or(0).max(0);
+    let found =
+        requests::approval_queue(&state.db, &user.user.id, &profiles, offset, limit).await?;
+    Ok(Json(
+        found
+            .iter()
+            .map(|s| views::request(s, &state.config))
+            .collect(),
+    ))
 }
 
 /// A request the caller may see; any other id is "not found", so ids cannot be probed.

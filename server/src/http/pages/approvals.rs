@@ -6,14 +6,14 @@ use axum::http::StatusCode;
 
 use super::view::RequestRow;
 use super::{OrPage, PageResult, Viewer, render};
-use crate::domain::{Approval, Request, RequestState, StateName};
+use crate::domain::{Approval, Request, RequestState};
 use crate::http::session::UserView;
 use crate::http::{AppState, CurrentUser, WebError, access};
 use crate::store::StoreError;
-use crate::store::requests::{self, ListFilter, StoredRequest};
+use crate::store::requests::{self, StoredRequest};
 
-/// Most requests of each kind a queue reads; a queue longer than this has bigger problems.
-const QUEUE_LIMIT: i64 = 200;
+/// Requests on one page of the queue.
+pub(super) const QUEUE_PAGE: i64 = 50;
 
 #[derive(Template)]
 #[template(path = "approvals.html")]
@@ -21,15 +21,30 @@ struct ApprovalsPage {
     user: Option<UserView>,
     rows: Vec<RequestRow>,
     profiles: Vec<String>,
+    /// Page links: the previous and next page numbers, when there are such pages.
+    previous: Option<i64>,
+    next: Option<i64>,
 }
 
-/// `GET /approvals`: 403 for someone who approves no profile.
-pub(super) async fn show(State(state): State<AppState>, viewer: Viewer) -> PageResult {
+#[derive(serde::Deserialize)]
+pub(super) struct QueuePage {
+    #[serde(default)]
+    page: i64,
+}
+
+/// `GET /approvals?page=N`: 403 for someone who approves no profile.
+pub(super) async fn show(
+    State(state): State<AppState>,
+    viewer: Viewer,
+    axum::extract::Query(at): axum::extract::Query<QueuePage>,
+) -> PageResult {
     let profiles = access::approved_profiles(&viewer.user, &state.config);
     if profiles.is_empty() {
         return Err(viewer.refuse(missing_approver_role(&state, &viewer.user)));
     }
-    let waiting = queue(&state, &viewer.user).await.or_page(&viewer)?;
+    let page = at.page.max(0);
+    let waiting = queue(&state, &viewer.user, page).await.or_page(&viewer)?;
+    let next = (waiting.len() as i64 == QUEUE_PAGE).then_some(page + 1);
     let rows = RequestRow::all(&state.db, &waiting, &state.config, state.broker.now())
         .await
         .or_page(&viewer)?;
@@ -37,6 +52,8 @@ pub(super) async fn show(State(state): State<AppState>, viewer: Viewer) -> PageR
         user: Some(viewer.view.clone()),
         rows,
         profiles,
+        previous: (page > 0).then_some(page - 1),
+        next,
     };
     render(StatusCode::OK, &page).or_page(&viewer)
 }
@@ -59,44 +76,24 @@ fn missing_approver_role(state: &AppState, user: &CurrentUser) -> WebError {
     }
 }
 
-/// Requests waiting for `user`'s decision, oldest first: pending requests, and active
-/// grants with an extension pending, in profiles `user` approves, not their own, and
-/// not already approved by them (N-of-M needs someone else next).
+/// One page of the requests waiting for `user`'s decision (see
+/// `store::requests::approval_queue`, shared with the API): pending requests and
+/// extensions in profiles `user` approves, not their own and not already approved by
+/// them, oldest first, requesters taking turns.
 pub(super) async fn queue(
     state: &AppState,
     user: &CurrentUser,
+    page: i64,
 ) -> Result<Vec<StoredRequest>, StoreError> {
     let profiles = access::approved_profiles(user, &state.config);
-    if profiles.is_empty() {
-        return Ok(Vec::new());
-    }
-    let mine = ListFilter {
-        profiles: Some(profiles),
-        not_requester: Some(user.user.id.clone()),
-        limit: QUEUE_LIMIT,
-        ..Default::default()
-    };
-    let mut waiting = requests::list(
+    requests::approval_queue(
         &state.db,
-        &ListFilter {
-            states: vec![StateName::Pending],
-            ..mine.clone()
-        },
+        &user.user.id,
+        &profiles,
+        page.max(0) * QUEUE_PAGE,
+        QUEUE_PAGE,
     )
-    .await?;
-    waiting.extend(
-        requests::list(
-            &state.db,
-            &ListFilter {
-                states: vec![StateName::Active],
-                ..mine
-            },
-        )
-        .await?,
-    );
-    waiting.retain(|s| awaits(&s.request, &user.user.id));
-    waiting.sort_by_key(|s| s.request.created_at);
-    Ok(waiting)
+    .await
 }
 
 /// Whether `request` waits for an approval `me` has not given yet.

@@ -55,7 +55,7 @@ pub(super) async fn show(State(state): State<AppState>, MaybeUser(user): MaybeUs
     let pending = requests::list(&state.db, &mine(vec![StateName::Pending]))
         .await
         .or_page(&viewer)?;
-    let waiting = approvals::queue(&state, &viewer.user)
+    let waiting = approvals::queue(&state, &viewer.user, 0)
         .await
         .or_page(&viewer)?;
     let rows = |list| RequestRow::all(&state.db, list, &state.config, now);
