@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context, bail};
-use chrono::{DateTime, NaiveDate, Utc};
+use chrono::{DateTime, Utc};
 use clap::{Parser, Subcommand};
 use jitgate_core::clock::{Clock, SystemClock};
 use jitgate_server::audit::{self, ExportFormat};
@@ -172,22 +172,7 @@ async fn verify(db: &Db) -> anyhow::Result<ExitCode> {
 }
 
 fn parse_since(text: &str) -> anyhow::Result<DateTime<Utc>> {
-    if let Ok(t) = DateTime::parse_from_rfc3339(text) {
-        return Ok(t.with_timezone(&Utc));
-    }
-    if let Ok(d) = NaiveDate::parse_from_str(text, "%Y-%m-%d")
-        && let Some(t) = d.and_hms_opt(0, 0, 0)
-    {
-        return Ok(t.and_utc());
-    }
-    if let Ok(age) = humantime::parse_duration(text)
-        && let Ok(age) = chrono::TimeDelta::from_std(age)
-    {
-        return Ok(SystemClock.now() - age);
-    }
-    bail!(
-        "--since `{text}`: write a time (2026-11-01T00:00:00Z), a date (2026-11-01) or an age (24h)"
-    )
+    jitgate_core::parse::since(text, SystemClock.now()).map_err(|e| anyhow::anyhow!("--since {e}"))
 }
 
 async fn serve(config: Arc<Config>) -> anyhow::Result<ExitCode> {

@@ -297,11 +297,9 @@ async fn a_person_without_an_idc_user_is_refused_before_anything_is_made() -> Re
         .err()
         .context("a person without an IdC user got a request")?;
     let refused = refusal(&refused).context("not a refusal")?;
-    assert_eq!(
-        refused.status,
-        StatusCode::UNPROCESSABLE_ENTITY,
-        "{refused}"
-    );
+    // The same answer as the web gives: not allowed, and why.
+    assert_eq!(refused.status, StatusCode::FORBIDDEN, "{refused}");
+    assert_eq!(refused.code, "no_idc_user");
     assert!(
         refused.message.contains("no IAM Identity Center user"),
         "{refused}"

@@ -29,13 +29,9 @@ impl fmt::Display for HumanDuration {
 impl<'de> Deserialize<'de> for HumanDuration {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         let text = String::deserialize(d)?;
-        humantime::parse_duration(text.trim())
+        jitgate_core::parse::duration(&text)
             .map(HumanDuration)
-            .map_err(|e| {
-                serde::de::Error::custom(format!(
-                    "`{text}` is not a duration ({e}); write it like 90s, 30m, 8h or 1h30m"
-                ))
-            })
+            .map_err(|e| serde::de::Error::custom(e.0))
     }
 }
 

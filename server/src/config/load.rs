@@ -241,7 +241,7 @@ mod tests {
             "max_duration = \"four hours\"",
         ));
         assert_eq!(p[0].key, "profiles[0].max_duration");
-        assert!(p[0].message.contains("8h"), "{}", p[0].message);
+        assert!(p[0].message.contains("1h30m"), "{}", p[0].message);
         assert_eq!(
             keys(&example_with(
                 "max_duration = \"4h\"",

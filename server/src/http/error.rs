@@ -1,6 +1,7 @@
-//! The one place where a web failure becomes a status code and a page. Internal errors
-//! are logged in full with a reference id and answered with that id only: no SQL, AWS
-//! or provider text reaches the browser.
+//! The one place where a failure of the HTTP layer becomes a status code
+//! ([`WebError::status_and_code`]), for both renderers: the page here and the JSON body
+//! of the API (http/api/error.rs). Internal errors are logged in full with a reference
+//! id and answered with that id only: no SQL, AWS or provider text reaches a client.
 //!
 //! Pages that show a refusal inside themselves (a form with the message next to its
 //! field, a request page with the refused action's message) take the status from
@@ -21,8 +22,14 @@ use crate::store::StoreError;
 pub enum WebError {
     #[error("sign in first")]
     SignInRequired,
+    /// An API call without valid credentials (a bearer token or a session).
+    #[error("{0}")]
+    Unauthorized(String),
     #[error("{0}")]
     Forbidden(String),
+    /// The signed-in person has no IAM Identity Center user to grant access to.
+    #[error("{0}")]
+    NoIdcUser(String),
     /// The person lacks a role the page needs; says which groups give it.
     #[error(
         "this needs the {role} role, which members of {} have; you are in {}. Ask your \
@@ -76,7 +83,7 @@ impl From<BrokerError> for WebError {
                 field: Some("profile"),
                 message: e.to_string(),
             },
-            e @ BrokerError::NoIdcUser { .. } => WebError::Forbidden(e.to_string()),
+            e @ BrokerError::NoIdcUser { .. } => WebError::NoIdcUser(e.to_string()),
             e @ (BrokerError::Catalog(_) | BrokerError::NotReady(_)) => {
                 WebError::Unavailable(e.to_string())
             }
@@ -85,23 +92,45 @@ impl From<BrokerError> for WebError {
 }
 
 impl WebError {
+    /// An input field the request got wrong.
+    pub fn invalid(field: &'static str, message: impl Into<String>) -> Self {
+        WebError::Invalid {
+            field: Some(field),
+            message: message.into(),
+        }
+    }
+
+    /// The one status map: the status code of this failure and the machine-readable
+    /// code the API puts in its body.
+    pub fn status_and_code(&self) -> (StatusCode, &'static str) {
+        match self {
+            WebError::SignInRequired | WebError::Unauthorized(_) => {
+                (StatusCode::UNAUTHORIZED, "unauthorized")
+            }
+            WebError::SignInRefused(_) => (StatusCode::UNAUTHORIZED, "sign_in_refused"),
+            WebError::Forbidden(_) | WebError::MissingRole { .. } => {
+                (StatusCode::FORBIDDEN, "forbidden")
+            }
+            WebError::NoIdcUser(_) => (StatusCode::FORBIDDEN, "no_idc_user"),
+            WebError::NotFound(_) => (StatusCode::NOT_FOUND, "not_found"),
+            WebError::BadRequest(_) => (StatusCode::BAD_REQUEST, "bad_request"),
+            WebError::Invalid { .. } => (StatusCode::UNPROCESSABLE_ENTITY, "invalid"),
+            WebError::Domain(e) => match e.kind() {
+                ErrorKind::Invalid => (StatusCode::UNPROCESSABLE_ENTITY, "invalid"),
+                ErrorKind::Forbidden => (StatusCode::FORBIDDEN, "forbidden"),
+                ErrorKind::Conflict => (StatusCode::CONFLICT, "conflict"),
+            },
+            WebError::Unavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, "unavailable"),
+            WebError::Aws(_) => (StatusCode::BAD_GATEWAY, "aws_unavailable"),
+            WebError::Store(_) | WebError::Internal(_) => {
+                (StatusCode::INTERNAL_SERVER_ERROR, "internal")
+            }
+        }
+    }
+
     /// The status code of this failure, for pages that show it themselves.
     pub fn status(&self) -> StatusCode {
-        match self {
-            WebError::SignInRequired | WebError::SignInRefused(_) => StatusCode::UNAUTHORIZED,
-            WebError::Forbidden(_) | WebError::MissingRole { .. } => StatusCode::FORBIDDEN,
-            WebError::NotFound(_) => StatusCode::NOT_FOUND,
-            WebError::BadRequest(_) => StatusCode::BAD_REQUEST,
-            WebError::Invalid { .. } => StatusCode::UNPROCESSABLE_ENTITY,
-            WebError::Domain(e) => match e.kind() {
-                ErrorKind::Invalid => StatusCode::UNPROCESSABLE_ENTITY,
-                ErrorKind::Forbidden => StatusCode::FORBIDDEN,
-                ErrorKind::Conflict => StatusCode::CONFLICT,
-            },
-            WebError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
-            WebError::Aws(_) => StatusCode::BAD_GATEWAY,
-            WebError::Store(_) | WebError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
-        }
+        self.status_and_code().0
     }
 
     /// The form input at fault, if the failure is about one.
@@ -119,6 +148,7 @@ impl WebError {
         matches!(
             self,
             WebError::Forbidden(_)
+                | WebError::NoIdcUser(_)
                 | WebError::MissingRole { .. }
                 | WebError::BadRequest(_)
                 | WebError::Invalid { .. }
@@ -170,8 +200,10 @@ impl WebError {
     pub fn render_returning(self, user: Option<UserView>, back: Option<&str>) -> Response {
         let status = self.status();
         let heading = match &self {
-            WebError::SignInRequired => "Sign in first",
-            WebError::Forbidden(_) | WebError::MissingRole { .. } => "Not allowed",
+            WebError::SignInRequired | WebError::Unauthorized(_) => "Sign in first",
+            WebError::Forbidden(_) | WebError::NoIdcUser(_) | WebError::MissingRole { .. } => {
+                "Not allowed"
+            }
             WebError::NotFound(_) => "Not found",
             WebError::BadRequest(_) | WebError::Invalid { .. } => "Bad request",
             WebError::Domain(e) => match e.kind() {

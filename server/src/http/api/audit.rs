@@ -29,7 +29,7 @@ pub(super) async fn list(
     Q(query): Q<AuditQuery>,
 ) -> Result<Json<Vec<AuditEventView>>, ApiError> {
     if !caller.user.is_admin {
-        return Err(ApiError::Forbidden(format!(
+        return Err(ApiError::forbidden(format!(
             "the audit trail is for administrators (groups: {})",
             state.config.auth.admin_groups.join(", ")
         )));

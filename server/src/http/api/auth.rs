@@ -42,14 +42,10 @@ impl FromRequestParts<AppState> for ApiUser {
                 .and_then(|v| v.strip_prefix("Bearer "))
                 .map(str::trim)
                 .ok_or_else(|| {
-                    ApiError::Unauthorized(
-                        "the Authorization header must be `Bearer <token>`".into(),
-                    )
+                    ApiError::unauthorized("the Authorization header must be `Bearer <token>`")
                 })?;
             let invalid = || {
-                ApiError::Unauthorized(
-                    "this token is unknown, expired or revoked; log in again".into(),
-                )
+                ApiError::unauthorized("this token is unknown, expired or revoked; log in again")
             };
             if !token.starts_with(TOKEN_PREFIX) {
                 return Err(invalid());
@@ -72,9 +68,8 @@ impl FromRequestParts<AppState> for ApiUser {
         }
         let MaybeUser(user) = MaybeUser::from_request_parts(parts, state)
             .await
-            .map_err(|_| ApiError::Unauthorized("sign in, or send a bearer token".into()))?;
-        let user =
-            user.ok_or_else(|| ApiError::Unauthorized("sign in, or send a bearer token".into()))?;
+            .map_err(|_| ApiError::unauthorized("sign in, or send a bearer token"))?;
+        let user = user.ok_or_else(|| ApiError::unauthorized("sign in, or send a bearer token"))?;
         if parts.method != Method::GET && parts.method != Method::HEAD {
             let sent = parts
                 .headers
@@ -82,9 +77,8 @@ impl FromRequestParts<AppState> for ApiUser {
                 .and_then(|v| v.to_str().ok())
                 .unwrap_or("");
             if !bool::from(sent.as_bytes().ct_eq(user.csrf.as_bytes())) || sent.is_empty() {
-                return Err(ApiError::Forbidden(
-                    "a session-authenticated change needs the session's CSRF token in X-CSRF-Token"
-                        .into(),
+                return Err(ApiError::forbidden(
+                    "a session-authenticated change needs the session's CSRF token in X-CSRF-Token",
                 ));
             }
         }

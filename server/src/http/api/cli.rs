@@ -37,9 +37,7 @@ pub(super) async fn token(
     Required(body): Required<Exchange>,
 ) -> Result<(StatusCode, Json<TokenCreated>), ApiError> {
     let refused = || {
-        ApiError::Unauthorized(
-            "this login code is unknown, used or expired; run the login again".into(),
-        )
+        ApiError::unauthorized("this login code is unknown, used or expired; run the login again")
     };
     let login = cli_logins::redeem(&state.db, &token_hash(&body.code), state.broker.now())
         .await?

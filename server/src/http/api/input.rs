@@ -21,12 +21,12 @@ where
     async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
         let bytes = Bytes::from_request(req, state)
             .await
-            .map_err(|e| ApiError::BadRequest(format!("cannot read the body: {e}")))?;
+            .map_err(|e| ApiError::bad_request(format!("cannot read the body: {e}")))?;
         if bytes.iter().all(u8::is_ascii_whitespace) {
             return Ok(Body(T::default()));
         }
         serde_json::from_slice(&bytes).map(Body).map_err(|e| {
-            ApiError::BadRequest(format!("the body is not the JSON this call takes: {e}"))
+            ApiError::bad_request(format!("the body is not the JSON this call takes: {e}"))
         })
     }
 }
@@ -44,9 +44,9 @@ where
     async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
         let bytes = Bytes::from_request(req, state)
             .await
-            .map_err(|e| ApiError::BadRequest(format!("cannot read the body: {e}")))?;
+            .map_err(|e| ApiError::bad_request(format!("cannot read the body: {e}")))?;
         serde_json::from_slice(&bytes).map(Required).map_err(|e| {
-            ApiError::BadRequest(format!("the body is not the JSON this call takes: {e}"))
+            ApiError::bad_request(format!("the body is not the JSON this call takes: {e}"))
         })
     }
 }
@@ -65,6 +65,6 @@ where
         Query::<T>::from_request_parts(parts, state)
             .await
             .map(|Query(q)| Q(q))
-            .map_err(|e| ApiError::BadRequest(format!("bad query string: {}", e.body_text())))
+            .map_err(|e| ApiError::bad_request(format!("bad query string: {}", e.body_text())))
     }
 }

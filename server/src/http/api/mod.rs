@@ -52,5 +52,5 @@ async fn openapi() -> ([(axum::http::HeaderName, &'static str); 1], &'static str
 }
 
 async fn not_found() -> ApiError {
-    ApiError::NotFound("no such API route; see /api/v1/openapi.json".into())
+    ApiError::not_found("no such API route; see /api/v1/openapi.json")
 }

@@ -20,17 +20,12 @@ use crate::store::requests::{self, ListFilter, StoredRequest};
 
 /// Reads `text` as a duration (`2h`, `30m`, `1h30m`); `field` names the input at fault.
 pub(super) fn duration(field: &'static str, text: &str) -> Result<Duration, ApiError> {
-    humantime::parse_duration(text.trim()).map_err(|_| {
-        ApiError::invalid(
-            field,
-            format!("`{text}` is not a duration; write it like 30m, 2h or 1h30m"),
-        )
-    })
+    jitgate_core::parse::duration(text).map_err(|e| ApiError::invalid(field, e.0))
 }
 
 fn request_id(text: &str) -> Result<RequestId, ApiError> {
     text.parse()
-        .map_err(|_| ApiError::NotFound(format!("no request {text}")))
+        .map_err(|_| ApiError::not_found(format!("no request {text}")))
 }
 
 /// `POST /requests`.
@@ -151,7 +146,7 @@ async fn visible(state: &AppState, caller: &ApiUser, id: &str) -> Result<StoredR
     let id = request_id(id)?;
     match requests::get(&state.db, id).await? {
         Some(stored) if access::can_view(&caller.user, &stored, &state.config) => Ok(stored),
-        _ => Err(ApiError::NotFound(format!("no request {id}"))),
+        _ => Err(ApiError::not_found(format!("no request {id}"))),
     }
 }
 

@@ -27,8 +27,8 @@ pub(super) async fn create(
     Required(body): Required<NewToken>,
 ) -> Result<(StatusCode, Json<TokenCreated>), ApiError> {
     if caller.by_token {
-        return Err(ApiError::Forbidden(
-            "tokens are made from a signed-in session (web or `jitgate login`), not with another token".into(),
+        return Err(ApiError::forbidden(
+            "tokens are made from a signed-in session (web or `jitgate login`), not with another token",
         ));
     }
     let name = body.name.trim();
@@ -111,6 +111,6 @@ pub(super) async fn revoke(
     if tokens::revoke(&state.db, &caller.user.user.id, &id, state.broker.now()).await? {
         Ok(StatusCode::NO_CONTENT)
     } else {
-        Err(ApiError::NotFound(format!("you have no live token {id}")))
+        Err(ApiError::not_found(format!("you have no live token {id}")))
     }
 }

@@ -217,17 +217,7 @@ pub fn status(
 /// A duration typed into a form (`2h`, `90m`, `1h30m`), with a message saying how to
 /// write one when it is not.
 pub fn parse_duration(field: &'static str, text: &str) -> Result<Duration, super::WebError> {
-    let text = text.trim();
-    if text.is_empty() {
-        return Err(super::WebError::Invalid {
-            field: Some(field),
-            message: "give a duration, e.g. 2h, 90m or 1h30m".into(),
-        });
-    }
-    humantime::parse_duration(text).map_err(|_| super::WebError::Invalid {
-        field: Some(field),
-        message: format!("`{text}` is not a duration: write it like 2h, 90m or 1h30m"),
-    })
+    jitgate_core::parse::duration(text).map_err(|e| super::WebError::invalid(field, e.0))
 }
 
 /// A form's optional text: `None` when left blank.

@@ -5,7 +5,7 @@ pub(super) mod audit;
 pub(super) mod export;
 pub(super) mod requests;
 
-use chrono::{DateTime, NaiveDate, Utc};
+use chrono::{DateTime, Utc};
 
 use crate::http::{AppState, CurrentUser, WebError};
 
@@ -25,31 +25,12 @@ fn require_admin(state: &AppState, user: &CurrentUser) -> Result<(), WebError> {
 /// time (`2026-11-01T09:30:00Z`), or a duration back from `now` (`24h`, `7d`).
 /// Blank means "from the start".
 fn parse_since(text: &str, now: DateTime<Utc>) -> Result<Option<DateTime<Utc>>, WebError> {
-    let text = text.trim();
-    if text.is_empty() {
+    if text.trim().is_empty() {
         return Ok(None);
     }
-    if let Ok(t) = DateTime::parse_from_rfc3339(text) {
-        return Ok(Some(t.with_timezone(&Utc)));
-    }
-    if let Some(midnight) = NaiveDate::parse_from_str(text, "%Y-%m-%d")
-        .ok()
-        .and_then(|d| d.and_hms_opt(0, 0, 0))
-    {
-        return Ok(Some(midnight.and_utc()));
-    }
-    humantime::parse_duration(text)
-        .ok()
-        .and_then(|back| chrono::TimeDelta::from_std(back).ok())
-        .and_then(|back| now.checked_sub_signed(back))
+    jitgate_core::parse::since(text, now)
         .map(Some)
-        .ok_or_else(|| WebError::Invalid {
-            field: Some("since"),
-            message: format!(
-                "`{text}` is not a time: write a date (2026-11-01), a UTC time \
-                 (2026-11-01T09:30:00Z) or how long ago (24h, 7d)"
-            ),
-        })
+        .map_err(|e| WebError::invalid("since", e.0))
 }
 
 #[cfg(test)]
