@@ -17,6 +17,9 @@
 // The tests, the benchmark and the demo stand outside the server and compare what it did
 // with real time, so they read the wall clock (the server reads it only through its Clock).
 #![allow(clippy::disallowed_methods)]
+// Test code: a failed expectation panics where it failed (the lint floor of
+// Cargo.toml is for the server and the core).
+#![allow(clippy::indexing_slicing, clippy::expect_used, clippy::panic)]
 
 mod api;
 #[path = "../it/harness/mod.rs"]

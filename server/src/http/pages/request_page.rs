@@ -311,7 +311,11 @@ fn next_steps(
         .iter()
         .rev()
         .find(|e| e.action == "aws.converge_failed")?;
-    let error = last.details["error"].as_str().unwrap_or_default();
+    let error = last
+        .details
+        .get("error")
+        .and_then(|e| e.as_str())
+        .unwrap_or_default();
     let permission = error
         .split("not authorized to perform: ")
         .nth(1)
