@@ -191,8 +191,9 @@ async fn issue_tokens(b: &Bench) -> Result<Vec<String>> {
     let now = Utc::now();
     let mut out = Vec::new();
     for user in &b.users {
+        let mut tx = b.db.begin().await?;
         users::upsert(
-            &b.db,
+            &mut tx,
             &users::User {
                 id: user.clone(),
                 issuer: "bench".into(),
@@ -221,7 +222,8 @@ async fn issue_tokens(b: &Bench) -> Result<Vec<String>> {
             last_used_at: None,
             revoked_at: None,
         };
-        tokens::insert(&b.db, &record, &hash).await?;
+        tokens::insert(&mut tx, &record, &hash).await?;
+        tx.commit().await?;
         out.push(token);
     }
     Ok(out)

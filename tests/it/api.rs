@@ -165,6 +165,24 @@ async fn tokens_are_made_from_a_session_listed_and_revoked() -> Result<()> {
     assert_eq!(status, StatusCode::UNAUTHORIZED);
     let (status, _) = call(&w, Some("jgt_0000"), Method::GET, "/me", None).await?;
     assert_eq!(status, StatusCode::UNAUTHORIZED);
+
+    // Sign-ins, issued and revoked tokens are in the audit trail, by the person.
+    let events = jitgate_server::store::audit::page_since(&w.db, i64::MIN, 0, 10_000).await?;
+    let by = |action: &str, actor: &str| {
+        events
+            .iter()
+            .filter(|e| e.action == action && e.actor == actor)
+            .count()
+    };
+    assert!(by("auth.signed_in", "sub-alice") >= 1);
+    assert!(by("auth.token_issued", "sub-alice") >= 2, "{events:?}");
+    assert_eq!(by("auth.token_revoked", "sub-alice"), 1);
+    assert!(
+        !format!("{events:?}").contains(&token[4..]),
+        "a token's secret in the audit trail"
+    );
+    let (ok, text) = w.audit_verify().await?;
+    assert!(ok, "{text}");
     Ok(())
 }
 

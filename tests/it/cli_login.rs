@@ -157,5 +157,16 @@ async fn the_cli_logs_in_through_the_browser_with_pkce() -> Result<()> {
         .send()
         .await?;
     assert_eq!(broken.status(), StatusCode::BAD_REQUEST);
+
+    // The approval and the token it became are in the audit trail.
+    let events = jitgate_server::store::audit::page_since(&w.db, i64::MIN, 0, 10_000).await?;
+    assert!(
+        events
+            .iter()
+            .any(|e| e.action == "auth.cli_login_approved" && e.actor == "sub-alice")
+    );
+    assert!(events.iter().any(|e| e.action == "auth.token_issued"
+        && e.actor == "sub-alice"
+        && e.details["via"] == "cli"));
     Ok(())
 }

@@ -10,9 +10,9 @@ use chrono::Utc;
 use jitgate_server::audit::{Action, NewEvent};
 use jitgate_server::config::load_from_str;
 use jitgate_server::domain::{Actor, Draft, Request, RequestId, StateName, UserId};
-use jitgate_server::store::requests::{self, StoredRequest};
-use jitgate_server::store::{Db, assignments, audit, principals};
+use jitgate_server::store::{Db, audit};
 
+use crate::harness::ProfileSpec;
 use crate::harness::{PeerKnobs, ServerProcess, repo_root, sqlite_url_in, start_postgres};
 use crate::world::{ACCOUNT, Backend, REVOKE_PROMISE, World, prod_profile};
 
@@ -61,44 +61,89 @@ fn actor(name: &str, groups: &[&str]) -> Actor {
     }
 }
 
-/// What the previous release wrote for a grant of `who`: the request, its person's
-/// principal row, its assignment (present) and an audit event.
-async fn write_grant(db: &Db, w: &World, request: Request, who: &str) -> Result<RequestId> {
+/// A request row as the previous release's schema holds it.
+async fn insert_request_row(
+    pool: &sqlx::AnyPool,
+    r: &Request,
+    principal: &str,
+    permission_set_arn: &str,
+) -> Result<()> {
+    let millis = |t: chrono::DateTime<Utc>| t.timestamp_millis();
+    sqlx::query(
+        "INSERT INTO requests (id, requester, profile, account_id, os_user, run_as_mode, \
+         duration_secs, reason, ticket, created_at, state, expires_at, principal_id, \
+         permission_set_arn, detail, updated_at, settled_at) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, NULL)",
+    )
+    .bind(r.id.to_string())
+    .bind(r.requester.as_str().to_owned())
+    .bind(r.profile.clone())
+    .bind(r.account.as_str().to_owned())
+    .bind(r.os_user.as_str().to_owned())
+    .bind(r.run_as_mode.as_str())
+    .bind(r.duration.as_secs() as i64)
+    .bind(r.reason.clone())
+    .bind(r.ticket.clone())
+    .bind(millis(r.created_at))
+    .bind(r.state.name().as_str())
+    .bind(r.expires_at().map(millis))
+    .bind(principal.to_owned())
+    .bind(permission_set_arn.to_owned())
+    .bind(serde_json::to_string(r)?)
+    .bind(millis(r.created_at))
+    .execute(pool)
+    .await
+    .context("the previous release's request row")?;
+    Ok(())
+}
+
+/// What the previous release wrote for a grant of `who`, in its own schema's columns:
+/// the request, the person's principal row, the assignment (present) and an audit event.
+async fn write_grant(
+    db: &Db,
+    pool: &sqlx::AnyPool,
+    w: &World,
+    request: Request,
+    who: &str,
+) -> Result<RequestId> {
     let principal = w.user_id(who)?;
-    let stored = StoredRequest {
-        request,
-        principal_id: principal.clone(),
-        permission_set_arn: w.permission_set("JitSsm")?,
-        settled_at: None,
-    };
-    let key = jitgate_server::aws::AssignmentKey {
-        principal_id: principal.clone(),
-        account_id: ACCOUNT.into(),
-        permission_set_arn: stored.permission_set_arn.clone(),
-    };
-    let mut tx = db.begin().await?;
-    principals::lock(&mut tx, &principal).await?;
-    requests::insert(&mut tx, &stored).await?;
-    assignments::put(
-        &mut tx,
-        &key,
-        assignments::AssignmentState::Present,
-        Utc::now(),
+    let permission_set_arn = w.permission_set("JitSsm")?;
+    let r = &request;
+    let millis = |t: chrono::DateTime<Utc>| t.timestamp_millis();
+    insert_request_row(pool, r, &principal, &permission_set_arn).await?;
+    sqlx::query(
+        "INSERT INTO principals (principal_id, generation, converged_generation) \
+         VALUES ($1, 1, 1) ON CONFLICT (principal_id) DO NOTHING",
     )
+    .bind(principal.clone())
+    .execute(pool)
     .await?;
-    let event = NewEvent::new(
-        Action::RequestSubmitted,
-        stored.request.requester.as_str(),
-        Utc::now(),
+    sqlx::query(
+        "INSERT INTO assignments (principal_id, account_id, permission_set_arn, state, updated_at) \
+         VALUES ($1, $2, $3, 'present', $4)",
     )
-    .request(stored.request.id);
+    .bind(principal.clone())
+    .bind(ACCOUNT)
+    .bind(permission_set_arn)
+    .bind(millis(Utc::now()))
+    .execute(pool)
+    .await?;
+    // The audit chain's tables are the same in both schemas.
+    let mut tx = db.begin().await?;
+    let event =
+        NewEvent::new(Action::RequestSubmitted, r.requester.as_str(), Utc::now()).request(r.id);
     audit::append(&mut tx, event).await?;
     tx.commit().await?;
-    Ok(stored.request.id)
+    Ok(r.id)
 }
 
 async fn upgrade_finishes_the_work_of_the_previous_release(backend: Backend) -> Result<()> {
-    let mut w = World::start(backend, PeerKnobs::default(), |b| b.profile(prod_profile())).await?;
+    // Two approvals, so a pending request can hold one (the approval queue's backfill).
+    let profile = ProfileSpec {
+        approvals_required: 2,
+        ..prod_profile()
+    };
+    let mut w = World::start(backend, PeerKnobs::default(), |b| b.profile(profile)).await?;
     w.server.kill9().await?;
     let dir = tempfile::tempdir()?;
     let url = previous_release_db(backend, dir.path()).await?;
@@ -109,6 +154,7 @@ async fn upgrade_finishes_the_work_of_the_previous_release(backend: Backend) -> 
     let policy = config.profile("prod-web").context("prod-web")?.policy();
     let now = Utc::now();
     let bob = actor("bob", &["sre"]);
+    let carol = actor("carol", &["sre"]);
     let draft = |os_user: &str, secs: u64| Draft {
         profile: "prod-web".into(),
         account: ACCOUNT.into(),
@@ -127,6 +173,7 @@ async fn upgrade_finishes_the_work_of_the_previous_release(backend: Backend) -> 
         now,
     )?
     .approve(&bob, &policy, now)?
+    .approve(&carol, &policy, now)?
     .activate(now)?;
     let expires_at: SystemTime = active.expires_at().context("active")?.into();
     let dave = actor("dave", &["developers"]);
@@ -139,18 +186,36 @@ async fn upgrade_finishes_the_work_of_the_previous_release(backend: Backend) -> 
         now,
     )?
     .approve(&bob, &policy, now)?
+    .approve(&carol, &policy, now)?
     .activate(now)?
     .revoke(&dave, &policy, None, now)?;
+    let frank = actor("frank", &["developers"]);
+    let waiting = Request::submit(
+        RequestId::new_v4(),
+        draft("app", 3600),
+        &frank,
+        &policy,
+        &[],
+        now,
+    )?
+    .approve(&bob, &policy, now)?;
     let db = Db::connect(&url, 2).await?;
-    let active = write_grant(&db, &w, active, "alice").await?;
-    let revoked = write_grant(&db, &w, revoked, "dave").await?;
-    // Mark dave's person as needing work, in the old schema's own columns.
     sqlx::any::install_default_drivers();
     let raw = match backend {
         Backend::Sqlite => format!("{url}?mode=rw"),
         Backend::Postgres => url.clone(),
     };
     let pool = sqlx::AnyPool::connect(&raw).await?;
+    let active = write_grant(&db, &pool, &w, active, "alice").await?;
+    let revoked = write_grant(&db, &pool, &w, revoked, "dave").await?;
+    insert_request_row(
+        &pool,
+        &waiting,
+        &w.user_id("frank")?,
+        &w.permission_set("JitSsm")?,
+    )
+    .await?;
+    // dave's revocation is owed: his desired state is ahead of AWS.
     sqlx::query(
         "UPDATE principals SET generation = 2, converged_generation = 1 WHERE principal_id = $1",
     )
@@ -189,6 +254,16 @@ async fn upgrade_finishes_the_work_of_the_previous_release(backend: Backend) -> 
     );
     let (ok, text) = w.audit_verify().await?;
     assert!(ok, "the old chain and the new events verify as one: {text}");
+    // The approval queue knows what the old release's pending request waits for: bob
+    // approved it already, carol has not.
+    let profiles = ["prod-web".to_owned()];
+    let queue_of = async |who: &str| {
+        jitgate_server::store::requests::approval_queue(&w.db, who, &profiles, 0, 10).await
+    };
+    assert!(queue_of("sub-bob").await?.is_empty());
+    let carols = queue_of("sub-carol").await?;
+    assert_eq!(carols.len(), 1);
+    assert_eq!(carols[0].request.id, waiting.id);
     Ok(())
 }
 

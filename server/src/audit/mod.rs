@@ -37,6 +37,10 @@ pub enum Action {
     ConvergeFailed,
     DriftFound,
     DriftRemoved,
+    SignedIn,
+    TokenIssued,
+    TokenRevoked,
+    CliLoginApproved,
 }
 
 impl Action {
@@ -63,6 +67,10 @@ impl Action {
             Action::ConvergeFailed => "aws.converge_failed",
             Action::DriftFound => "aws.drift_found",
             Action::DriftRemoved => "aws.drift_removed",
+            Action::SignedIn => "auth.signed_in",
+            Action::TokenIssued => "auth.token_issued",
+            Action::TokenRevoked => "auth.token_revoked",
+            Action::CliLoginApproved => "auth.cli_login_approved",
         }
     }
 }

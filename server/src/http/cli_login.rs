@@ -17,6 +17,8 @@ use tower_sessions::Session;
 use super::api::token_hash;
 use super::session::{MaybeUser, UserView, check_csrf};
 use super::{AppState, WebError};
+use crate::audit::{Action, NewEvent};
+use crate::store::audit;
 use crate::store::cli_logins::{self, CliLogin};
 
 /// How long the CLI has to trade its code.
@@ -148,14 +150,13 @@ pub(super) async fn approve(
         code_challenge: valid.code_challenge,
         token_name: valid.name,
     };
-    cli_logins::insert(
-        &state.db,
-        &token_hash(&code),
-        &login,
-        state.broker.now() + CODE_LIFETIME,
-    )
-    .await?;
-    tracing::info!(user = %user.user.id, "CLI login approved");
+    let now = state.broker.now();
+    let event = NewEvent::new(Action::CliLoginApproved, user.user.id.as_str(), now)
+        .details(serde_json::json!({ "token_name": login.token_name }));
+    let mut tx = state.db.begin().await?;
+    cli_logins::insert(&mut tx, &token_hash(&code), &login, now + CODE_LIFETIME).await?;
+    audit::append(&mut tx, event).await?;
+    tx.commit().await?;
     Ok(Redirect::to(&format!(
         "http://127.0.0.1:{}/callback?code={code}&state={}",
         valid.port, valid.state

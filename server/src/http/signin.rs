@@ -9,8 +9,11 @@ use tower_sessions::Session;
 
 use super::session::{FLOW_KEY, SessionUser, USER_KEY, check_csrf, csrf_token, internal};
 use super::{AppState, WebError};
+use crate::audit::{Action, NewEvent};
 use crate::oidc::LoginFlow;
+use crate::store::audit;
 use crate::store::users::{self, User};
+use serde_json::json;
 
 #[derive(Deserialize)]
 pub(super) struct LoginQuery {
@@ -92,7 +95,15 @@ pub(super) async fn callback(
         groups: signed_in.groups,
         last_login: now,
     };
-    users::upsert(&state.db, &user).await?;
+    let mut tx = state.db.begin().await?;
+    users::upsert(&mut tx, &user).await?;
+    let event = NewEvent::new(Action::SignedIn, user.id.as_str(), now).details(json!({
+        "issuer": user.issuer,
+        "user_name": user.user_name,
+        "groups": user.groups,
+    }));
+    audit::append(&mut tx, event).await?;
+    tx.commit().await?;
     session.cycle_id().await.map_err(internal)?;
     session
         .insert(

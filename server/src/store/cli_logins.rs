@@ -3,7 +3,7 @@
 use super::sql::query;
 use chrono::{DateTime, Utc};
 
-use super::{Db, StoreError, to_millis};
+use super::{Db, StoreError, WriteTx, to_millis};
 
 /// What a code, once redeemed, stands for.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -15,7 +15,7 @@ pub struct CliLogin {
 
 /// Stores a new code by its hash.
 pub async fn insert(
-    db: &Db,
+    tx: &mut WriteTx,
     code_hash: &str,
     login: &CliLogin,
     expires_at: DateTime<Utc>,
@@ -29,7 +29,7 @@ pub async fn insert(
     .bind(&login.code_challenge)
     .bind(&login.token_name)
     .bind(to_millis(expires_at))
-    .execute(db.writer())
+    .execute(&mut *tx)
     .await?;
     Ok(())
 }

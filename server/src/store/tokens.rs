@@ -4,7 +4,7 @@ use super::sql::{Row, query};
 use chrono::{DateTime, Utc};
 
 use super::users::{self, COLUMNS as USER_COLUMNS, User};
-use super::{Db, StoreError, from_millis, to_millis};
+use super::{Db, StoreError, WriteTx, from_millis, to_millis};
 
 /// A token's record (never the token itself).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -24,7 +24,11 @@ const TOKEN_COLUMNS: &str =
     "t.id, t.user_id, t.name, t.created_at, t.expires_at, t.last_used_at, t.revoked_at";
 
 /// Stores a new token by its hash.
-pub async fn insert(db: &Db, token: &ApiToken, token_hash: &str) -> Result<(), StoreError> {
+pub async fn insert(
+    tx: &mut WriteTx,
+    token: &ApiToken,
+    token_hash: &str,
+) -> Result<(), StoreError> {
     query(
         "INSERT INTO api_tokens (id, user_id, name, token_hash, created_at, expires_at) \
          VALUES ($1, $2, $3, $4, $5, $6)",
@@ -35,7 +39,7 @@ pub async fn insert(db: &Db, token: &ApiToken, token_hash: &str) -> Result<(), S
     .bind(token_hash)
     .bind(to_millis(token.created_at))
     .bind(to_millis(token.expires_at))
-    .execute(db.writer())
+    .execute(&mut *tx)
     .await?;
     Ok(())
 }
@@ -90,7 +94,7 @@ pub async fn of_user(db: &Db, user_id: &str) -> Result<Vec<ApiToken>, StoreError
 
 /// Revokes one of the person's tokens; `false` when they have no such live token.
 pub async fn revoke(
-    db: &Db,
+    tx: &mut WriteTx,
     user_id: &str,
     id: &str,
     now: DateTime<Utc>,
@@ -101,7 +105,7 @@ pub async fn revoke(
     .bind(to_millis(now))
     .bind(id)
     .bind(user_id)
-    .execute(db.writer())
+    .execute(&mut *tx)
     .await?;
     Ok(done.rows_affected() == 1)
 }

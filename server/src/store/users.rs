@@ -3,7 +3,7 @@
 use super::sql::{Row, query};
 use chrono::{DateTime, Utc};
 
-use super::{Db, StoreError, from_millis, to_millis};
+use super::{Db, StoreError, WriteTx, from_millis, to_millis};
 
 /// A person as the provider last described them.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -18,7 +18,7 @@ pub struct User {
 }
 
 /// Records a sign-in: creates the user or refreshes what the provider said about them.
-pub async fn upsert(db: &Db, user: &User) -> Result<(), StoreError> {
+pub async fn upsert(tx: &mut WriteTx, user: &User) -> Result<(), StoreError> {
     let groups =
         serde_json::to_string(&user.groups).map_err(|e| StoreError::Corrupt(e.to_string()))?;
     let at = to_millis(user.last_login);
@@ -35,7 +35,7 @@ pub async fn upsert(db: &Db, user: &User) -> Result<(), StoreError> {
     .bind(user.name.as_deref())
     .bind(groups)
     .bind(at)
-    .execute(db.writer())
+    .execute(&mut *tx)
     .await?;
     Ok(())
 }

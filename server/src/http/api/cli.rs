@@ -51,7 +51,14 @@ pub(super) async fn token(
         // The code is used up either way: a guessed verifier gets one try.
         return Err(refused());
     }
-    let created = issue(&state, &login.user_id, &login.token_name, DEFAULT_LIFETIME).await?;
+    let created = issue(
+        &state,
+        &login.user_id,
+        &login.token_name,
+        DEFAULT_LIFETIME,
+        "cli",
+    )
+    .await?;
     Ok((StatusCode::CREATED, Json(created)))
 }
 

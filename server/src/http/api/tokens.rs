@@ -14,8 +14,11 @@ use super::auth::{ApiUser, TOKEN_PREFIX, token_hash};
 use super::error::ApiError;
 use super::input::Required;
 use super::requests::duration;
+use crate::audit::{Action, NewEvent};
 use crate::http::AppState;
+use crate::store::audit;
 use crate::store::tokens::{self, ApiToken};
+use serde_json::json;
 
 pub(in crate::http) const DEFAULT_LIFETIME: Duration = Duration::from_secs(30 * 24 * 3600);
 const MAX_LIFETIME: Duration = Duration::from_secs(90 * 24 * 3600);
@@ -48,7 +51,7 @@ pub(super) async fn create(
             "a token lives longer than zero and at most 90d",
         ));
     }
-    let created = issue(&state, &caller.user.user.id, name, lifetime).await?;
+    let created = issue(&state, &caller.user.user.id, name, lifetime, "web").await?;
     Ok((StatusCode::CREATED, Json(created)))
 }
 
@@ -59,6 +62,7 @@ pub(in crate::http) async fn issue(
     user_id: &str,
     name: &str,
     lifetime: Duration,
+    via: &str,
 ) -> Result<TokenCreated, ApiError> {
     let mut secret = [0u8; 32];
     rand::rng().fill_bytes(&mut secret);
@@ -73,8 +77,16 @@ pub(in crate::http) async fn issue(
         last_used_at: None,
         revoked_at: None,
     };
-    tokens::insert(&state.db, &record, &token_hash(&token)).await?;
-    tracing::info!(user = %record.user_id, token_id = %record.id, "API token created");
+    let event = NewEvent::new(Action::TokenIssued, user_id, now).details(json!({
+        "token_id": record.id,
+        "name": record.name,
+        "expires_at": record.expires_at,
+        "via": via,
+    }));
+    let mut tx = state.db.begin().await?;
+    tokens::insert(&mut tx, &record, &token_hash(&token)).await?;
+    audit::append(&mut tx, event).await?;
+    tx.commit().await?;
     Ok(TokenCreated {
         id: record.id,
         token,
@@ -108,9 +120,14 @@ pub(super) async fn revoke(
     caller: ApiUser,
     Path(id): Path<String>,
 ) -> Result<StatusCode, ApiError> {
-    if tokens::revoke(&state.db, &caller.user.user.id, &id, state.broker.now()).await? {
-        Ok(StatusCode::NO_CONTENT)
-    } else {
-        Err(ApiError::not_found(format!("you have no live token {id}")))
+    let now = state.broker.now();
+    let mut tx = state.db.begin().await?;
+    if !tokens::revoke(&mut tx, &caller.user.user.id, &id, now).await? {
+        return Err(ApiError::not_found(format!("you have no live token {id}")));
     }
+    let event = NewEvent::new(Action::TokenRevoked, caller.user.user.id.as_str(), now)
+        .details(json!({ "token_id": id }));
+    audit::append(&mut tx, event).await?;
+    tx.commit().await?;
+    Ok(StatusCode::NO_CONTENT)
 }
