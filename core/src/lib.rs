@@ -5,6 +5,7 @@
 
 #![warn(missing_docs)]
 
+pub mod app;
 pub mod clock;
 pub mod domain;
 pub mod parse;

@@ -73,7 +73,7 @@ pub struct Actor {
 
 impl Actor {
     /// Whether the actor belongs to at least one of `groups`.
-    fn in_any(&self, groups: &[String]) -> bool {
+    pub fn in_any(&self, groups: &[String]) -> bool {
         self.groups.iter().any(|g| groups.contains(g))
     }
 }

@@ -14,6 +14,7 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use tokio::sync::Notify;
 
+use jitgate_core::app::Rules;
 use jitgate_core::clock::Clock;
 
 use crate::audit::SYSTEM_ACTOR;
@@ -93,6 +94,7 @@ pub struct Broker<I> {
     wakers: Arc<Wakers>,
     principals: Arc<PrincipalCache>,
     clock: Arc<dyn Clock>,
+    rules: Arc<Rules>,
 }
 
 /// How long a person's IdC user id is reused before it is looked up again.
@@ -137,6 +139,7 @@ impl<I> Clone for Broker<I> {
             wakers: self.wakers.clone(),
             principals: self.principals.clone(),
             clock: self.clock.clone(),
+            rules: self.rules.clone(),
         }
     }
 }
@@ -150,6 +153,7 @@ impl<I: IdentityCenter> Broker<I> {
         wakers: Arc<Wakers>,
         clock: Arc<dyn Clock>,
     ) -> Self {
+        let rules = Arc::new(config.rules());
         Self {
             db,
             config,
@@ -158,6 +162,7 @@ impl<I: IdentityCenter> Broker<I> {
             wakers,
             principals: Arc::default(),
             clock,
+            rules,
         }
     }
 
@@ -192,22 +197,20 @@ impl<I: IdentityCenter> Broker<I> {
         &self.wakers
     }
 
-    /// The domain actor for `person`: admin when in any `[auth] admin_groups`.
+    /// Who may do what (the application layer's rules, from the config).
+    pub fn rules(&self) -> &Rules {
+        &self.rules
+    }
+
+    /// The domain actor for `person`, with roles as of their last sign-in.
     pub fn actor(&self, person: &Person) -> Actor {
-        Actor {
-            user: person.id.clone(),
-            groups: person.groups.clone(),
-            is_admin: person
-                .groups
-                .iter()
-                .any(|g| self.config.auth.admin_groups.contains(g)),
-        }
+        self.rules.actor(person.id.clone(), person.groups.clone())
     }
 
     fn policy(&self, profile: &str) -> Result<crate::domain::Policy, BrokerError> {
-        self.config
-            .profile(profile)
-            .map(|p| p.policy())
+        self.rules
+            .policy(profile)
+            .cloned()
             .ok_or_else(|| BrokerError::UnknownProfile {
                 name: profile.to_owned(),
                 known: self

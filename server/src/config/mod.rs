@@ -270,6 +270,14 @@ fn default_approval_timeout() -> HumanDuration {
 pub const OS_USER_PLACEHOLDER: &str = "{os_user}";
 
 impl Config {
+    /// Who may do what, as configured (the application layer's rules).
+    pub fn rules(&self) -> jitgate_core::app::Rules {
+        jitgate_core::app::Rules::new(
+            self.auth.admin_groups.clone(),
+            self.profiles.iter().map(ProfileConfig::policy).collect(),
+        )
+    }
+
     /// This process's node identity for leases: `[scheduler] node_id`, else
     /// `<host name>/<listen address>/<database location>`, which a restart with the same
     /// config on the same host keeps and which two replicas on one host (different listen

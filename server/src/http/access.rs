@@ -1,53 +1,38 @@
-//! Who may see what: the read side of authorization, shared by pages and the API.
-//! (What a person may *do* to a request is the domain's decision.)
+//! The HTTP edges' view of the application layer's rules (jitgate_core::app::Rules):
+//! who may see what and which profiles someone requests or approves, for the signed-in
+//! person of a request ([`CurrentUser`], whose actor was built once by those rules).
 
-use crate::config::{Config, ProfileConfig};
+use jitgate_core::app::Rules;
+
+use crate::domain::Policy;
 use crate::store::requests::{ListFilter, StoredRequest};
 
 use super::CurrentUser;
 
-/// Whether `user` approves requests of `profile` (as a member of an approver group,
-/// a named approver, or an admin).
-pub fn approves(user: &CurrentUser, profile: &ProfileConfig) -> bool {
-    user.is_admin
-        || profile
-            .approver_groups
-            .iter()
-            .any(|g| user.user.groups.contains(g))
-        || profile.approvers.contains(&user.user.id)
+/// Whether `user` approves requests of `policy`'s profile (admins: all).
+pub fn approves(user: &CurrentUser, policy: &Policy) -> bool {
+    policy.may_approve(&user.actor)
 }
 
-/// Whether `user` may request `profile`.
-pub fn may_request(user: &CurrentUser, profile: &ProfileConfig) -> bool {
-    profile
-        .requester_groups
-        .iter()
-        .any(|g| user.user.groups.contains(g))
+/// Whether `user` may request `policy`'s profile.
+pub fn may_request(rules: &Rules, user: &CurrentUser, policy: &Policy) -> bool {
+    rules.may_request(&user.actor, policy)
 }
 
 /// Names of the profiles whose requests `user` approves.
-pub fn approved_profiles(user: &CurrentUser, config: &Config) -> Vec<String> {
-    config
-        .profiles
-        .iter()
-        .filter(|p| approves(user, p))
-        .map(|p| p.name.clone())
-        .collect()
+pub fn approved_profiles(user: &CurrentUser, rules: &Rules) -> Vec<String> {
+    rules.approved_profiles(&user.actor)
 }
 
 /// Whether `user` may see `stored`: their own, one they approve, or any for an admin.
-pub fn can_view(user: &CurrentUser, stored: &StoredRequest, config: &Config) -> bool {
-    user.is_admin
-        || stored.request.requester.as_str() == user.user.id
-        || config
-            .profile(&stored.request.profile)
-            .is_some_and(|p| approves(user, p))
+pub fn can_view(user: &CurrentUser, stored: &StoredRequest, rules: &Rules) -> bool {
+    rules.may_view(&user.actor, &stored.request)
 }
 
 /// Narrows a listing to what `user` may see.
-pub fn restrict(user: &CurrentUser, config: &Config, mut filter: ListFilter) -> ListFilter {
-    if !user.is_admin {
-        filter.visible_to = Some((user.user.id.clone(), approved_profiles(user, config)));
+pub fn restrict(user: &CurrentUser, rules: &Rules, mut filter: ListFilter) -> ListFilter {
+    if !user.actor.is_admin {
+        filter.visible_to = Some((user.user.id.clone(), approved_profiles(user, rules)));
     }
     filter
 }

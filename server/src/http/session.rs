@@ -12,7 +12,7 @@ use tower_sessions::Session;
 
 use super::{AppState, WebError};
 use crate::broker::Person;
-use crate::domain::UserId;
+use crate::domain::{Actor, UserId};
 use crate::store::users::{self, User};
 
 pub(super) const USER_KEY: &str = "user";
@@ -31,7 +31,9 @@ pub(super) struct SessionUser {
 pub struct CurrentUser {
     pub user: User,
     pub csrf: String,
-    pub is_admin: bool,
+    /// Who they are to the rules, with their groups as of their last sign-in: built once
+    /// per request, used for every decision of it.
+    pub actor: Actor,
 }
 
 /// The signed-in person, if any.
@@ -50,25 +52,20 @@ impl CurrentUser {
 
     /// What a page shows of the person.
     pub fn view(&self, state: &AppState) -> UserView {
+        let rules = state.broker.rules();
         let mut roles = Vec::new();
         let mut is_requester = false;
-        for p in &state.config.profiles {
-            if p.requester_groups
-                .iter()
-                .any(|g| self.user.groups.contains(g))
-            {
+        for p in rules.policies() {
+            if rules.may_request(&self.actor, p) {
                 is_requester = true;
-                roles.push(format!("requester ({})", p.name));
+                roles.push(format!("requester ({})", p.profile));
             }
-            if p.approver_groups
-                .iter()
-                .any(|g| self.user.groups.contains(g))
-                || p.approvers.contains(&self.user.id)
-            {
-                roles.push(format!("approver ({})", p.name));
+            // Admins approve every profile; their role says "admin" once instead.
+            if !self.actor.is_admin && p.may_approve(&self.actor) {
+                roles.push(format!("approver ({})", p.profile));
             }
         }
-        if self.is_admin {
+        if self.actor.is_admin {
             roles.push("admin".into());
         }
         if roles.is_empty() {
@@ -84,8 +81,8 @@ impl CurrentUser {
             roles,
             csrf: self.csrf.clone(),
             is_requester,
-            is_approver: !super::access::approved_profiles(self, &state.config).is_empty(),
-            is_admin: self.is_admin,
+            is_approver: !super::access::approved_profiles(self, state.broker.rules()).is_empty(),
+            is_admin: self.actor.is_admin,
         }
     }
 }
@@ -143,15 +140,11 @@ impl FromRequestParts<AppState> for MaybeUser {
             return Ok(MaybeUser(None));
         };
         let csrf = csrf_token(&session).await?;
-        let is_admin = user
-            .groups
-            .iter()
-            .any(|g| state.config.auth.admin_groups.contains(g));
-        Ok(MaybeUser(Some(CurrentUser {
-            user,
-            csrf,
-            is_admin,
-        })))
+        let actor = state
+            .broker
+            .rules()
+            .actor(UserId::new(user.id.clone()), user.groups.clone());
+        Ok(MaybeUser(Some(CurrentUser { user, csrf, actor })))
     }
 }
 

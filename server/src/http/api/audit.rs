@@ -28,7 +28,7 @@ pub(super) async fn list(
     caller: ApiUser,
     Q(query): Q<AuditQuery>,
 ) -> Result<Json<Vec<AuditEventView>>, ApiError> {
-    if !caller.user.is_admin {
+    if !caller.user.actor.is_admin {
         return Err(ApiError::forbidden(format!(
             "the audit trail is for administrators (groups: {})",
             state.config.auth.admin_groups.join(", ")

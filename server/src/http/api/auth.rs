@@ -53,15 +53,15 @@ impl FromRequestParts<AppState> for ApiUser {
             let (_, user) = tokens::authenticate(&state.db, &token_hash(token), state.broker.now())
                 .await?
                 .ok_or_else(invalid)?;
-            let is_admin = user
-                .groups
-                .iter()
-                .any(|g| state.config.auth.admin_groups.contains(g));
+            let actor = state.broker.rules().actor(
+                crate::domain::UserId::new(user.id.clone()),
+                user.groups.clone(),
+            );
             return Ok(ApiUser {
                 user: CurrentUser {
                     user,
                     csrf: String::new(),
-                    is_admin,
+                    actor,
                 },
                 by_token: true,
             });

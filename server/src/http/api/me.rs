@@ -16,15 +16,15 @@ pub(super) async fn me(State(state): State<AppState>, caller: ApiUser) -> Json<M
         email: user.user.email.clone(),
         name: user.user.name.clone(),
         groups: user.user.groups.clone(),
-        is_admin: user.is_admin,
+        is_admin: user.actor.is_admin,
         requester_of: state
-            .config
-            .profiles
-            .iter()
-            .filter(|p| access::may_request(user, p))
-            .map(|p| p.name.clone())
+            .broker
+            .rules()
+            .requestable(&user.actor)
+            .into_iter()
+            .map(|p| p.profile.clone())
             .collect(),
-        approver_of: access::approved_profiles(user, &state.config),
+        approver_of: access::approved_profiles(user, state.broker.rules()),
     })
 }
 
@@ -48,8 +48,16 @@ pub(super) async fn profiles(
                 max_duration_secs: p.max_duration.get().as_secs(),
                 approvals_required: p.approvals_required,
                 auto_approve: p.auto_approve,
-                may_request: access::may_request(user, p),
-                may_approve: access::approves(user, p),
+                may_request: state
+                    .broker
+                    .rules()
+                    .policy(&p.name)
+                    .is_some_and(|policy| access::may_request(state.broker.rules(), user, policy)),
+                may_approve: state
+                    .broker
+                    .rules()
+                    .policy(&p.name)
+                    .is_some_and(|policy| access::approves(user, policy)),
             })
             .collect(),
     )

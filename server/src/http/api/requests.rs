@@ -104,7 +104,7 @@ pub(super) async fn list(
     if query.mine {
         filter.requester = Some(user.user.id.clone());
     }
-    let filter = access::restrict(user, &state.config, filter);
+    let filter = access::restrict(user, state.broker.rules(), filter);
     let found = requests::list(&state.db, &filter).await?;
     let views = found
         .iter()
@@ -125,7 +125,7 @@ async fn approval_queue(
             "to_approve is the approval queue: it takes profile, offset and limit only",
         ));
     }
-    let mut profiles = access::approved_profiles(user, &state.config);
+    let mut profiles = access::approved_profiles(user, state.broker.rules());
     if let Some(p) = &query.profile {
         profiles.retain(|name| name == p);
     }
@@ -145,7 +145,7 @@ async fn approval_queue(
 async fn visible(state: &AppState, caller: &ApiUser, id: &str) -> Result<StoredRequest, ApiError> {
     let id = request_id(id)?;
     match requests::get(&state.db, id).await? {
-        Some(stored) if access::can_view(&caller.user, &stored, &state.config) => Ok(stored),
+        Some(stored) if access::can_view(&caller.user, &stored, state.broker.rules()) => Ok(stored),
         _ => Err(ApiError::not_found(format!("no request {id}"))),
     }
 }

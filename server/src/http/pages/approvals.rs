@@ -6,7 +6,6 @@ use axum::http::StatusCode;
 
 use super::view::RequestRow;
 use super::{OrPage, PageResult, Viewer, render};
-use crate::domain::{Approval, Request, RequestState};
 use crate::http::session::UserView;
 use crate::http::{AppState, CurrentUser, WebError, access};
 use crate::store::StoreError;
@@ -38,7 +37,7 @@ pub(super) async fn show(
     viewer: Viewer,
     axum::extract::Query(at): axum::extract::Query<QueuePage>,
 ) -> PageResult {
-    let profiles = access::approved_profiles(&viewer.user, &state.config);
+    let profiles = access::approved_profiles(&viewer.user, state.broker.rules());
     if profiles.is_empty() {
         return Err(viewer.refuse(missing_approver_role(&state, &viewer.user)));
     }
@@ -85,7 +84,7 @@ pub(super) async fn queue(
     user: &CurrentUser,
     page: i64,
 ) -> Result<Vec<StoredRequest>, StoreError> {
-    let profiles = access::approved_profiles(user, &state.config);
+    let profiles = access::approved_profiles(user, state.broker.rules());
     requests::approval_queue(
         &state.db,
         &user.user.id,
@@ -94,14 +93,4 @@ pub(super) async fn queue(
         QUEUE_PAGE,
     )
     .await
-}
-
-/// Whether `request` waits for an approval `me` has not given yet.
-pub(super) fn awaits(request: &Request, me: &str) -> bool {
-    let given = |approvals: &[Approval]| approvals.iter().any(|a| a.by.as_str() == me);
-    match (&request.state, &request.extension) {
-        (RequestState::Pending, _) => !given(&request.approvals),
-        (RequestState::Active { .. }, Some(extension)) => !given(&extension.approvals),
-        _ => false,
-    }
 }

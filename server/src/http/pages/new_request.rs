@@ -164,7 +164,13 @@ fn requestable<'a>(
         .config
         .profiles
         .iter()
-        .filter(|p| access::may_request(user, p))
+        .filter(|p| {
+            state
+                .broker
+                .rules()
+                .policy(&p.name)
+                .is_some_and(|policy| access::may_request(state.broker.rules(), user, policy))
+        })
         .collect();
     if !profiles.is_empty() {
         return Ok(profiles);

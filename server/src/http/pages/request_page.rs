@@ -9,7 +9,7 @@ use chrono::Utc;
 use serde_json::Value;
 
 use super::view::{self, People, people_of, time_left, when};
-use super::{OrPage, PageResult, Viewer, approvals, render};
+use super::{OrPage, PageResult, Viewer, render};
 use crate::domain::{Approval, EndReason, RequestId, RequestState};
 use crate::http::session::UserView;
 use crate::http::{AppState, CurrentUser, WebError, access};
@@ -30,17 +30,9 @@ struct TimelineEntry {
     details: String,
 }
 
-/// Which action forms the page shows. The domain still decides when one is posted.
-#[derive(Debug, Default, PartialEq, Eq)]
-pub(super) struct Actions {
-    approve: bool,
-    deny: bool,
-    cancel: bool,
-    revoke: bool,
-    extend: bool,
-    /// Approve and deny are about the pending extension of an active grant.
-    on_extension: bool,
-}
+/// Which action forms the page shows (the rules' [`Actions`]). The domain still decides
+/// when one is posted.
+pub(super) use jitgate_core::app::Actions;
 
 /// A refused action, shown on the page with what was typed.
 pub(super) struct Refusal {
@@ -122,7 +114,7 @@ pub(super) async fn visible(
         return Err(not_found());
     };
     match requests::get(&state.db, parsed).await? {
-        Some(stored) if access::can_view(user, &stored, &state.config) => Ok(stored),
+        Some(stored) if access::can_view(user, &stored, state.broker.rules()) => Ok(stored),
         _ => Err(not_found()),
     }
 }
@@ -158,38 +150,20 @@ pub(super) async fn page(
                 at: when(e.at),
                 actor: people.name(&e.actor),
                 action: e.action.clone(),
-                details: details(&shown_details(e, viewer.user.is_admin)),
+                details: details(&shown_details(e, viewer.user.actor.is_admin)),
             })
             .collect(),
         can: actions(stored, &viewer.user, state),
         refusal,
-        next_steps: next_steps(stored, &events, viewer.user.is_admin),
+        next_steps: next_steps(stored, &events, viewer.user.actor.is_admin),
     };
     render(status, &page).or_page(viewer)
 }
 
-/// The actions that make sense for `user` on `stored` in its current state.
+/// The actions that make sense for `user` on `stored` in its current state (the
+/// application layer's rules decide; the page shows them).
 pub(super) fn actions(stored: &StoredRequest, user: &CurrentUser, state: &AppState) -> Actions {
-    let r = &stored.request;
-    let mine = r.requester.as_str() == user.user.id;
-    let approver = state
-        .config
-        .profile(&r.profile)
-        .is_some_and(|p| access::approves(user, p));
-    let decide = approver && !mine && approvals::awaits(r, &user.user.id);
-    let active = matches!(r.state, RequestState::Active { .. });
-    let approved = matches!(r.state, RequestState::Approved { .. });
-    let cancel = matches!(r.state, RequestState::Pending) || approved;
-    let cancel = cancel && (mine || user.is_admin);
-    Actions {
-        approve: decide,
-        deny: decide,
-        cancel,
-        // An approved request may be cancelled or revoked; offer one way to end it.
-        revoke: (active || (approved && !cancel)) && (mine || approver),
-        extend: active && mine && r.extension.is_none(),
-        on_extension: active,
-    }
+    state.broker.rules().actions(&user.actor, &stored.request)
 }
 
 fn facts(stored: &StoredRequest, people: &People, now: chrono::DateTime<Utc>) -> Vec<Fact> {

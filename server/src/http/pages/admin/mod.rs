@@ -11,7 +11,7 @@ use crate::http::{AppState, CurrentUser, WebError};
 
 /// Refuses anyone who is not an admin, naming the groups that make one.
 fn require_admin(state: &AppState, user: &CurrentUser) -> Result<(), WebError> {
-    if user.is_admin {
+    if user.actor.is_admin {
         return Ok(());
     }
     Err(WebError::MissingRole {
