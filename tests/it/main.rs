@@ -18,6 +18,7 @@ mod crash;
 mod e2e;
 mod harness;
 mod lifecycle;
+mod one_door;
 mod pages;
 mod queue;
 mod signin;
