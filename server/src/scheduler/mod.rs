@@ -127,3 +127,6 @@ impl Scheduler {
 async fn stopping(stopped: &mut watch::Receiver<bool>) {
     let _ = stopped.wait_for(|s| *s).await;
 }
+
+#[cfg(test)]
+mod tests;
