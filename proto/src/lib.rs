@@ -6,6 +6,7 @@ use serde::{Deserialize, Serialize};
 
 /// Where a request stands, as the API reports it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "lowercase")]
 pub enum RequestState {
     Pending,
@@ -20,6 +21,7 @@ pub enum RequestState {
 
 /// An access request as the API shows it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct RequestView {
     pub id: String,
     pub requester: String,
@@ -47,6 +49,7 @@ pub struct RequestView {
 
 /// One approver's approval.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ApprovalView {
     pub by: String,
     pub at: DateTime<Utc>,
@@ -54,6 +57,7 @@ pub struct ApprovalView {
 
 /// An extension of an active grant waiting for approval.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ExtensionView {
     pub extra_secs: u64,
     pub reason: String,
@@ -63,6 +67,7 @@ pub struct ExtensionView {
 
 /// `POST /api/v1/requests`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct NewRequest {
     pub profile: String,
@@ -77,6 +82,7 @@ pub struct NewRequest {
 
 /// Body of `deny` and `revoke` (optional comment).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct CommentBody {
     #[serde(default)]
@@ -85,6 +91,7 @@ pub struct CommentBody {
 
 /// Body of `extend`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct ExtendBody {
     /// Extra time, written like `30m` or `1h`.
@@ -94,6 +101,7 @@ pub struct ExtendBody {
 
 /// `GET /api/v1/me`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct MeView {
     pub id: String,
     pub user_name: String,
@@ -109,6 +117,7 @@ pub struct MeView {
 
 /// `GET /api/v1/profiles`: a profile and what the caller may do with it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ProfileView {
     pub name: String,
     pub description: String,
@@ -124,6 +133,7 @@ pub struct ProfileView {
 
 /// `POST /api/v1/tokens`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct NewToken {
     /// What the token is for, e.g. "laptop CLI".
@@ -135,6 +145,7 @@ pub struct NewToken {
 
 /// A token just created: the only time its secret is shown.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct TokenCreated {
     pub id: String,
     pub token: String,
@@ -143,6 +154,7 @@ pub struct TokenCreated {
 
 /// A token as listed (never its secret).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct TokenView {
     pub id: String,
     pub name: String,
@@ -154,6 +166,7 @@ pub struct TokenView {
 
 /// One audit event (`GET /api/v1/audit`, admins).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct AuditEventView {
     pub seq: i64,
     pub at: DateTime<Utc>,
@@ -166,12 +179,14 @@ pub struct AuditEventView {
 
 /// The body of every API error: `{"error": {"code", "message", "field"?}}`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ErrorBody {
     pub error: ErrorDetail,
 }
 
 /// What went wrong, and where when it is one input field.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ErrorDetail {
     pub code: String,
     pub message: String,

@@ -3,7 +3,7 @@
 use axum::Json;
 use axum::extract::State;
 use chrono::{DateTime, Utc};
-use jitgate_proto::AuditEventView;
+use jitgate_proto::{AuditEventView, ErrorBody};
 use serde::Deserialize;
 
 use super::auth::ApiUser;
@@ -12,10 +12,13 @@ use super::input::Q;
 use crate::http::AppState;
 use crate::store::audit;
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub(super) struct AuditQuery {
+    /// Only the events of this request.
     request_id: Option<String>,
+    /// Only events at or after this time (RFC 3339).
     since: Option<DateTime<Utc>>,
     /// Paging: events after this sequence number.
     after: Option<i64>,
@@ -23,6 +26,18 @@ pub(super) struct AuditQuery {
 }
 
 /// `GET /audit`: events in order, for admins.
+#[utoipa::path(
+    get,
+    path = "/audit",
+    summary = "The audit trail in order (admins)",
+    params(AuditQuery),
+    responses(
+        (status = 200, body = [AuditEventView]),
+        (status = 401, description = "no valid token or session", body = ErrorBody),
+        (status = 403, description = "not allowed (says why)", body = ErrorBody),
+        (status = 422, description = "invalid input (names the field)", body = ErrorBody),
+    )
+)]
 pub(super) async fn list(
     State(state): State<AppState>,
     caller: ApiUser,

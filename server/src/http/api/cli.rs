@@ -7,7 +7,7 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use jitgate_proto::TokenCreated;
+use jitgate_proto::{ErrorBody, TokenCreated};
 use serde::Deserialize;
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
@@ -19,7 +19,7 @@ use super::tokens::{DEFAULT_LIFETIME, issue};
 use crate::http::AppState;
 use crate::store::cli_logins;
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(super) struct Exchange {
     code: String,
@@ -32,6 +32,17 @@ fn pkce_challenge(verifier: &str) -> String {
 }
 
 /// `POST /cli/token`: one-time code + PKCE verifier → API token.
+#[utoipa::path(
+    post,
+    path = "/cli/token",
+    summary = "Trade the CLI login's one-time code and PKCE verifier for an API token",
+    request_body = Exchange,
+    responses(
+        (status = 201, body = TokenCreated),
+        (status = 401, description = "the code is unknown, used or expired, or the verifier does not match", body = ErrorBody),
+        (status = 422, description = "invalid input (names the field)", body = ErrorBody),
+    )
+)]
 pub(super) async fn token(
     State(state): State<AppState>,
     Required(body): Required<Exchange>,

@@ -2,12 +2,21 @@
 
 use axum::Json;
 use axum::extract::State;
-use jitgate_proto::{MeView, ProfileView};
+use jitgate_proto::{ErrorBody, MeView, ProfileView};
 
 use super::auth::ApiUser;
 use crate::http::{AppState, access};
 
 /// `GET /me`: who the caller is and what they may do.
+#[utoipa::path(
+    get,
+    path = "/me",
+    summary = "Who the caller is and what they may do",
+    responses(
+        (status = 200, body = MeView),
+        (status = 401, description = "no valid token or session", body = ErrorBody),
+    )
+)]
 pub(super) async fn me(State(state): State<AppState>, caller: ApiUser) -> Json<MeView> {
     let user = &caller.user;
     Json(MeView {
@@ -29,6 +38,15 @@ pub(super) async fn me(State(state): State<AppState>, caller: ApiUser) -> Json<M
 }
 
 /// `GET /profiles`: every profile, with what the caller may do with it.
+#[utoipa::path(
+    get,
+    path = "/profiles",
+    summary = "Every profile, with what the caller may do with it",
+    responses(
+        (status = 200, body = [ProfileView]),
+        (status = 401, description = "no valid token or session", body = ErrorBody),
+    )
+)]
 pub(super) async fn profiles(
     State(state): State<AppState>,
     caller: ApiUser,

@@ -6,7 +6,7 @@ use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use chrono::{DateTime, Utc};
-use jitgate_proto::{CommentBody, ExtendBody, NewRequest, RequestView};
+use jitgate_proto::{CommentBody, ErrorBody, ExtendBody, NewRequest, RequestView};
 use serde::Deserialize;
 
 use super::auth::ApiUser;
@@ -29,6 +29,20 @@ fn request_id(text: &str) -> Result<RequestId, ApiError> {
 }
 
 /// `POST /requests`.
+#[utoipa::path(
+    post,
+    path = "/requests",
+    summary = "Ask for access",
+    request_body = NewRequest,
+    responses(
+        (status = 201, description = "filed (approved at once under auto-approval)", body = RequestView),
+        (status = 401, description = "no valid token or session", body = ErrorBody),
+        (status = 403, description = "may not request this profile, or has no IAM Identity Center user (code no_idc_user)", body = ErrorBody),
+        (status = 409, description = "not possible in the request's state", body = ErrorBody),
+        (status = 422, description = "invalid input (names the field)", body = ErrorBody),
+        (status = 503, description = "IAM Identity Center not reached yet", body = ErrorBody),
+    )
+)]
 pub(super) async fn create(
     State(state): State<AppState>,
     caller: ApiUser,
@@ -52,8 +66,9 @@ pub(super) async fn create(
     ))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub(super) struct ListQuery {
     /// Only the caller's own requests.
     #[serde(default)]
@@ -72,6 +87,17 @@ pub(super) struct ListQuery {
 }
 
 /// `GET /requests`: what the caller may see, newest first.
+#[utoipa::path(
+    get,
+    path = "/requests",
+    summary = "Requests the caller may see, newest first; or their approval queue",
+    params(ListQuery),
+    responses(
+        (status = 200, body = [RequestView]),
+        (status = 401, description = "no valid token or session", body = ErrorBody),
+        (status = 422, description = "invalid input (names the field)", body = ErrorBody),
+    )
+)]
 pub(super) async fn list(
     State(state): State<AppState>,
     caller: ApiUser,
@@ -151,6 +177,17 @@ async fn visible(state: &AppState, caller: &ApiUser, id: &str) -> Result<StoredR
 }
 
 /// `GET /requests/{id}`.
+#[utoipa::path(
+    get,
+    path = "/requests/{id}",
+    summary = "One request",
+    params(("id" = String, Path, description = "the request id")),
+    responses(
+        (status = 200, body = RequestView),
+        (status = 401, description = "no valid token or session", body = ErrorBody),
+        (status = 404, description = "no such request, or not one the caller may see", body = ErrorBody),
+    )
+)]
 pub(super) async fn get(
     State(state): State<AppState>,
     caller: ApiUser,
@@ -181,6 +218,19 @@ async fn act(
 }
 
 /// `POST /requests/{id}/approve`.
+#[utoipa::path(
+    post,
+    path = "/requests/{id}/approve",
+    summary = "Approve a request or its pending extension",
+    params(("id" = String, Path, description = "the request id")),
+    responses(
+        (status = 200, description = "the request as it is now", body = RequestView),
+        (status = 401, description = "no valid token or session", body = ErrorBody),
+        (status = 403, description = "not allowed (says why)", body = ErrorBody),
+        (status = 404, description = "no such request, or not one the caller may see", body = ErrorBody),
+        (status = 409, description = "not possible in the request's state", body = ErrorBody),
+    )
+)]
 pub(super) async fn approve(
     State(state): State<AppState>,
     caller: ApiUser,
@@ -190,6 +240,21 @@ pub(super) async fn approve(
 }
 
 /// `POST /requests/{id}/deny`.
+#[utoipa::path(
+    post,
+    path = "/requests/{id}/deny",
+    summary = "Deny a request or its pending extension",
+    params(("id" = String, Path, description = "the request id")),
+    request_body = CommentBody,
+    responses(
+        (status = 200, description = "the request as it is now", body = RequestView),
+        (status = 401, description = "no valid token or session", body = ErrorBody),
+        (status = 403, description = "not allowed (says why)", body = ErrorBody),
+        (status = 404, description = "no such request, or not one the caller may see", body = ErrorBody),
+        (status = 409, description = "not possible in the request's state", body = ErrorBody),
+        (status = 422, description = "invalid input (names the field)", body = ErrorBody),
+    )
+)]
 pub(super) async fn deny(
     State(state): State<AppState>,
     caller: ApiUser,
@@ -208,6 +273,19 @@ pub(super) async fn deny(
 }
 
 /// `POST /requests/{id}/cancel`.
+#[utoipa::path(
+    post,
+    path = "/requests/{id}/cancel",
+    summary = "Withdraw a request that is not active yet",
+    params(("id" = String, Path, description = "the request id")),
+    responses(
+        (status = 200, description = "the request as it is now", body = RequestView),
+        (status = 401, description = "no valid token or session", body = ErrorBody),
+        (status = 403, description = "not allowed (says why)", body = ErrorBody),
+        (status = 404, description = "no such request, or not one the caller may see", body = ErrorBody),
+        (status = 409, description = "not possible in the request's state", body = ErrorBody),
+    )
+)]
 pub(super) async fn cancel(
     State(state): State<AppState>,
     caller: ApiUser,
@@ -217,6 +295,21 @@ pub(super) async fn cancel(
 }
 
 /// `POST /requests/{id}/revoke`.
+#[utoipa::path(
+    post,
+    path = "/requests/{id}/revoke",
+    summary = "End access now",
+    params(("id" = String, Path, description = "the request id")),
+    request_body = CommentBody,
+    responses(
+        (status = 200, description = "the request as it is now", body = RequestView),
+        (status = 401, description = "no valid token or session", body = ErrorBody),
+        (status = 403, description = "not allowed (says why)", body = ErrorBody),
+        (status = 404, description = "no such request, or not one the caller may see", body = ErrorBody),
+        (status = 409, description = "not possible in the request's state", body = ErrorBody),
+        (status = 422, description = "invalid input (names the field)", body = ErrorBody),
+    )
+)]
 pub(super) async fn revoke(
     State(state): State<AppState>,
     caller: ApiUser,
@@ -235,6 +328,21 @@ pub(super) async fn revoke(
 }
 
 /// `POST /requests/{id}/extend`.
+#[utoipa::path(
+    post,
+    path = "/requests/{id}/extend",
+    summary = "Ask for more time on an active grant",
+    params(("id" = String, Path, description = "the request id")),
+    request_body = ExtendBody,
+    responses(
+        (status = 200, description = "the request as it is now", body = RequestView),
+        (status = 401, description = "no valid token or session", body = ErrorBody),
+        (status = 403, description = "not allowed (says why)", body = ErrorBody),
+        (status = 404, description = "no such request, or not one the caller may see", body = ErrorBody),
+        (status = 409, description = "not possible in the request's state", body = ErrorBody),
+        (status = 422, description = "invalid input (names the field)", body = ErrorBody),
+    )
+)]
 pub(super) async fn extend(
     State(state): State<AppState>,
     caller: ApiUser,

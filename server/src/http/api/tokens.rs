@@ -7,7 +7,7 @@ use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use chrono::TimeDelta;
-use jitgate_proto::{NewToken, TokenCreated, TokenView};
+use jitgate_proto::{ErrorBody, NewToken, TokenCreated, TokenView};
 use rand::RngCore;
 
 use super::auth::{ApiUser, TOKEN_PREFIX, token_hash};
@@ -24,6 +24,18 @@ pub(in crate::http) const DEFAULT_LIFETIME: Duration = Duration::from_secs(30 * 
 const MAX_LIFETIME: Duration = Duration::from_secs(90 * 24 * 3600);
 
 /// `POST /tokens`: a new token, shown once.
+#[utoipa::path(
+    post,
+    path = "/tokens",
+    summary = "Make an API token (from a web session only); its secret is shown once",
+    request_body = NewToken,
+    responses(
+        (status = 201, body = TokenCreated),
+        (status = 401, description = "no valid token or session", body = ErrorBody),
+        (status = 403, description = "not allowed (says why)", body = ErrorBody),
+        (status = 422, description = "invalid input (names the field)", body = ErrorBody),
+    )
+)]
 pub(super) async fn create(
     State(state): State<AppState>,
     caller: ApiUser,
@@ -95,6 +107,15 @@ pub(in crate::http) async fn issue(
 }
 
 /// `GET /tokens`: the caller's tokens, without their secrets.
+#[utoipa::path(
+    get,
+    path = "/tokens",
+    summary = "The caller's tokens, without their secrets",
+    responses(
+        (status = 200, body = [TokenView]),
+        (status = 401, description = "no valid token or session", body = ErrorBody),
+    )
+)]
 pub(super) async fn list(
     State(state): State<AppState>,
     caller: ApiUser,
@@ -115,6 +136,17 @@ pub(super) async fn list(
 }
 
 /// `DELETE /tokens/{id}`: revokes one of the caller's tokens.
+#[utoipa::path(
+    delete,
+    path = "/tokens/{id}",
+    summary = "Revoke one of the caller's tokens",
+    params(("id" = String, Path, description = "the token id")),
+    responses(
+        (status = 204, description = "revoked"),
+        (status = 401, description = "no valid token or session", body = ErrorBody),
+        (status = 404, description = "no such live token of the caller", body = ErrorBody),
+    )
+)]
 pub(super) async fn revoke(
     State(state): State<AppState>,
     caller: ApiUser,
