@@ -4,7 +4,7 @@
 use anyhow::{Context, Result};
 use reqwest::StatusCode;
 
-use crate::harness::{OidcPeer, browser, sign_in};
+use crate::harness::{OidcPeer, browser, session_cookie, sign_in};
 use crate::world::{Backend, World, prod_profile};
 
 async fn world(backend: Backend) -> Result<World> {
@@ -188,6 +188,62 @@ async fn pages_carry_the_security_headers() -> Result<()> {
     assert_eq!(
         h.get("x-frame-options").and_then(|v| v.to_str().ok()),
         Some("DENY")
+    );
+    Ok(())
+}
+
+/// Where a sign-in returns to is a local path and nothing else: inputs that a browser
+/// would turn into another host, or that cannot be a header, return home; none is a
+/// 500. An anonymous sign-in keeps its session minutes, not the signed-in idle time.
+#[tokio::test]
+async fn return_to_is_a_local_path_and_pre_login_state_is_short_lived() -> Result<()> {
+    let w = world(Backend::Sqlite).await?;
+    let server = w.server.listen_url();
+    let long = format!("/{}", "a".repeat(60_000));
+    for return_to in [
+        "/%09/evil.example".to_owned(),
+        "/%5Cevil.example".to_owned(),
+        "//evil.example".to_owned(),
+        "/%0Bx".to_owned(),
+        "/a%0D%0ASet-Cookie:%20x=1".to_owned(),
+        long,
+    ] {
+        let client = browser()?;
+        let start = format!("/login?return_to={return_to}");
+        let outcome = crate::harness::sign_in_from(&client, &server, &start, "alice").await?;
+        assert_eq!(
+            outcome.status,
+            StatusCode::SEE_OTHER,
+            "{return_to:.40}: {}",
+            outcome.body
+        );
+        assert_eq!(outcome.location.as_deref(), Some("/"), "{return_to:.40}");
+    }
+    // A local deep link is kept.
+    let client = browser()?;
+    let outcome = crate::harness::sign_in_from(
+        &client,
+        &server,
+        "/login?return_to=/approvals?page=2",
+        "alice",
+    )
+    .await?;
+    assert_eq!(outcome.location.as_deref(), Some("/approvals?page=2"));
+
+    // The cookie of an anonymous GET /login lives ten minutes at most.
+    let anonymous = browser()?
+        .get(format!("{server}/login?return_to=/requests"))
+        .send()
+        .await?;
+    let cookie = session_cookie(&anonymous).context("/login set no session cookie")?;
+    let max_age: i64 = cookie
+        .split(';')
+        .find_map(|a| a.trim().strip_prefix("Max-Age="))
+        .with_context(|| format!("no Max-Age in {cookie}"))?
+        .parse()?;
+    assert!(
+        max_age <= 600,
+        "pre-login session lives {max_age}s: {cookie}"
     );
     Ok(())
 }

@@ -20,10 +20,28 @@ pub(super) struct LoginQuery {
     return_to: Option<String>,
 }
 
-/// Only local paths: an open redirect would let a link through jitgate land anywhere.
+/// Longest `return_to` kept: a deep link, not a place to store data in someone's session.
+const MAX_RETURN_TO: usize = 1024;
+
+/// How long an anonymous sign-in in progress keeps its session (state, nonce, PKCE
+/// verifier, where to return): minutes, not the signed-in idle timeout.
+const SIGN_IN_WINDOW: tower_sessions::cookie::time::Duration =
+    tower_sessions::cookie::time::Duration::minutes(10);
+
+/// Only a normalized local path: an open redirect would let a link through jitgate land
+/// anywhere. Browsers drop tabs and newlines from a URL and read `\` as `/`, so
+/// `/%09/evil.example` would become `//evil.example`: only visible ASCII, no `\`, not
+/// starting with `//`, and bounded. Anything else returns home.
 fn local_path(return_to: Option<String>) -> String {
     match return_to {
-        Some(p) if p.starts_with('/') && !p.starts_with("//") && !p.contains('\\') => p,
+        Some(p)
+            if p.len() <= MAX_RETURN_TO
+                && p.starts_with('/')
+                && !p.starts_with("//")
+                && p.bytes().all(|b| b.is_ascii_graphic() && b != b'\\') =>
+        {
+            p
+        }
         _ => "/".into(),
     }
 }
@@ -37,6 +55,7 @@ pub(super) async fn login(
 ) -> Result<Redirect, WebError> {
     let oidc = state.oidc.get().map_err(WebError::Unavailable)?;
     let (url, flow) = oidc.start(local_path(query.return_to));
+    session.set_expiry(Some(tower_sessions::Expiry::OnInactivity(SIGN_IN_WINDOW)));
     session.insert(FLOW_KEY, &flow).await.map_err(internal)?;
     Ok(Redirect::to(&url))
 }
@@ -105,6 +124,12 @@ pub(super) async fn callback(
     audit::append(&mut tx, event).await?;
     tx.commit().await?;
     session.cycle_id().await.map_err(internal)?;
+    // Signed in: the session lives by the configured idle timeout from now on.
+    session.set_expiry(Some(tower_sessions::Expiry::OnInactivity(
+        tower_sessions::cookie::time::Duration::seconds(
+            i64::try_from(state.config.auth.session_idle.get().as_secs()).unwrap_or(i64::MAX),
+        ),
+    )));
     session
         .insert(
             USER_KEY,
@@ -148,5 +173,20 @@ mod tests {
         assert_eq!(local_path(Some("https://evil.example".into())), "/");
         assert_eq!(local_path(Some("/\\evil.example".into())), "/");
         assert_eq!(local_path(None), "/");
+        // What browsers would turn into another host, or cannot be a header.
+        for bad in [
+            "/\t/evil.example",
+            "/\n/evil.example",
+            "/\x0bx",
+            "/a\r\nSet-Cookie: x=1",
+            "/ a",
+        ] {
+            assert_eq!(local_path(Some(bad.into())), "/", "{bad:?}");
+        }
+        assert_eq!(local_path(Some(format!("/{}", "a".repeat(2000)))), "/");
+        assert_eq!(
+            local_path(Some("/requests/1?page=2".into())),
+            "/requests/1?page=2"
+        );
     }
 }
