@@ -17,6 +17,7 @@ mod cli_login;
 mod crash;
 mod e2e;
 mod harness;
+mod hygiene;
 mod lifecycle;
 mod one_door;
 mod pages;

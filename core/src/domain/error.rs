@@ -184,6 +184,19 @@ pub enum DomainError {
         max: usize,
     },
 
+    /// A text holds a control or bidirectional-formatting character: invisible, it can
+    /// make a reason or a comment read differently from what it says (a bidi override can
+    /// reverse what follows) or break the lines of a log or an export.
+    #[error(
+        "the {field} contains an invisible control or text-direction character ({code}); remove it"
+    )]
+    InvisibleCharacter {
+        /// The input: "reason", "ticket" or "comment".
+        field: &'static str,
+        /// The character, as `U+XXXX`.
+        code: String,
+    },
+
     /// A deny or revoke comment is over the length limit.
     #[error("the comment is {len} characters long; keep it to {max} or fewer")]
     CommentTooLong {
@@ -285,6 +298,7 @@ impl DomainError {
             | DomainError::DurationTooLong { .. }
             | DomainError::DurationOutOfRange { .. } => Some("duration"),
             DomainError::ReasonRequired | DomainError::ReasonTooLong { .. } => Some("reason"),
+            DomainError::InvisibleCharacter { field, .. } => Some(field),
             DomainError::TicketTooLong { .. } => Some("ticket"),
             DomainError::CommentTooLong { .. } => Some("comment"),
             DomainError::WrongProfile { .. } => Some("profile"),
@@ -320,6 +334,7 @@ impl DomainError {
             | DomainError::DurationOutOfRange { .. }
             | DomainError::ReasonRequired
             | DomainError::ReasonTooLong { .. }
+            | DomainError::InvisibleCharacter { .. }
             | DomainError::TicketTooLong { .. }
             | DomainError::CommentTooLong { .. } => ErrorKind::Invalid,
             DomainError::NotRequester { .. }

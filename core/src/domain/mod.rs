@@ -21,4 +21,6 @@ pub use error::{DomainError, ErrorKind};
 pub use ids::{AccountId, RequestId, UserId};
 pub use os_user::OsUser;
 pub use policy::{Actor, Policy, RunAsMode};
-pub use request::{Approval, Draft, EndReason, Extension, Request, RequestState, StateName};
+pub use request::{
+    Approval, Draft, EndReason, Extension, Request, RequestState, StateName, visible_text,
+};

@@ -769,6 +769,8 @@ fn clean_reason(reason: &str) -> Result<String, DomainError> {
     if reason.is_empty() {
         return Err(DomainError::ReasonRequired);
     }
+    // A reason may run over several lines (a text area); nothing else invisible.
+    visible_text("reason", &reason.replace("\r\n", "\n").replace('\n', " "))?;
     let len = reason.chars().count();
     if len > MAX_REASON_CHARS {
         return Err(DomainError::ReasonTooLong {
@@ -781,15 +783,42 @@ fn clean_reason(reason: &str) -> Result<String, DomainError> {
 
 /// Trims the ticket; blank means none (forms send empty strings).
 fn clean_ticket(ticket: Option<String>) -> Result<Option<String>, DomainError> {
-    optional_text(ticket, MAX_TICKET_CHARS, |len, max| {
+    let ticket = optional_text(ticket, MAX_TICKET_CHARS, |len, max| {
         DomainError::TicketTooLong { len, max }
-    })
+    })?;
+    if let Some(t) = &ticket {
+        visible_text("ticket", t)?;
+    }
+    Ok(ticket)
 }
 
 fn clean_comment(comment: Option<String>) -> Result<Option<String>, DomainError> {
-    optional_text(comment, MAX_COMMENT_CHARS, |len, max| {
+    let comment = optional_text(comment, MAX_COMMENT_CHARS, |len, max| {
         DomainError::CommentTooLong { len, max }
-    })
+    })?;
+    if let Some(c) = &comment {
+        visible_text("comment", c)?;
+    }
+    Ok(comment)
+}
+
+/// Refuses control characters (C0, DEL, C1) and the bidirectional-formatting ones
+/// (embeddings, overrides and isolates, and the marks), naming the first found.
+pub fn visible_text(field: &'static str, text: &str) -> Result<(), DomainError> {
+    let invisible = |c: char| {
+        c.is_control()
+            || matches!(
+                c,
+                '\u{200E}' | '\u{200F}' | '\u{061C}' | '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}'
+            )
+    };
+    match text.chars().find(|c| invisible(*c)) {
+        Some(c) => Err(DomainError::InvisibleCharacter {
+            field,
+            code: format!("U+{:04X}", u32::from(c)),
+        }),
+        None => Ok(()),
+    }
 }
 
 fn optional_text(
@@ -1246,6 +1275,48 @@ mod tests {
             "OS user `x` is not allowed by profile `prod-web`; allowed: app, deploy"
         );
         assert_eq!(err.field(), Some("os_user"));
+    }
+
+    #[test]
+    fn invisible_characters_are_refused_in_reason_ticket_and_comment() {
+        let d = Draft {
+            reason: "fix the \u{202E}gnp.exe".into(),
+            ..draft()
+        };
+        let err = submit_as(&alice(), d, &policy(), &[]).unwrap_err();
+        assert_eq!(
+            err,
+            DomainError::InvisibleCharacter {
+                field: "reason",
+                code: "U+202E".into()
+            }
+        );
+        assert_eq!(err.field(), Some("reason"));
+        assert!(err.to_string().contains("remove it"), "{err}");
+        let d = Draft {
+            ticket: Some("INC-1\u{7}".into()),
+            ..draft()
+        };
+        assert!(matches!(
+            submit_as(&alice(), d, &policy(), &[]),
+            Err(DomainError::InvisibleCharacter {
+                field: "ticket",
+                ..
+            })
+        ));
+        // Lines are fine in a reason.
+        let d = Draft {
+            reason: "first line\r\nsecond line".into(),
+            ..draft()
+        };
+        assert!(submit_as(&alice(), d, &policy(), &[]).is_ok());
+        assert!(matches!(
+            clean_comment(Some("ok\u{2066}".into())),
+            Err(DomainError::InvisibleCharacter {
+                field: "comment",
+                ..
+            })
+        ));
     }
 
     #[test]

@@ -65,10 +65,10 @@ pub async fn export(
                     w.write_record([
                         event.seq.to_string(),
                         event.at.to_rfc3339_opts(SecondsFormat::Millis, true),
-                        event.actor,
-                        event.action,
-                        event.request_id.unwrap_or_default(),
-                        event.details.to_string(),
+                        inert(event.actor),
+                        inert(event.action),
+                        inert(event.request_id.unwrap_or_default()),
+                        inert(event.details.to_string()),
                         event.prev_hash,
                         event.hash,
                     ])?;
@@ -79,6 +79,17 @@ pub async fn export(
         }
     }
     Ok(count)
+}
+
+/// A CSV cell a spreadsheet will not run: one that starts like a formula (`=`, `+`,
+/// `-`, `@`, a tab or a carriage return) gets a leading `'` (OWASP's CSV injection
+/// advice). Any cell whose text people chose goes through here.
+fn inert(cell: String) -> String {
+    if cell.starts_with(['=', '+', '-', '@', '\t', '\r']) {
+        format!("'{cell}")
+    } else {
+        cell
+    }
 }
 
 /// Reads the trail in pages so an export of any size runs in bounded memory.
@@ -104,5 +115,19 @@ impl Pages {
             }
             None => Ok(None),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cells_that_look_like_formulas_are_made_inert() {
+        for formula in ["=HYPERLINK(\"x\")", "+1", "-1+1", "@SUM(A1)", "\tx", "\rx"] {
+            assert!(inert(formula.into()).starts_with('\''), "{formula:?}");
+        }
+        assert_eq!(inert("sub-alice".into()), "sub-alice");
+        assert_eq!(inert("{\"a\":1}".into()), "{\"a\":1}");
     }
 }

@@ -82,7 +82,7 @@ impl CliRequest {
             .map(str::trim)
             .filter(|n| !n.is_empty())
             .unwrap_or("jitgate CLI");
-        if name.chars().count() > 100 || name.chars().any(char::is_control) {
+        if name.chars().count() > 100 || crate::domain::visible_text("name", name).is_err() {
             return Err(bad("name"));
         }
         Ok(Valid {

@@ -69,7 +69,7 @@ pub fn router(state: AppState, sessions: SessionStores) -> Router {
         .route("/readyz", get(readyz))
         .with_state(state)
         .merge(app)
-        .layer(middleware::from_fn(security_headers))
+        .layer(middleware::from_fn_with_state(secure, security_headers))
 }
 
 fn session_layer<S: tower_sessions::SessionStore + Clone>(
@@ -90,10 +90,19 @@ fn time_duration(d: std::time::Duration) -> tower_sessions::cookie::time::Durati
 }
 
 /// Headers on every response: no framing, no referrer, a strict content policy (pages
-/// work without JavaScript, so none is allowed).
-async fn security_headers(request: Request, next: Next) -> Response {
+/// work without JavaScript, so none is allowed); nothing kept in a cache (pages and
+/// answers are a person's, and one shows a new token's secret); and, when jitgate is
+/// reached over https, HSTS so a browser never tries it over plain http.
+async fn security_headers(State(https): State<bool>, request: Request, next: Next) -> Response {
     let mut response = next.run(request).await;
     let headers = response.headers_mut();
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    if https {
+        headers.insert(
+            header::STRICT_TRANSPORT_SECURITY,
+            HeaderValue::from_static("max-age=63072000"),
+        );
+    }
     headers.insert(
         header::CONTENT_SECURITY_POLICY,
         HeaderValue::from_static(

@@ -53,6 +53,7 @@ pub(super) async fn create(
             "name the token (1-100 characters), e.g. \"laptop CLI\"",
         ));
     }
+    crate::domain::visible_text("name", name)?;
     let lifetime = match body.expires_in.as_deref() {
         Some(text) => duration("expires_in", text)?,
         None => DEFAULT_LIFETIME,
