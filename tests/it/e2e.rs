@@ -374,3 +374,42 @@ async fn revoke_racing_expiry_ends_once() -> Result<()> {
     assert_eq!(cleared["state"], json!("ended"));
     Ok(())
 }
+
+#[tokio::test]
+async fn admins_approve_only_when_the_config_gives_them_the_power() -> Result<()> {
+    let w = world(vec![prod_profile()]).await?;
+    let id = w.submit("alice", "prod-web", "app", HOUR).await?;
+    // olga administers jitgate but approves nothing by default...
+    let seen = w.api("olga", &format!("/requests/{id}"), None).await?;
+    assert_eq!(seen["state"], json!("pending"), "admins see every request");
+    let refused = w
+        .approve_as("olga", id)
+        .await
+        .err()
+        .context("olga approved")?;
+    assert_eq!(
+        refusal(&refused).map(|r| r.status),
+        Some(StatusCode::FORBIDDEN),
+        "{refused:#}"
+    );
+    assert_eq!(
+        w.request(id).await?.request.state.name(),
+        StateName::Pending
+    );
+    // ...and still ends what is granted.
+    w.approve_as("bob", id).await?;
+    w.wait_state(id, StateName::Active, LONG).await?;
+    w.revoke_as("olga", id).await?;
+    w.wait_settled(id, LONG).await?;
+
+    // With [auth] admins_approve = true she approves.
+    let w = World::start(Backend::Sqlite, PeerKnobs::default(), |b| {
+        b.profile(prod_profile())
+            .raw("[auth]\nadmins_approve = true\n")
+    })
+    .await?;
+    let id = w.submit("alice", "prod-web", "app", HOUR).await?;
+    w.approve_as("olga", id).await?;
+    w.wait_state(id, StateName::Active, LONG).await?;
+    Ok(())
+}

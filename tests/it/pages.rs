@@ -393,17 +393,32 @@ async fn pages_refuse_missing_roles_and_hide_others_requests() -> Result<()> {
         .await?;
     assert_eq!(anonymous.status(), StatusCode::UNAUTHORIZED);
 
-    // Erin is a contractor: the form says which group requesting needs.
+    // Erin is a contractor with no role at all: she is told she has none, and nothing
+    // of the configuration (which groups request, approve or administer).
     let erin = Web::sign_in(&w, "erin").await?;
     let form = erin.get("/requests/new").await?;
     assert_eq!(form.status, StatusCode::FORBIDDEN);
     assert!(form.html.contains("requester role"), "{}", form.html);
-    assert!(form.html.contains("developers"), "{}", form.html);
+    assert!(form.html.contains("no role in jitgate"), "{}", form.html);
     assert!(
         form.html.contains("you are in contractors"),
         "{}",
         form.html
     );
+    for secret in [
+        "developers",
+        "sre",
+        "jitgate-admins",
+        "prod-web",
+        "111111111111",
+    ] {
+        for path in ["/requests/new", "/approvals", "/admin/requests", "/"] {
+            let page = erin.get(path).await?;
+            assert!(!page.html.contains(secret), "{path} shows {secret}");
+        }
+    }
+    let profiles = w.api("erin", "/profiles", None).await?;
+    assert_eq!(profiles.as_array().map(Vec::len), Some(0), "{profiles}");
     assert!(
         form.html.contains("Sign out"),
         "the error page keeps the navigation"

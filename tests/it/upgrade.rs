@@ -58,6 +58,7 @@ fn actor(name: &str, groups: &[&str]) -> Actor {
         user: UserId::new(format!("sub-{name}")),
         groups: groups.iter().map(ToString::to_string).collect(),
         is_admin: false,
+        approves_all: false,
     }
 }
 

@@ -43,6 +43,8 @@ pub const PEOPLE: &[(&str, &[&str])] = &[
     ("heidi", &["developers"]),
     ("ivan", &["developers"]),
     ("judy", &["developers"]),
+    // An administrator in no approver group.
+    ("olga", &["jitgate-admins"]),
 ];
 
 /// A person the OpenID provider knows (a developer) who has no IAM Identity Center user.

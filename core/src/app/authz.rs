@@ -9,6 +9,7 @@ use crate::domain::{Actor, Policy, Request, RequestState, UserId};
 #[derive(Debug, Clone, Default)]
 pub struct Rules {
     admin_groups: Vec<String>,
+    admins_approve: bool,
     policies: Vec<Policy>,
 }
 
@@ -30,10 +31,12 @@ pub struct Actions {
 }
 
 impl Rules {
-    /// The rules of `admin_groups` and the profiles' `policies`.
-    pub fn new(admin_groups: Vec<String>, policies: Vec<Policy>) -> Self {
+    /// The rules of `admin_groups` (who, when `admins_approve`, also approve every
+    /// profile) and the profiles' `policies`.
+    pub fn new(admin_groups: Vec<String>, admins_approve: bool, policies: Vec<Policy>) -> Self {
         Rules {
             admin_groups,
+            admins_approve,
             policies,
         }
     }
@@ -47,6 +50,7 @@ impl Rules {
             user,
             groups,
             is_admin,
+            approves_all: is_admin && self.admins_approve,
         }
     }
 
@@ -73,7 +77,7 @@ impl Rules {
             .collect()
     }
 
-    /// The names of the profiles whose requests `actor` approves (admins: all).
+    /// The names of the profiles whose requests `actor` approves.
     pub fn approved_profiles(&self, actor: &Actor) -> Vec<String> {
         self.policies
             .iter()
@@ -113,7 +117,7 @@ impl Rules {
             deny: decide,
             cancel,
             // An approved request may be cancelled or revoked; offer one way to end it.
-            revoke: (active || (approved && !cancel)) && (mine || approver),
+            revoke: (active || (approved && !cancel)) && (mine || approver || actor.is_admin),
             extend: active && mine && request.extension.is_none(),
             on_extension: active,
         }
@@ -159,6 +163,7 @@ mod tests {
     fn rules() -> Rules {
         Rules::new(
             vec!["jitgate-admins".into()],
+            true,
             vec![policy("prod"), policy("staging")],
         )
     }
@@ -231,9 +236,28 @@ mod tests {
     }
 
     #[test]
+    fn admins_approve_only_when_the_config_says_so() {
+        let off = Rules::new(vec!["jitgate-admins".into()], false, vec![policy("prod")]);
+        let carol = off.actor(UserId::new("carol"), vec!["jitgate-admins".into()]);
+        let alice = off.actor(UserId::new("alice"), vec!["developers".into()]);
+        let request = pending_by(&off, &alice);
+        assert!(
+            off.may_view(&carol, &request),
+            "admins still see everything"
+        );
+        let actions = off.actions(&carol, &request);
+        assert!(!actions.approve && actions.cancel);
+        assert!(off.approved_profiles(&carol).is_empty());
+        let on = Rules::new(vec!["jitgate-admins".into()], true, vec![policy("prod")]);
+        let carol = on.actor(UserId::new("carol"), vec!["jitgate-admins".into()]);
+        assert!(on.actions(&carol, &request).approve);
+    }
+
+    #[test]
     fn an_approver_who_approved_is_not_asked_again() {
         let r = Rules::new(
             vec![],
+            false,
             vec![Policy {
                 approvals_required: 2,
                 ..policy("prod")

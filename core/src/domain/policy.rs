@@ -67,8 +67,12 @@ pub struct Actor {
     pub user: UserId,
     /// OIDC groups, as refreshed at the last sign-in.
     pub groups: Vec<String>,
-    /// Admins may approve any profile (never their own request), cancel and revoke anything.
+    /// Admins see everything and may cancel and revoke anything.
     pub is_admin: bool,
+    /// Approves requests of every profile (never their own): an admin, when the config
+    /// gives admins that power (`[auth] admins_approve`); otherwise approving needs an
+    /// approver group of the profile, for admins too.
+    pub approves_all: bool,
 }
 
 impl Actor {
@@ -114,11 +118,12 @@ impl Policy {
         actor.in_any(&self.requester_groups)
     }
 
-    /// Whether `actor` may approve (or deny) requests for this profile: an admin,
-    /// a member of any approver group or a named approver. Self-approval is refused
+    /// Whether `actor` may approve (or deny) requests for this profile: someone who
+    /// approves all (see [`Actor::approves_all`]), a member of any approver group or a
+    /// named approver. Self-approval is refused
     /// separately.
     pub fn may_approve(&self, actor: &Actor) -> bool {
-        actor.is_admin
+        actor.approves_all
             || actor.in_any(&self.approver_groups)
             || self.approvers.contains(&actor.user)
     }
@@ -162,6 +167,7 @@ mod tests {
             user: UserId::new(name),
             groups: groups.iter().map(ToString::to_string).collect(),
             is_admin,
+            approves_all: is_admin,
         }
     }
 

@@ -534,7 +534,7 @@ impl Request {
             RequestState::Approved { .. } => None,
             _ => return Err(self.invalid("revoke")),
         };
-        if by.user != self.requester && !policy.may_approve(by) {
+        if by.user != self.requester && !policy.may_approve(by) && !by.is_admin {
             return Err(DomainError::NotAllowed {
                 action: "revoke",
                 why: format!(
@@ -863,11 +863,21 @@ mod tests {
         RequestId(uuid::Uuid::from_u128(n))
     }
 
+    /// An admin here also approves every profile (`[auth] admins_approve = true`);
+    /// `admin_who_does_not_approve` is one without that power.
     fn person(name: &str, groups: &[&str], is_admin: bool) -> Actor {
         Actor {
             user: UserId::new(name),
             groups: groups.iter().map(ToString::to_string).collect(),
             is_admin,
+            approves_all: is_admin,
+        }
+    }
+
+    fn admin_who_does_not_approve() -> Actor {
+        Actor {
+            approves_all: false,
+            ..admin()
         }
     }
 
@@ -1856,6 +1866,20 @@ mod tests {
     }
 
     // ---- revoke ----
+
+    #[test]
+    fn an_admin_approves_only_when_the_config_says_so_but_always_revokes() {
+        let err = pending()
+            .approve(&admin_who_does_not_approve(), &policy(), t(5))
+            .unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::Forbidden);
+        let r = pending().approve(&bob(), &policy(), t(5)).unwrap();
+        let r = r.activate(t(6)).unwrap();
+        assert!(
+            r.revoke(&admin_who_does_not_approve(), &policy(), None, t(7))
+                .is_ok()
+        );
+    }
 
     #[test]
     fn revoke_by_requester_approver_or_admin() {

@@ -197,8 +197,13 @@ pub enum DriftAction {
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct AuthConfig {
-    /// OIDC groups whose members administer jitgate (all grants, audit, revoke any).
+    /// OIDC groups whose members administer jitgate (all grants, audit, cancel and
+    /// revoke any).
     pub admin_groups: Vec<String>,
+    /// Whether admins also approve every profile's requests (never their own). Off by
+    /// default: approving is the approver groups' power, and an admin who should approve
+    /// is put in one.
+    pub admins_approve: bool,
     /// A web session ends after this long without a request.
     pub session_idle: HumanDuration,
     /// A web session ends this long after sign-in, however active.
@@ -209,6 +214,7 @@ impl Default for AuthConfig {
     fn default() -> Self {
         Self {
             admin_groups: Vec::new(),
+            admins_approve: false,
             session_idle: HumanDuration::from_secs(8 * 3600),
             session_max: HumanDuration::from_secs(24 * 3600),
         }
@@ -274,6 +280,7 @@ impl Config {
     pub fn rules(&self) -> jitgate_core::app::Rules {
         jitgate_core::app::Rules::new(
             self.auth.admin_groups.clone(),
+            self.auth.admins_approve,
             self.profiles.iter().map(ProfileConfig::policy).collect(),
         )
     }

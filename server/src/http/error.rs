@@ -30,18 +30,14 @@ pub enum WebError {
     /// The signed-in person has no IAM Identity Center user to grant access to.
     #[error("{0}")]
     NoIdcUser(String),
-    /// The person lacks a role the page needs; says which groups give it.
-    #[error(
-        "this needs the {role} role, which members of {} have; you are in {}. Ask your \
-         jitgate administrator to add you to one of these groups",
-        names(.groups, "no group (none configured)"),
-        names(.yours, "no group")
-    )]
+    /// The person lacks a role the page needs; says which groups give it, unless the
+    /// person has no role at all (then the configuration is none of their business).
+    #[error("{}", missing_role(.role, .groups.as_deref(), .yours))]
     MissingRole {
         /// "requester", "approver" or "admin".
         role: &'static str,
-        /// The groups that give the role.
-        groups: Vec<String>,
+        /// The groups that give the role; `None` for someone with no role anywhere.
+        groups: Option<Vec<String>>,
         /// The person's groups.
         yours: Vec<String>,
     },
@@ -258,6 +254,22 @@ fn reference() -> String {
     uuid::Uuid::new_v4().simple().to_string()
 }
 
+fn missing_role(role: &str, groups: Option<&[String]>, yours: &[String]) -> String {
+    match groups {
+        Some(groups) => format!(
+            "this needs the {role} role, which members of {} have; you are in {}. Ask your \
+             jitgate administrator to add you to one of these groups",
+            names(groups, "no group (none configured)"),
+            names(yours, "no group")
+        ),
+        None => format!(
+            "this needs the {role} role; you have no role in jitgate (you are in {}). Ask \
+             your jitgate administrator if you need one",
+            names(yours, "no group")
+        ),
+    }
+}
+
 /// Joins names for a message, saying `none` when there are none.
 fn names(items: &[String], none: &str) -> String {
     if items.is_empty() {
@@ -295,7 +307,7 @@ mod tests {
     fn a_missing_role_names_the_groups() {
         let e = WebError::MissingRole {
             role: "requester",
-            groups: vec!["developers".into(), "sre".into()],
+            groups: Some(vec!["developers".into(), "sre".into()]),
             yours: vec!["contractors".into()],
         };
         assert_eq!(e.status(), StatusCode::FORBIDDEN);

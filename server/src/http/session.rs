@@ -87,6 +87,30 @@ impl CurrentUser {
     }
 }
 
+impl CurrentUser {
+    /// Whether the person has any role at all (requester, approver or admin).
+    pub fn has_a_role(&self, rules: &jitgate_core::app::Rules) -> bool {
+        self.actor.is_admin
+            || !rules.requestable(&self.actor).is_empty()
+            || !rules.approved_profiles(&self.actor).is_empty()
+    }
+
+    /// The refusal for lacking `role`: it names the `groups` that give it to someone
+    /// who has some role, and nothing of the configuration to someone with none.
+    pub fn missing_role(
+        &self,
+        rules: &jitgate_core::app::Rules,
+        role: &'static str,
+        groups: Vec<String>,
+    ) -> WebError {
+        WebError::MissingRole {
+            role,
+            groups: self.has_a_role(rules).then_some(groups),
+            yours: self.user.groups.clone(),
+        }
+    }
+}
+
 /// The signed-in person as templates show them.
 #[derive(Debug, Clone)]
 pub struct UserView {

@@ -57,6 +57,15 @@ pub(super) async fn profiles(
             .config
             .profiles
             .iter()
+            // Someone sees the profiles they may request or approve (admins: all), not
+            // the whole configuration.
+            .filter(|p| {
+                user.actor.is_admin
+                    || state.broker.rules().policy(&p.name).is_some_and(|policy| {
+                        access::may_request(state.broker.rules(), user, policy)
+                            || access::approves(user, policy)
+                    })
+            })
             .map(|p| ProfileView {
                 name: p.name.clone(),
                 description: p.description.clone(),

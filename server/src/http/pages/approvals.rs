@@ -67,12 +67,10 @@ fn missing_approver_role(state: &AppState, user: &CurrentUser) -> WebError {
             }
         }
     }
-    groups.extend(state.config.auth.admin_groups.iter().cloned());
-    WebError::MissingRole {
-        role: "approver",
-        groups,
-        yours: user.user.groups.clone(),
+    if state.config.auth.admins_approve {
+        groups.extend(state.config.auth.admin_groups.iter().cloned());
     }
+    user.missing_role(state.broker.rules(), "approver", groups)
 }
 
 /// One page of the requests waiting for `user`'s decision (see

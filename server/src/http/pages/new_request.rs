@@ -183,11 +183,7 @@ fn requestable<'a>(
             }
         }
     }
-    Err(WebError::MissingRole {
-        role: "requester",
-        groups,
-        yours: user.user.groups.clone(),
-    })
+    Err(user.missing_role(state.broker.rules(), "requester", groups))
 }
 
 fn form_page(

@@ -14,11 +14,11 @@ fn require_admin(state: &AppState, user: &CurrentUser) -> Result<(), WebError> {
     if user.actor.is_admin {
         return Ok(());
     }
-    Err(WebError::MissingRole {
-        role: "admin",
-        groups: state.config.auth.admin_groups.clone(),
-        yours: user.user.groups.clone(),
-    })
+    Err(user.missing_role(
+        state.broker.rules(),
+        "admin",
+        state.config.auth.admin_groups.clone(),
+    ))
 }
 
 /// A `since` typed into a search: a date (`2026-11-01`, midnight UTC), an RFC 3339
