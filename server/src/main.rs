@@ -242,10 +242,12 @@ async fn serve(config: Arc<Config>) -> anyhow::Result<ExitCode> {
             );
         }
     };
-    axum::serve(listener, router(state, sessions))
-        .with_graceful_shutdown(stop_scheduler)
-        .await
-        .context("HTTP server")?;
+    let limits = jitgate_server::http::listen::Limits {
+        header_read_timeout: config.server.header_read_timeout.get(),
+        max_connections: config.server.max_connections as usize,
+    };
+    jitgate_server::http::listen::serve(listener, router(state, sessions), limits, stop_scheduler)
+        .await;
     db.close().await;
     Ok(ExitCode::SUCCESS)
 }

@@ -118,3 +118,63 @@ async fn over_https_the_browser_is_told_to_stay_on_https() -> Result<()> {
     assert!(hsts.starts_with("max-age="), "{hsts}");
     Ok(())
 }
+
+/// Slow and greedy clients: hundreds of connections that never finish their headers do
+/// not stop anyone else from being answered, and are closed after the header timeout.
+#[tokio::test]
+async fn half_open_connections_do_not_lock_others_out() -> Result<()> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let w = World::start_with_sign_in(Backend::Sqlite, |b| b.profile(prod_profile())).await?;
+    let token = w.token_for("alice").await?;
+    let address = w
+        .server
+        .listen_url()
+        .trim_start_matches("http://")
+        .to_owned();
+    let mut stalled = Vec::new();
+    for _ in 0..300 {
+        let mut stream = tokio::net::TcpStream::connect(&address).await?;
+        stream
+            .write_all(b"GET / HTTP/1.1\r\nHost: jitgate\r\nX-Slow: ")
+            .await?;
+        stalled.push(stream);
+    }
+    let started = std::time::Instant::now();
+    let health = reqwest::Client::builder()
+        .timeout(std::time::Duration::from_secs(5))
+        .build()?
+        .get(format!("{}/healthz", w.server.listen_url()))
+        .send()
+        .await?;
+    assert_eq!(health.status(), StatusCode::OK);
+    let me = reqwest::Client::new()
+        .get(format!("{}/api/v1/me", w.server.listen_url()))
+        .bearer_auth(&token)
+        .send()
+        .await?;
+    assert_eq!(
+        me.status(),
+        StatusCode::OK,
+        "a signed-in request is answered"
+    );
+    assert!(started.elapsed() < std::time::Duration::from_secs(5));
+
+    // The stalled connections are closed once the header timeout (10s) has passed.
+    tokio::time::sleep(std::time::Duration::from_secs(12)).await;
+    let mut closed = 0;
+    for stream in &mut stalled {
+        let mut buf = [0u8; 256];
+        match tokio::time::timeout(std::time::Duration::from_millis(200), stream.read(&mut buf))
+            .await
+        {
+            Ok(Ok(_)) | Ok(Err(_)) => closed += 1, // EOF, a 408, or a reset
+            Err(_) => {}                           // still open
+        }
+    }
+    assert_eq!(
+        closed,
+        stalled.len(),
+        "connections left open past the header timeout"
+    );
+    Ok(())
+}

@@ -46,6 +46,13 @@ pub struct ServerConfig {
     /// The URL people use to reach jitgate (behind any proxy): the OIDC redirect URI is
     /// built from it, and cookies are `Secure` when it is https.
     pub public_url: String,
+    /// A connection that has not sent a request's headers within this long is closed
+    /// (slow or idle clients cannot hold connections open).
+    pub header_read_timeout: HumanDuration,
+    /// A request not answered within this long gets 503 (and its work is rolled back).
+    pub request_timeout: HumanDuration,
+    /// Connections served at once; more are refused at once rather than left waiting.
+    pub max_connections: u32,
 }
 
 impl Default for ServerConfig {
@@ -53,6 +60,9 @@ impl Default for ServerConfig {
         Self {
             listen: "127.0.0.1:8080".into(),
             public_url: "http://127.0.0.1:8080".into(),
+            header_read_timeout: HumanDuration::from_secs(10),
+            request_timeout: HumanDuration::from_secs(30),
+            max_connections: 2048,
         }
     }
 }

@@ -23,6 +23,16 @@ pub fn check(config: &Config) -> Vec<Problem> {
             ),
         );
     }
+    let server = &config.server;
+    if server.header_read_timeout.get().is_zero() || server.request_timeout.get().is_zero() {
+        out.add(
+            "server.header_read_timeout",
+            "header_read_timeout and request_timeout must be longer than zero",
+        );
+    }
+    if server.max_connections < 16 {
+        out.add("server.max_connections", "must be at least 16");
+    }
     let public = config.server.public_url.trim_end_matches('/');
     if !(public.starts_with("http://") || public.starts_with("https://")) {
         out.add(

@@ -6,6 +6,7 @@ pub mod access;
 mod api;
 mod cli_login;
 mod error;
+pub mod listen;
 mod pages;
 mod session;
 mod signin;
@@ -47,6 +48,7 @@ pub const SESSION_COOKIE: &str = "jitgate_session";
 /// All routes, with sessions stored in `sessions`.
 pub fn router(state: AppState, sessions: SessionStores) -> Router {
     let secure = state.config.server.public_url.starts_with("https://");
+    let request_timeout = state.config.server.request_timeout.get();
     let idle = time_duration(state.config.auth.session_idle.get());
     let app = Router::new()
         .route("/login", get(signin::login))
@@ -70,6 +72,10 @@ pub fn router(state: AppState, sessions: SessionStores) -> Router {
         .with_state(state)
         .merge(app)
         .layer(middleware::from_fn_with_state(secure, security_headers))
+        .layer(middleware::from_fn_with_state(
+            request_timeout,
+            listen::request_timeout,
+        ))
 }
 
 fn session_layer<S: tower_sessions::SessionStore + Clone>(
