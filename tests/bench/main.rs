@@ -168,6 +168,8 @@ async fn start(grants: usize) -> Result<Bench> {
         .tps(TPS)
         .max_outstanding(OUTSTANDING)
         .workers(32)
+        // The API benchmark creates thousands of requests per user.
+        .raw("[auth]\nmax_open_requests = 1000000\n")
         .render();
     let server = ServerProcess::spawn_with(&config_toml, &[("RUST_LOG", "warn")]).await?;
     let config = Arc::new(load_from_str(&config_toml, Vec::new())?);

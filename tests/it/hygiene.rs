@@ -178,3 +178,43 @@ async fn half_open_connections_do_not_lock_others_out() -> Result<()> {
     );
     Ok(())
 }
+
+/// No one floods the approvers or hoards tokens: open requests and live API tokens per
+/// person are capped (50 and 20 by default), with a refusal that says what to do.
+#[tokio::test]
+async fn open_requests_and_tokens_per_person_are_capped() -> Result<()> {
+    let w = World::start_with_sign_in(Backend::Sqlite, |b| b.profile(prod_profile())).await?;
+    let hour = std::time::Duration::from_secs(3600);
+    let mut open = Vec::new();
+    for _ in 0..50 {
+        open.push(w.submit("alice", "prod-web", "app", hour).await?);
+    }
+    let refused = w
+        .submit("alice", "prod-web", "app", hour)
+        .await
+        .err()
+        .context("a 51st open request was accepted")?;
+    let refused = refusal(&refused).context("not a refusal")?;
+    assert_eq!(refused.status, StatusCode::TOO_MANY_REQUESTS, "{refused}");
+    assert!(refused.message.contains("cancel or end some"), "{refused}");
+    // Others are not held back, and ending one makes room.
+    w.submit("dave", "prod-web", "app", hour).await?;
+    w.cancel_as("alice", open[0]).await?;
+    w.submit("alice", "prod-web", "app", hour).await?;
+
+    let (client, csrf) = w.session_of("carol").await?;
+    let make = || {
+        client
+            .post(format!("{}/api/v1/tokens", w.server.listen_url()))
+            .header("x-csrf-token", &csrf)
+            .json(&json!({ "name": "one of many" }))
+            .send()
+    };
+    for _ in 0..20 {
+        assert_eq!(make().await?.status(), StatusCode::CREATED);
+    }
+    let over = make().await?;
+    assert_eq!(over.status(), StatusCode::TOO_MANY_REQUESTS);
+    assert!(over.text().await?.contains("revoke some"));
+    Ok(())
+}

@@ -177,8 +177,12 @@ async fn the_web_and_the_api_decide_every_action_alike() -> Result<()> {
         approver_groups: vec!["contractors".into()],
         ..prod_profile()
     };
+    // A fresh request of alice's per cell and edge: more than the default cap of open
+    // requests per person (50), which is not what this test is about.
     let w = World::start_with_sign_in(Backend::Sqlite, |b| {
-        b.profile(prod_profile()).profile(staging)
+        b.profile(prod_profile())
+            .profile(staging)
+            .raw("[auth]\nmax_open_requests = 500\n")
     })
     .await?;
     let people = try_join_all(ROLES.iter().map(|login| person(&w, *login))).await?;

@@ -286,7 +286,13 @@ async fn request_on_the_form_approve_as_another_and_see_time_left_on_postgres() 
 /// The admin audit search: each filter narrows in the database, and a page of 100 links
 /// to the next.
 async fn audit_search_filters_and_pages(backend: Backend) -> Result<()> {
-    let w = world(backend).await?;
+    // frank files 101 requests to fill a page of the search: past the default cap of
+    // open requests per person (50), which is not what this test is about.
+    let w = World::start_with_sign_in(backend, |b| {
+        b.profile(prod_profile())
+            .raw("[auth]\nmax_open_requests = 200\n")
+    })
+    .await?;
     let hour = Duration::from_secs(3600);
     let dave_asks = w.submit("dave", "prod-web", "app", hour).await?;
     let grace_asks = w.submit("grace", "prod-web", "app", hour).await?;

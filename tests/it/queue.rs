@@ -52,7 +52,12 @@ async fn queue_is_fair_and_complete(backend: Backend) -> Result<()> {
         approvals_required: 2,
         ..prod_profile()
     };
-    let w = World::start(backend, PeerKnobs::default(), |b| b.profile(profile)).await?;
+    // One person's flood of 600 is the point of the test; users' default caps open
+    // requests at 50 (tested in tests/it/hygiene.rs).
+    let w = World::start(backend, PeerKnobs::default(), |b| {
+        b.profile(profile).raw("[auth]\nmax_open_requests = 1000\n")
+    })
+    .await?;
     // alice floods the queue first; dave asks once, last.
     let mut flood = Vec::new();
     for _ in 0..600 {

@@ -47,6 +47,12 @@ pub enum BrokerError {
         email: Option<String>,
     },
     /// A profile's permission set does not exist in IdC.
+    /// The person has as many open requests as they may.
+    #[error(
+        "you have {open} open requests (pending, approved or active), the most one person may \
+         have; cancel or end some before asking again"
+    )]
+    TooManyOpen { open: i64 },
     #[error(transparent)]
     Catalog(#[from] catalog::CatalogError),
     /// IdC has not been reached yet to look up permission sets.
@@ -275,6 +281,10 @@ impl<I: IdentityCenter> Broker<I> {
 
         let mut tx = self.db.begin().await?;
         principals::lock(&mut tx, &principal_id).await?;
+        let open = requests::open_count(&mut tx, &person.id).await?;
+        if open >= i64::from(self.config.auth.max_open_requests) {
+            return Err(BrokerError::TooManyOpen { open });
+        }
         let conflict =
             requests::run_as_conflict(&mut tx, &person.id, &principal_id, probe.os_user.as_str())
                 .await?;

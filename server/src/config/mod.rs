@@ -218,6 +218,11 @@ pub struct AuthConfig {
     pub session_idle: HumanDuration,
     /// A web session ends this long after sign-in, however active.
     pub session_max: HumanDuration,
+    /// Open (pending, approved or active) requests one person may have at once: beyond
+    /// it they must end some first (no one floods the approvers).
+    pub max_open_requests: u32,
+    /// Live API tokens one person may hold at once.
+    pub max_tokens: u32,
 }
 
 impl Default for AuthConfig {
@@ -227,6 +232,8 @@ impl Default for AuthConfig {
             admins_approve: false,
             session_idle: HumanDuration::from_secs(8 * 3600),
             session_max: HumanDuration::from_secs(24 * 3600),
+            max_open_requests: 50,
+            max_tokens: 20,
         }
     }
 }

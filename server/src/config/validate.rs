@@ -64,6 +64,12 @@ pub fn check(config: &Config) -> Vec<Problem> {
             "must be longer than zero and at most auth.session_max",
         );
     }
+    if auth.max_open_requests == 0 || auth.max_tokens == 0 {
+        out.add(
+            "auth.max_open_requests",
+            "max_open_requests and max_tokens must be at least 1",
+        );
+    }
     let url = config.database.url.expose();
     if !(url.starts_with("sqlite:")
         || url.starts_with("postgres://")

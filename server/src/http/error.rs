@@ -59,6 +59,9 @@ pub enum WebError {
     SignInRefused(String),
     #[error("{0}")]
     Unavailable(String),
+    /// A per-person limit is reached (open requests, API tokens).
+    #[error("{0}")]
+    Limit(String),
     /// IAM Identity Center failed; the text is logged, never shown.
     #[error(transparent)]
     Aws(#[from] AwsError),
@@ -80,6 +83,7 @@ impl From<BrokerError> for WebError {
                 message: e.to_string(),
             },
             e @ BrokerError::NoIdcUser { .. } => WebError::NoIdcUser(e.to_string()),
+            e @ BrokerError::TooManyOpen { .. } => WebError::Limit(e.to_string()),
             e @ (BrokerError::Catalog(_) | BrokerError::NotReady(_)) => {
                 WebError::Unavailable(e.to_string())
             }
@@ -117,6 +121,7 @@ impl WebError {
                 ErrorKind::Conflict => (StatusCode::CONFLICT, "conflict"),
             },
             WebError::Unavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, "unavailable"),
+            WebError::Limit(_) => (StatusCode::TOO_MANY_REQUESTS, "limit"),
             WebError::Aws(_) => (StatusCode::BAD_GATEWAY, "aws_unavailable"),
             WebError::Store(_) | WebError::Internal(_) => {
                 (StatusCode::INTERNAL_SERVER_ERROR, "internal")
@@ -144,6 +149,7 @@ impl WebError {
         matches!(
             self,
             WebError::Forbidden(_)
+                | WebError::Limit(_)
                 | WebError::NoIdcUser(_)
                 | WebError::MissingRole { .. }
                 | WebError::BadRequest(_)
@@ -209,6 +215,7 @@ impl WebError {
             },
             WebError::SignInRefused(_) => "Sign-in refused",
             WebError::Unavailable(_) => "Unavailable",
+            WebError::Limit(_) => "Too many",
             WebError::Aws(_) => "AWS did not answer",
             WebError::Store(_) | WebError::Internal(_) => "Something went wrong",
         };

@@ -102,6 +102,7 @@ pub async fn sweep_once<I: IdentityCenter>(
         }
     }
     expire_due(broker).await?;
+    crate::store::cli_logins::purge_expired(broker.db(), broker.now()).await?;
     match broker.catalog().get() {
         Ok(catalog) => check_drift(broker, &catalog, owner).await,
         // Nothing to compare with until the permission sets are known.

@@ -34,6 +34,16 @@ pub async fn insert(
     Ok(())
 }
 
+/// Deletes login codes that expired before `before` (used or not): they can never be
+/// redeemed, and each holds a hash and a PKCE challenge.
+pub async fn purge_expired(db: &Db, before: DateTime<Utc>) -> Result<u64, StoreError> {
+    let done = query("DELETE FROM cli_login_codes WHERE expires_at < $1")
+        .bind(to_millis(before))
+        .execute(db.writer())
+        .await?;
+    Ok(done.rows_affected())
+}
+
 /// Uses up the code: returns what it stands for if it exists, is unexpired and was
 /// not used before. A second redemption (a replayed code) finds nothing.
 pub async fn redeem(

@@ -171,6 +171,19 @@ pub async fn run_as_conflict(
         .transpose()
 }
 
+/// How many open (pending, approved, active) requests `requester` has, inside `tx` (after
+/// the person's lock, so concurrent submissions count each other).
+pub async fn open_count(tx: &mut WriteTx, requester: &UserId) -> Result<i64, StoreError> {
+    let row = query(
+        "SELECT COUNT(*) AS n FROM requests WHERE requester = $1 \
+         AND state IN ('pending', 'approved', 'active')",
+    )
+    .bind(requester.as_str())
+    .fetch_one(&mut *tx)
+    .await?;
+    row.try_get("n")
+}
+
 /// The IdC user a request is for (fixed at submit), read without a lock so the caller
 /// can lock the principal before the request.
 pub async fn principal_of(tx: &mut WriteTx, id: RequestId) -> Result<Option<String>, StoreError> {

@@ -92,6 +92,23 @@ pub async fn of_user(db: &Db, user_id: &str) -> Result<Vec<ApiToken>, StoreError
     rows.iter().map(from_row).collect()
 }
 
+/// How many of `user_id`'s tokens are live (not revoked, not expired at `now`), inside `tx`.
+pub async fn live_count(
+    tx: &mut WriteTx,
+    user_id: &str,
+    now: DateTime<Utc>,
+) -> Result<i64, StoreError> {
+    let row = query(
+        "SELECT COUNT(*) AS n FROM api_tokens WHERE user_id = $1 AND revoked_at IS NULL \
+         AND expires_at > $2",
+    )
+    .bind(user_id)
+    .bind(to_millis(now))
+    .fetch_one(&mut *tx)
+    .await?;
+    row.try_get("n")
+}
+
 /// Revokes one of the person's tokens; `false` when they have no such live token.
 pub async fn revoke(
     tx: &mut WriteTx,

@@ -97,6 +97,13 @@ pub(in crate::http) async fn issue(
         "via": via,
     }));
     let mut tx = state.db.begin().await?;
+    let live = tokens::live_count(&mut tx, user_id, now).await?;
+    if live >= i64::from(state.config.auth.max_tokens) {
+        return Err(ApiError(crate::http::WebError::Limit(format!(
+            "you hold {live} live API tokens, the most one person may; revoke some you no \
+             longer use (GET and DELETE /api/v1/tokens) first"
+        ))));
+    }
     tokens::insert(&mut tx, &record, &token_hash(&token)).await?;
     audit::append(&mut tx, event).await?;
     tx.commit().await?;
