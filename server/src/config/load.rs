@@ -70,12 +70,26 @@ pub fn load_from_str(
                 return Ok(config);
             }
         }
-        Err(e) => problems.push(Problem {
-            key: e.path().to_string(),
-            message: e.inner().message().trim().to_string(),
-        }),
+        Err(e) => {
+            let key = e.path().to_string();
+            // serde quotes the value it could not read: never a secret's.
+            let message = if is_secret(&key) {
+                "must be text (quote it in the file); its value is not shown".to_owned()
+            } else {
+                e.inner().message().trim().to_string()
+            };
+            problems.push(Problem { key, message });
+        }
     }
     Err(ConfigError::Invalid(problems))
+}
+
+/// Keys that hold secrets: read from the environment as text whatever they look like
+/// (`12345` stays the string "12345"), and never quoted in an error.
+const SECRET_KEYS: &[&str] = &["database.url", "oidc.client_secret"];
+
+fn is_secret(key: &str) -> bool {
+    SECRET_KEYS.contains(&key)
 }
 
 /// Environment sections that may be overridden, and so the only `JITGATE_` prefixes read.
@@ -113,7 +127,12 @@ fn apply_env_overrides(
             });
             continue;
         };
-        section_table.insert(key, scalar(&value));
+        let value = if is_secret(&format!("{section}.{key}")) {
+            toml::Value::String(value)
+        } else {
+            scalar(&value)
+        };
+        section_table.insert(key, value);
     }
     problems
 }
@@ -232,6 +251,31 @@ mod tests {
 
     fn keys_of(p: &[Problem]) -> Vec<&str> {
         p.iter().map(|p| p.key.as_str()).collect()
+    }
+
+    #[test]
+    fn a_secret_that_looks_like_a_number_is_text_and_never_printed() {
+        let text = example_with(
+            "url = \"sqlite://jitgate.db\"",
+            "url = \"sqlite://jitgate.db\"",
+        );
+        let with_oidc = format!(
+            "{text}\n[oidc]\nissuer = \"https://login.example.com\"\nclient_id = \"jitgate\"\nclient_secret = \"x\"\n"
+        );
+        let config = load_from_str(
+            &with_oidc,
+            [(
+                "JITGATE_OIDC_CLIENT_SECRET".to_owned(),
+                "987654321".to_owned(),
+            )],
+        )
+        .unwrap();
+        assert_eq!(config.oidc.unwrap().client_secret.expose(), "987654321");
+        // Written as a bare number in the file: refused without repeating it.
+        let numeric = with_oidc.replace("client_secret = \"x\"", "client_secret = 987654321");
+        let p = problems(&numeric);
+        assert_eq!(p[0].key, "oidc.client_secret");
+        assert!(!p[0].message.contains("987654321"), "{}", p[0].message);
     }
 
     #[test]
