@@ -247,3 +247,33 @@ async fn return_to_is_a_local_path_and_pre_login_state_is_short_lived() -> Resul
     );
     Ok(())
 }
+
+/// The idle timeout slides with use: a session used all along outlives it, an unused one
+/// does not. (Idle 4s here instead of 8h, so the test can watch it.)
+#[tokio::test]
+async fn the_idle_timeout_slides_with_use() -> Result<()> {
+    let w = World::start_with_sign_in(Backend::Sqlite, |b| {
+        b.profile(prod_profile())
+            .raw("[auth]\nsession_idle = \"4s\"\n")
+    })
+    .await?;
+    let server = w.server.listen_url();
+    let busy = browser()?;
+    let idle = browser()?;
+    for client in [&busy, &idle] {
+        let outcome = sign_in(client, &server, "alice").await?;
+        assert_eq!(outcome.status, StatusCode::SEE_OTHER);
+    }
+    for _ in 0..8 {
+        tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+        assert!(
+            home_of(&busy, &w).await?.contains("Signed in as"),
+            "a session in use expired"
+        );
+    }
+    assert!(
+        !home_of(&idle, &w).await?.contains("Signed in as"),
+        "an unused session outlived its idle timeout"
+    );
+    Ok(())
+}

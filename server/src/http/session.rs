@@ -164,6 +164,7 @@ impl FromRequestParts<AppState> for MaybeUser {
             return Ok(MaybeUser(None));
         };
         let csrf = csrf_token(&session).await?;
+        keep_alive(&session, state).await?;
         let actor = state
             .broker
             .rules()
@@ -184,6 +185,29 @@ impl FromRequestParts<AppState> for CurrentUser {
             .0
             .ok_or(WebError::SignInRequired)
     }
+}
+
+/// The key of when the signed-in session was last seen (in steps of [`keep_alive`]).
+const SEEN_KEY: &str = "seen";
+
+/// Slides the idle timeout with use: the store renews a session's expiry only when the
+/// session is written, so a person who only reads pages would be signed out
+/// `session_idle` after sign-in however busy. Writing when it was last seen, at most
+/// once a step (a minute, or a quarter of the idle timeout if shorter), renews it at
+/// the cost of one write a step per active person.
+async fn keep_alive(session: &Session, state: &AppState) -> Result<(), WebError> {
+    let idle = state.config.auth.session_idle.get();
+    let step = (idle / 4).clamp(
+        std::time::Duration::from_secs(1),
+        std::time::Duration::from_secs(60),
+    );
+    let step_millis = i64::try_from(step.as_millis()).unwrap_or(60_000).max(1);
+    let now = state.broker.now().timestamp_millis() / step_millis;
+    let seen: Option<i64> = session.get(SEEN_KEY).await.map_err(internal)?;
+    if seen != Some(now) {
+        session.insert(SEEN_KEY, now).await.map_err(internal)?;
+    }
+    Ok(())
 }
 
 /// The session's CSRF token, made on first use. Every form posts it back.
