@@ -27,6 +27,8 @@
 // each with email NAME@example.com, email_verified true, preferred_username NAME,
 // given_name/family_name. `--accounts FILE` adds or replaces accounts:
 //   {"frank": {"groups": ["sre"], "name": "Frank Example"}}  (sub defaults to sub-frank).
+// POST /_peer/accounts changes one between sign-ins ({"login", and any of email,
+// email_verified, name, preferred_username, groups}) or deletes it ({"deleted": true}).
 // An UNKNOWN login is refused: the login POST ends the interaction with access_denied, so the
 // browser lands on the client's redirect_uri with
 //   ?error=access_denied&error_description=unknown+user+NAME&state=...&iss=...
@@ -409,6 +411,28 @@ provider.use(async (ctx, next) => {
       tamper = body.mode;
       log('tamper mode for the next id_token:', tamper);
       return json(ctx, 200, { ok: true, mode: tamper });
+    }
+    if (path === '/_peer/accounts' && method === 'POST') {
+      // Changes an account between sign-ins, as an IdP admin (or a person editing their
+      // own profile) would: {"login": "alice", "groups": [...], "email_verified": false,
+      // "preferred_username": "bob", ...}; {"login": "alice", "deleted": true} removes it.
+      const body = await jsonBody(ctx);
+      const account = body && accountForLogin(body.login);
+      if (!account) return json(ctx, 400, { ok: false, error: `unknown login ${body?.login}` });
+      if (body.deleted === true) {
+        for (const [login, a] of ACCOUNTS) if (a === account) ACCOUNTS.delete(login);
+        BY_SUB.delete(account.sub);
+        log('account deleted:', account.sub);
+        return json(ctx, 200, { ok: true, deleted: account.sub });
+      }
+      const editable = ['email', 'email_verified', 'name', 'preferred_username', 'groups'];
+      const unknown = Object.keys(body).filter((k) => k !== 'login' && !editable.includes(k));
+      if (unknown.length) {
+        return json(ctx, 400, { ok: false, error: `cannot change ${unknown.join(', ')}; can: ${editable.join(', ')}` });
+      }
+      for (const key of editable) if (key in body) account[key] = body[key];
+      log('account changed:', account.sub, JSON.stringify(body));
+      return json(ctx, 200, { ok: true, account });
     }
     if (path === '/_peer/redirect-uris' && method === 'POST') {
       const body = await jsonBody(ctx);

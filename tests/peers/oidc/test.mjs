@@ -356,6 +356,33 @@ describe('default peer', () => {
     assert.equal(t.body.error, 'invalid_client');
   });
 
+  test('accounts change between sign-ins, and can be deleted', async () => {
+    const change = (body) => fetch(`${peer.issuer}/_peer/accounts`, {
+      method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body),
+    });
+    let res = await change({ login: 'erin', groups: [], email_verified: false, preferred_username: 'alice' });
+    assert.equal(res.status, 200);
+    const s = await signIn(peer.issuer, { login: 'erin' });
+    const c = await verifySig(peer.issuer, s.tokens.id_token);
+    assert.deepEqual(c.groups, []);
+    assert.equal(c.email_verified, false);
+    assert.equal(c.preferred_username, 'alice');
+    assert.equal(c.sub, 'sub-erin', 'the subject never changes');
+
+    res = await change({ login: 'erin', sub: 'sub-alice' });
+    assert.equal(res.status, 400, 'the subject cannot be changed');
+    res = await change({ login: 'nobody', groups: [] });
+    assert.equal(res.status, 400);
+
+    res = await change({ login: 'erin', deleted: true });
+    assert.equal(res.status, 200);
+    const ui = await fetch(`${peer.issuer}/me`, { headers: { authorization: `Bearer ${s.tokens.access_token}` } });
+    assert.notEqual(ui.status, 200, 'a deleted account has no userinfo');
+    const denied = await authorize(peer.issuer, { login: 'erin' });
+    assert.equal(denied.code, null, 'a deleted account cannot sign in');
+    assert.equal(denied.location.searchParams.get('error'), 'access_denied');
+  });
+
   test('redirect URIs can be added at run time', async () => {
     const uri = 'http://127.0.0.1:4321/auth/callback';
     const res = await fetch(`${peer.issuer}/_peer/redirect-uris`, {
