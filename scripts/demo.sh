@@ -164,6 +164,7 @@ wait_for 30 oidc_ready || { cat "$OIDC_LOG" >&2; die "the OIDC peer was not read
 ISSUER=$(sed -n 's/^READY //p' "$OIDC_LOG" | head -n 1)
 
 # --- 3. the config --------------------------------------------------------------
+AUDIT_KEY=$(od -An -tx1 -N32 /dev/urandom | tr -d ' \n')
 cat >"$CONFIG" <<EOF
 # Written by scripts/demo.sh for \`make demo\`; rewritten on every run.
 # The commented reference is deploy/jitgate.example.toml.
@@ -190,6 +191,11 @@ sweep = "*/10 * * * * *"
 
 [auth]
 admin_groups = ["jitgate-admins"]
+
+[audit]
+# Signs the audit chain. A deployment gives it through JITGATE_AUDIT_KEY instead, never
+# in a file next to the database; the demo makes a new one on every run.
+key = "$AUDIT_KEY"
 
 [oidc]
 # The OpenID provider peer started by the demo (tests/peers/oidc/provider.mjs): any

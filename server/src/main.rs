@@ -51,12 +51,35 @@ enum Command {
         #[command(subcommand)]
         command: AuditCommand,
     },
+    /// Who a person is in IAM Identity Center.
+    Identity {
+        #[command(subcommand)]
+        command: IdentityCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum IdentityCommand {
+    /// Forget the IAM Identity Center user bound to a person (audited), so their next
+    /// sign-in and request bind the one their sign-in then points to. For a person whose
+    /// account changed at the identity provider on purpose.
+    Rebind {
+        /// The person's jitgate user id (the OIDC subject, as the audit trail shows it).
+        #[arg(long)]
+        user: String,
+    },
 }
 
 #[derive(Subcommand)]
 enum AuditCommand {
-    /// Walk the hash chain; exit 1 naming the first bad event.
-    Verify,
+    /// Walk the hash chain, checking each event's keyed hash; exit 1 naming the first
+    /// bad event. Needs the current key and, after a rotation, the earlier ones.
+    Verify {
+        /// A chain head recorded elsewhere (the server logs it; `SEQ:HASH`): the chain
+        /// must still hold event SEQ with this hash.
+        #[arg(long, value_name = "SEQ:HASH")]
+        head: Option<String>,
+    },
     /// Write events as JSON lines or CSV to standard output.
     Export {
         /// Only events at or after this time: RFC 3339 (2026-11-01T00:00:00Z), a date
@@ -106,7 +129,10 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Audit { command } => {
             let db = open(&config, false).await?;
             match command {
-                AuditCommand::Verify => verify(&db).await,
+                AuditCommand::Verify { head } => {
+                    let head = head.as_deref().map(parse_head).transpose()?;
+                    verify(&db, &config.audit.keys(), head).await
+                }
                 AuditCommand::Export { since, format } => {
                     let since = since.as_deref().map(parse_since).transpose()?;
                     let mut out = std::io::BufWriter::new(std::io::stdout().lock());
@@ -115,6 +141,31 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                     Ok(ExitCode::SUCCESS)
                 }
             }
+        }
+        Command::Identity {
+            command: IdentityCommand::Rebind { user },
+        } => {
+            let db = open(&config, false)
+                .await?
+                .with_audit_key(config.audit.keys().current().cloned());
+            if jitgate_server::store::users::get(&db, &user)
+                .await?
+                .is_none()
+            {
+                bail!(
+                    "no jitgate user `{user}` has signed in; give the OIDC subject as the audit trail shows it"
+                );
+            }
+            let operator = std::env::var("USER").unwrap_or_else(|_| "unknown".into());
+            let actor = format!("admin command ({operator})");
+            let was = jitgate_server::broker::unbind(&db, &user, &actor, SystemClock.now()).await?;
+            match was {
+                Some(idc) => eprintln!(
+                    "{user} is no longer bound to IAM Identity Center user {idc}; their next request binds anew"
+                ),
+                None => eprintln!("{user} was not bound to any IAM Identity Center user"),
+            }
+            Ok(ExitCode::SUCCESS)
         }
         Command::CheckConfig => Ok(ExitCode::SUCCESS),
     }
@@ -158,10 +209,33 @@ async fn open(config: &Config, create: bool) -> anyhow::Result<Db> {
         .with_context(|| format!("connecting to {}", config.database.url.redacted()))
 }
 
-async fn verify(db: &Db) -> anyhow::Result<ExitCode> {
-    match audit::verify(db).await? {
+async fn verify(
+    db: &Db,
+    keys: &audit::AuditKeys,
+    head: Option<(i64, String)>,
+) -> anyhow::Result<ExitCode> {
+    match audit::verify(db, keys).await? {
         Ok(v) => {
-            println!("audit chain OK: {} events, head {}", v.events, v.head_hash);
+            if let Some((seq, hash)) = head {
+                let held = audit::hash_of(db, seq).await?;
+                if held.as_deref() != Some(hash.as_str()) {
+                    println!(
+                        "audit chain BROKEN at event {seq}: the recorded head says its hash is \
+                         {hash}, the database holds {}",
+                        held.as_deref().unwrap_or("no such event")
+                    );
+                    return Ok(ExitCode::FAILURE);
+                }
+            }
+            let keyed = match v.keyed_from {
+                Some(1) => "all keyed".to_owned(),
+                Some(first) => format!("keyed from event {first}"),
+                None => "none keyed".to_owned(),
+            };
+            println!(
+                "audit chain OK: {} events ({keyed}), head {}:{}",
+                v.events, v.events, v.head_hash
+            );
             Ok(ExitCode::SUCCESS)
         }
         Err(broken) => {
@@ -171,13 +245,36 @@ async fn verify(db: &Db) -> anyhow::Result<ExitCode> {
     }
 }
 
+fn parse_head(text: &str) -> anyhow::Result<(i64, String)> {
+    let parsed = text.split_once(':').and_then(|(seq, hash)| {
+        let hash = hash.trim().to_ascii_lowercase();
+        let hex = hash.len() == 64 && hash.chars().all(|c| c.is_ascii_hexdigit());
+        Some((seq.trim().parse::<i64>().ok().filter(|n| *n > 0)?, hash)).filter(|_| hex)
+    });
+    parsed.ok_or_else(|| {
+        anyhow::anyhow!(
+            "--head takes SEQ:HASH as the server logs it (\"audit chain head\" lines), e.g. \
+             1234:9f86d081…, with the 64 hex digits of the hash"
+        )
+    })
+}
+
 fn parse_since(text: &str) -> anyhow::Result<DateTime<Utc>> {
     jitgate_core::parse::since(text, SystemClock.now()).map_err(|e| anyhow::anyhow!("--since {e}"))
 }
 
 async fn serve(config: Arc<Config>) -> anyhow::Result<ExitCode> {
-    let db = open(&config, true).await?;
+    let db = open(&config, true)
+        .await?
+        .with_audit_key(config.audit.keys().current().cloned());
     db.migrate().await.context("migrating the database")?;
+    audit::record_key(&db, SystemClock.now())
+        .await
+        .context("recording the audit key in the chain")?;
+    tokio::spawn(audit::log_head_every(
+        db.clone(),
+        config.audit.head_log_every.get(),
+    ));
     db.checkpoint_in_background(Duration::from_millis(250))
         .await
         .context("setting up WAL checkpoints")?;

@@ -202,6 +202,10 @@ async fn issue_tokens(b: &Bench) -> Result<Vec<String>> {
                 name: None,
                 groups: vec!["developers".into()],
                 last_login: now,
+                idc_lookup: Some(jitgate_server::domain::IdcLookup::UserName {
+                    user_name: user.clone(),
+                }),
+                idc_user_id: None,
             },
         )
         .await?;

@@ -172,8 +172,19 @@ async fn start(grants: usize) -> Result<Bench> {
         .raw("[auth]\nmax_open_requests = 1000000\n")
         .render();
     let server = ServerProcess::spawn_with(&config_toml, &[("RUST_LOG", "warn")]).await?;
-    let config = Arc::new(load_from_str(&config_toml, Vec::new())?);
-    let db = Db::connect(config.database.url.expose(), 8).await?;
+    let config = Arc::new(load_from_str(&config_toml, harness::test_env())?);
+    let db = harness::keyed(Db::connect(config.database.url.expose(), 8).await?);
+    // The people act in process, without signing in: their user rows say how IdC
+    // finds them, as a sign-in would have recorded.
+    for user in &users {
+        let row = jitgate_server::store::users::by_user_name(
+            user,
+            user,
+            vec!["developers".into()],
+            chrono::Utc::now(),
+        );
+        jitgate_server::store::users::save(&db, &row).await?;
+    }
     let idc = IdcClient::connect_with(
         &config.aws,
         Some(Credentials::new("bench", "bench", None, None, "bench")),

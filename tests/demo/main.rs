@@ -133,7 +133,8 @@ impl Demo {
             config.database.max_connections,
         )
         .await
-        .with_context(|| format!("opening the database {}", config.database.url.redacted()))?;
+        .with_context(|| format!("opening the database {}", config.database.url.redacted()))?
+        .with_audit_key(config.audit.keys().current().cloned());
         // The peer accepts any keys; fixed ones keep the demo off the default chain.
         let credentials = Credentials::new("demo", "demo", None, None, "demo");
         let idc = IdcClient::connect_with(&config.aws, Some(credentials.clone()))
@@ -157,6 +158,20 @@ impl Demo {
             .clone();
         let run_as_attribute = config.aws.run_as_attribute.clone();
         let set_names = by_name.into_iter().map(|(name, arn)| (arn, name)).collect();
+        // The people act here without signing in: record them as a sign-in would (found
+        // in IdC by user name), so the broker knows how to find their IdC users.
+        for (name, _) in PEOPLE {
+            let p = person(name);
+            let row = jitgate_server::store::users::by_user_name(
+                p.id.as_str(),
+                name,
+                p.groups.clone(),
+                chrono::Utc::now(),
+            );
+            jitgate_server::store::users::save(&db, &row)
+                .await
+                .context("recording the demo's people")?;
+        }
         let broker = Broker::new(
             db.clone(),
             Arc::new(config),
@@ -427,7 +442,7 @@ impl Demo {
                 event.action
             ));
         }
-        match audit::verify(&self.db)
+        match audit::verify(&self.db, &self.broker.config().audit.keys())
             .await
             .context("verifying the audit chain")?
         {
@@ -677,7 +692,9 @@ fn person(name: &str) -> Person {
         .map(|(_, groups)| groups.iter().map(|g| (*g).to_owned()).collect())
         .unwrap_or_default();
     Person {
-        id: UserId::new(name),
+        // The subject the demo's OpenID provider gives them, so the in-process actions
+        // and a later sign-in in the browser are the same jitgate user.
+        id: UserId::new(format!("sub-{name}")),
         user_name: name.to_owned(),
         email: Some(format!("{name}@example.com")),
         groups,

@@ -10,6 +10,7 @@
 #![allow(clippy::indexing_slicing, clippy::expect_used, clippy::panic)]
 
 mod api;
+mod audit_key;
 mod authz;
 mod browser;
 mod cli;
@@ -18,6 +19,7 @@ mod crash;
 mod e2e;
 mod harness;
 mod hygiene;
+mod identity;
 mod lifecycle;
 mod one_door;
 mod pages;

@@ -277,3 +277,63 @@ async fn the_idle_timeout_slides_with_use() -> Result<()> {
     );
     Ok(())
 }
+
+/// The database keeps a hash of each session id, as it does of API tokens: a copy of the
+/// session table (a backup, a read-only user) signs nobody in.
+async fn session_ids_are_stored_hashed(backend: Backend) -> Result<()> {
+    let w = world(backend).await?;
+    let server = w.server.listen_url();
+    let client = browser()?;
+    let outcome = sign_in(&client, &server, "alice").await?;
+    let cookie = outcome
+        .cookie_at_end
+        .context("sign-in set no session cookie")?;
+    let id = cookie
+        .trim_start_matches("jitgate_session=")
+        .split(';')
+        .next()
+        .context("empty session cookie")?
+        .to_owned();
+    assert!(home_of(&client, &w).await?.contains("Signed in as"));
+
+    sqlx::any::install_default_drivers();
+    let pool = sqlx::AnyPool::connect(&w.db_url).await?;
+    let table = match backend {
+        Backend::Sqlite => "tower_sessions",
+        Backend::Postgres => "tower_sessions.session",
+    };
+    let stored: Vec<String> = sqlx::query_scalar(&format!("SELECT id FROM {table}"))
+        .fetch_all(&pool)
+        .await?;
+    assert!(!stored.is_empty(), "the session is kept in the database");
+    assert!(
+        !stored.contains(&id),
+        "the cookie's session id is stored as it is"
+    );
+
+    // Presenting what the table holds as a cookie signs nobody in.
+    let plain = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()?;
+    for stolen in &stored {
+        let page = plain
+            .get(format!("{server}/"))
+            .header("cookie", format!("jitgate_session={stolen}"))
+            .send()
+            .await?
+            .text()
+            .await?;
+        assert!(!page.contains("Signed in as"), "a stored id signed in");
+    }
+    Ok(())
+}
+
+#[tokio::test]
+async fn session_ids_are_stored_hashed_on_sqlite() -> Result<()> {
+    session_ids_are_stored_hashed(Backend::Sqlite).await
+}
+
+#[tokio::test]
+async fn session_ids_are_stored_hashed_on_postgres() -> Result<()> {
+    session_ids_are_stored_hashed(Backend::Postgres).await
+}

@@ -84,7 +84,7 @@ async fn config_builder_renders_what_the_server_accepts() -> Result<()> {
         .tps(5)
         .raw("[scheduler]\ngrant_attempts = 2\n");
     let text = builder.render();
-    let config = jitgate_server::config::load_from_str(&text, Vec::new())
+    let config = jitgate_server::config::load_from_str(&text, crate::harness::test_env())
         .with_context(|| format!("rendered config:\n{text}"))?;
     ensure!(config.server.listen == format!("127.0.0.1:{}", builder.listen_port()));
     ensure!(

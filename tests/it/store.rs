@@ -19,7 +19,7 @@ pub async fn empty_db(backend: Backend) -> Result<(Db, String, tempfile::TempDir
         Backend::Sqlite => sqlite_url_in(dir.path()),
         Backend::Postgres => start_postgres().await?.fresh_database().await?,
     };
-    let db = Db::connect(&url, 8).await?;
+    let db = crate::harness::keyed(Db::connect(&url, 8).await?);
     db.migrate().await?;
     Ok((db, url, dir))
 }
@@ -48,7 +48,7 @@ async fn concurrent_writers_form_one_chain(backend: Backend) -> Result<()> {
     for writer in writers {
         writer.await??;
     }
-    let verified = audit::verify(&db)
+    let verified = audit::verify(&db, &crate::harness::audit_keys())
         .await?
         .map_err(|b| anyhow::anyhow!("{b}"))?;
     assert_eq!(verified.events, 120);
@@ -90,7 +90,7 @@ async fn audit_rows_are_append_only(backend: Backend) -> Result<()> {
         refused_by_trigger(delete),
         "audit rows must not be deletable"
     );
-    let verified = audit::verify(&db)
+    let verified = audit::verify(&db, &crate::harness::audit_keys())
         .await?
         .map_err(|b| anyhow::anyhow!("{b}"))?;
     assert_eq!(verified.events, 2, "both events still there, unchanged");

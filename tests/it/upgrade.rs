@@ -7,10 +7,11 @@ use std::time::{Duration, SystemTime};
 
 use anyhow::{Context, Result};
 use chrono::Utc;
-use jitgate_server::audit::{Action, NewEvent};
+use jitgate_server::audit::Hashed;
 use jitgate_server::config::load_from_str;
 use jitgate_server::domain::{Actor, Draft, Request, RequestId, StateName, UserId};
-use jitgate_server::store::{Db, audit};
+use jitgate_server::store::Db;
+use sqlx::Row;
 
 use crate::harness::ProfileSpec;
 use crate::harness::{PeerKnobs, ServerProcess, repo_root, sqlite_url_in, start_postgres};
@@ -101,7 +102,6 @@ async fn insert_request_row(
 /// What the previous release wrote for a grant of `who`, in its own schema's columns:
 /// the request, the person's principal row, the assignment (present) and an audit event.
 async fn write_grant(
-    db: &Db,
     pool: &sqlx::AnyPool,
     w: &World,
     request: Request,
@@ -129,12 +129,38 @@ async fn write_grant(
     .bind(millis(Utc::now()))
     .execute(pool)
     .await?;
-    // The audit chain's tables are the same in both schemas.
-    let mut tx = db.begin().await?;
-    let event =
-        NewEvent::new(Action::RequestSubmitted, r.requester.as_str(), Utc::now()).request(r.id);
-    audit::append(&mut tx, event).await?;
-    tx.commit().await?;
+    // The previous release's audit event: a plain SHA-256 hash and no key id (the new
+    // server keys the chain from its first start on).
+    let head = sqlx::query("UPDATE audit_head SET seq = seq + 1 WHERE id = 1 RETURNING seq, hash")
+        .fetch_one(pool)
+        .await?;
+    let (seq, prev): (i64, String) = (head.try_get("seq")?, head.try_get("hash")?);
+    let at = millis(Utc::now());
+    let (request_id, details) = (r.id.to_string(), serde_json::json!({}));
+    let hash = Hashed {
+        prev_hash: &prev,
+        seq,
+        at_millis: at,
+        actor: r.requester.as_str(),
+        action: "request.submitted",
+        request_id: Some(&request_id),
+        details: &details,
+    }
+    .hash(None);
+    sqlx::query(
+        "INSERT INTO audit_events (seq, at, actor, action, request_id, details, prev_hash, hash) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+    )
+    .bind(seq)
+    .bind(at)
+    .bind(r.requester.as_str())
+    .bind("request.submitted")
+    .bind(&request_id)
+    .bind(details.to_string())
+    .bind(&prev)
+    .bind(&hash)
+    .execute(pool)
+    .await?;
     Ok(r.id)
 }
 
@@ -151,7 +177,7 @@ async fn upgrade_finishes_the_work_of_the_previous_release(backend: Backend) -> 
 
     // The previous release's data: alice's active grant (its assignment in AWS) and
     // dave's revoked grant whose assignment is still there (the revocation owed).
-    let config = load_from_str(&w.config_toml, Vec::new())?;
+    let config = load_from_str(&w.config_toml, crate::harness::test_env())?;
     let policy = config.profile("prod-web").context("prod-web")?.policy();
     let now = Utc::now();
     let bob = actor("bob", &["sre"]);
@@ -200,15 +226,14 @@ async fn upgrade_finishes_the_work_of_the_previous_release(backend: Backend) -> 
         now,
     )?
     .approve(&bob, &policy, now)?;
-    let db = Db::connect(&url, 2).await?;
     sqlx::any::install_default_drivers();
     let raw = match backend {
         Backend::Sqlite => format!("{url}?mode=rw"),
         Backend::Postgres => url.clone(),
     };
     let pool = sqlx::AnyPool::connect(&raw).await?;
-    let active = write_grant(&db, &pool, &w, active, "alice").await?;
-    let revoked = write_grant(&db, &pool, &w, revoked, "dave").await?;
+    let active = write_grant(&pool, &w, active, "alice").await?;
+    let revoked = write_grant(&pool, &w, revoked, "dave").await?;
     insert_request_row(
         &pool,
         &waiting,
@@ -224,7 +249,6 @@ async fn upgrade_finishes_the_work_of_the_previous_release(backend: Backend) -> 
     .execute(&pool)
     .await?;
     pool.close().await;
-    db.close().await;
     w.assign_by_hand("USER", &w.user_id("alice")?, "JitSsm")
         .await?;
     w.assign_by_hand("USER", &w.user_id("dave")?, "JitSsm")
@@ -240,7 +264,7 @@ async fn upgrade_finishes_the_work_of_the_previous_release(backend: Backend) -> 
         &format!("url = \"{url}\""),
     );
     w.config_toml = database;
-    w.db = Db::connect(&url, 2).await?;
+    w.db = crate::harness::keyed(Db::connect(&url, 2).await?);
     let started = SystemTime::now();
     w.server = ServerProcess::spawn(&w.config_toml).await?;
 
@@ -255,6 +279,10 @@ async fn upgrade_finishes_the_work_of_the_previous_release(backend: Backend) -> 
     );
     let (ok, text) = w.audit_verify().await?;
     assert!(ok, "the old chain and the new events verify as one: {text}");
+    assert!(
+        text.contains("keyed from event 3"),
+        "the two old events keep plain hashes, the new server keys the rest: {text}"
+    );
     // The approval queue knows what the old release's pending request waits for: bob
     // approved it already, carol has not.
     let profiles = ["prod-web".to_owned()];

@@ -84,6 +84,8 @@ pub struct World {
     pub seed: Value,
     pub config_toml: String,
     pub db: Db,
+    /// The database's URL, for tests that look at rows the store does not read back.
+    pub db_url: String,
     pub server: ServerProcess,
     /// The OpenID provider the people sign in with.
     pub oidc: OidcPeer,
@@ -142,12 +144,13 @@ impl World {
         ));
         let config_toml = builder.render();
         let server = ServerProcess::spawn(&config_toml).await?;
-        let db = Db::connect(&db_url, 5).await?;
+        let db = crate::harness::keyed(Db::connect(&db_url, 5).await?);
         Ok(World {
             peer,
             seed,
             config_toml,
             db,
+            db_url,
             server,
             oidc,
             http: reqwest::Client::builder()

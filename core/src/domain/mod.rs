@@ -12,12 +12,14 @@
 //! boundary.
 
 pub mod error;
+pub mod identity;
 pub mod ids;
 pub mod os_user;
 pub mod policy;
 pub mod request;
 
 pub use error::{DomainError, ErrorKind};
+pub use identity::IdcLookup;
 pub use ids::{AccountId, RequestId, UserId};
 pub use os_user::OsUser;
 pub use policy::{Actor, Policy, RunAsMode};

@@ -59,6 +59,7 @@ pub async fn export(
                 "details",
                 "prev_hash",
                 "hash",
+                "key_id",
             ])?;
             while let Some(page) = pages.next(db).await? {
                 for event in page {
@@ -71,6 +72,7 @@ pub async fn export(
                         inert(event.details.to_string()),
                         event.prev_hash,
                         event.hash,
+                        event.key_id.unwrap_or_default(),
                     ])?;
                     count += 1;
                 }

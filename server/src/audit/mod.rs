@@ -1,13 +1,20 @@
 //! The tamper-evident audit trail: events, their hash chain, verification and export.
-//! Each event's `hash = sha256(prev_hash || canonical event)`, so changing, removing or
-//! reordering any stored event breaks every hash after it. Storage is `store::audit`;
+//! Each event's `hash = HMAC-SHA256(key, prev_hash || canonical event)` under a key kept
+//! outside the database (`key`), so changing, removing or reordering any stored event
+//! breaks every hash after it, and someone who can write the database cannot recompute
+//! them. Storage is `store::audit`;
 //! events are appended inside the transaction of the state change they record.
 
 mod chain;
 mod export;
+mod head;
+mod key;
 
-pub use chain::{Broken, Verified, verify};
+pub use crate::store::audit::hash_of;
+pub use chain::{Broken, Hashed, Verified, verify};
 pub use export::{ExportFormat, export};
+pub use head::{log_head_every, record_key};
+pub use key::{AuditKey, AuditKeys, MIN_KEY_CHARS};
 
 use chrono::{DateTime, Utc};
 use serde::Serialize;
@@ -41,6 +48,10 @@ pub enum Action {
     TokenIssued,
     TokenRevoked,
     CliLoginApproved,
+    AuditKeyChanged,
+    IdcBound,
+    IdcBindingRefused,
+    IdcUnbound,
 }
 
 impl Action {
@@ -71,6 +82,10 @@ impl Action {
             Action::TokenIssued => "auth.token_issued",
             Action::TokenRevoked => "auth.token_revoked",
             Action::CliLoginApproved => "auth.cli_login_approved",
+            Action::AuditKeyChanged => "audit.key_changed",
+            Action::IdcBound => "auth.idc_bound",
+            Action::IdcBindingRefused => "auth.idc_binding_refused",
+            Action::IdcUnbound => "auth.idc_unbound",
         }
     }
 }
@@ -122,6 +137,8 @@ pub struct AuditEvent {
     pub details: Value,
     pub prev_hash: String,
     pub hash: String,
+    /// The key the hash is keyed with; `None` for a plain hash (before keying).
+    pub key_id: Option<String>,
 }
 
 impl AuditEvent {
@@ -142,5 +159,3 @@ impl AuditEvent {
 
 /// The `prev_hash` of the first event.
 pub const GENESIS_HASH: &str = "0000000000000000000000000000000000000000000000000000000000000000";
-
-pub use chain::event_hash;

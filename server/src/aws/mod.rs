@@ -11,6 +11,7 @@ pub use sdk::{IdcClient, IdcSettings, Instance};
 
 use std::future::Future;
 
+use crate::domain::IdcLookup;
 pub use crate::store::assignments::AssignmentKey;
 
 /// Why an AWS operation failed, after retries.
@@ -133,11 +134,11 @@ pub enum PrincipalKind {
 /// the caller follows it with `operation_status` (see scheduler/converge), so no
 /// person's work waits on another's slow operation.
 pub trait IdentityCenter: Send + Sync + 'static {
-    /// The identity-store user id for a person: by `userName`, then by primary email.
+    /// The identity-store user id `lookup` finds (by userName, email or external id);
+    /// `None` when there is none, or the lookup is unusable.
     fn find_user(
         &self,
-        user_name: &str,
-        email: Option<&str>,
+        lookup: &IdcLookup,
     ) -> impl Future<Output = Result<Option<String>, AwsError>> + Send;
 
     /// Writes (or with `None` clears) the user attribute that carries `SSMSessionRunAs`.

@@ -15,7 +15,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use aws_config::{BehaviorVersion, Region, retry::RetryConfig, timeout::TimeoutConfig};
-use aws_sdk_identitystore::types::{AlternateIdentifier, AttributeOperation, UniqueAttribute};
+use aws_sdk_identitystore::types::{
+    AlternateIdentifier, AttributeOperation, ExternalId, UniqueAttribute,
+};
 use aws_sdk_ssoadmin::types::{
     AccountAssignmentOperationStatus, PrincipalType, StatusValues, TargetType,
 };
@@ -26,6 +28,7 @@ use super::{
     AssignmentKey, AwsError, IdentityCenter, Limits, OpKind, OpStatus, PrincipalKind, StartedOp,
 };
 use crate::config::AwsConfig;
+use crate::domain::IdcLookup;
 
 /// How the client was set up: the limits it keeps and, if configured, the IdC instance.
 #[derive(Debug, Clone)]
@@ -247,17 +250,9 @@ impl IdcClient {
 
     async fn user_id_by(
         &self,
-        attribute_path: &str,
-        value: &str,
+        identifier: AlternateIdentifier,
     ) -> Result<Option<String>, AwsError> {
         let identity_store_id = self.instance().await?.identity_store_id.clone();
-        let identifier = AlternateIdentifier::UniqueAttribute(
-            UniqueAttribute::builder()
-                .attribute_path(attribute_path)
-                .attribute_value(Document::String(value.to_owned()))
-                .build()
-                .map_err(|e| AwsError::Setup(e.to_string()))?,
-        );
         let result = self
             .directory("GetUserId", || {
                 self.ids
@@ -273,6 +268,16 @@ impl IdcClient {
             Err(f) => Err(f.into()),
         }
     }
+}
+
+fn unique_attribute(path: &str, value: &str) -> Result<AlternateIdentifier, AwsError> {
+    Ok(AlternateIdentifier::UniqueAttribute(
+        UniqueAttribute::builder()
+            .attribute_path(path)
+            .attribute_value(Document::String(value.to_owned()))
+            .build()
+            .map_err(|e| AwsError::Setup(e.to_string()))?,
+    ))
 }
 
 fn op_status(status: Option<&AccountAssignmentOperationStatus>) -> Result<StartedOp, AwsError> {
@@ -303,18 +308,20 @@ fn status_of(status: Option<&AccountAssignmentOperationStatus>) -> OpStatus {
 }
 
 impl IdentityCenter for IdcClient {
-    async fn find_user(
-        &self,
-        user_name: &str,
-        email: Option<&str>,
-    ) -> Result<Option<String>, AwsError> {
-        if let Some(id) = self.user_id_by("userName", user_name).await? {
-            return Ok(Some(id));
-        }
-        match email {
-            Some(email) => self.user_id_by("emails.value", email).await,
-            None => Ok(None),
-        }
+    async fn find_user(&self, lookup: &IdcLookup) -> Result<Option<String>, AwsError> {
+        let identifier = match lookup {
+            IdcLookup::UserName { user_name } => unique_attribute("userName", user_name)?,
+            IdcLookup::Email { email } => unique_attribute("emails.value", email)?,
+            IdcLookup::ExternalId { issuer, id } => AlternateIdentifier::ExternalId(
+                ExternalId::builder()
+                    .issuer(issuer)
+                    .id(id)
+                    .build()
+                    .map_err(|e| AwsError::Setup(e.to_string()))?,
+            ),
+            IdcLookup::Unusable { .. } => return Ok(None),
+        };
+        self.user_id_by(identifier).await
     }
 
     async fn set_run_as(&self, principal_id: &str, os_user: Option<&str>) -> Result<(), AwsError> {

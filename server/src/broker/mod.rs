@@ -5,8 +5,10 @@
 
 mod catalog;
 mod events;
+mod identity;
 
 pub use catalog::{Catalog, CatalogCell, NotResolved};
+pub use identity::{SignInCheck, unbind};
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -38,14 +40,27 @@ pub enum BrokerError {
     #[error("no profile `{name}`; configured: {}", .known.join(", "))]
     UnknownProfile { name: String, known: Vec<String> },
     #[error(
-        "no IAM Identity Center user for `{user_name}`{}: ask an administrator to create one \
-         (jitgate looks users up by userName, then by email)",
-        .email.as_ref().map(|e| format!(" or {e}")).unwrap_or_default()
+        "no IAM Identity Center user found for you ({detail}): ask an administrator to \
+         create one, or to check how jitgate matches people ([auth] idc_match)"
     )]
-    NoIdcUser {
-        user_name: String,
-        email: Option<String>,
+    NoIdcUser { detail: String },
+    /// The person is bound to one IdC user and their sign-in now points to another.
+    #[error(
+        "your jitgate account is bound to IAM Identity Center user {bound}, but your \
+         sign-in now points to {found}; an administrator must re-bind your account \
+         (jitgate-server identity rebind --user {user}) before you can go on"
+    )]
+    IdcBindingMismatch {
+        user: String,
+        bound: String,
+        found: String,
     },
+    /// The IdC user the sign-in points to is bound to someone else.
+    #[error(
+        "the IAM Identity Center user your sign-in points to ({found}) belongs to another \
+         jitgate user; ask an administrator"
+    )]
+    IdcUserTaken { found: String },
     /// A profile's permission set does not exist in IdC.
     /// The person has as many open requests as they may.
     #[error(
@@ -98,41 +113,8 @@ pub struct Broker<I> {
     idc: Arc<I>,
     catalog: Arc<CatalogCell>,
     wakers: Arc<Wakers>,
-    principals: Arc<PrincipalCache>,
     clock: Arc<dyn Clock>,
     rules: Arc<Rules>,
-}
-
-/// How long a person's IdC user id is reused before it is looked up again.
-const PRINCIPAL_TTL: std::time::Duration = std::time::Duration::from_secs(300);
-
-/// Who a person is to the identity store: user name and email.
-type PersonKey = (String, Option<String>);
-
-/// Recently resolved IdC user ids: a request should not cost an identity-store call
-/// (its API is rate-limited) when the same person asked a minute ago. Only found users
-/// are kept, so someone given an IdC user is recognized at once.
-#[derive(Default)]
-struct PrincipalCache(
-    std::sync::Mutex<std::collections::HashMap<PersonKey, (String, std::time::Instant)>>,
-);
-
-impl PrincipalCache {
-    fn get(&self, key: &PersonKey) -> Option<String> {
-        let map = self.0.lock().ok()?;
-        map.get(key)
-            .filter(|(_, at)| at.elapsed() < PRINCIPAL_TTL)
-            .map(|(id, _)| id.clone())
-    }
-
-    fn put(&self, key: PersonKey, id: String) {
-        if let Ok(mut map) = self.0.lock() {
-            if map.len() > 10_000 {
-                map.retain(|_, (_, at)| at.elapsed() < PRINCIPAL_TTL);
-            }
-            map.insert(key, (id, std::time::Instant::now()));
-        }
-    }
 }
 
 impl<I> Clone for Broker<I> {
@@ -143,7 +125,6 @@ impl<I> Clone for Broker<I> {
             idc: self.idc.clone(),
             catalog: self.catalog.clone(),
             wakers: self.wakers.clone(),
-            principals: self.principals.clone(),
             clock: self.clock.clone(),
             rules: self.rules.clone(),
         }
@@ -166,7 +147,6 @@ impl<I: IdentityCenter> Broker<I> {
             idc,
             catalog,
             wakers,
-            principals: Arc::default(),
             clock,
             rules,
         }
@@ -262,24 +242,12 @@ impl<I: IdentityCenter> Broker<I> {
             now,
         )?;
         let permission_set_arn = self.catalog.get()?.arn_for(profile, &probe.os_user)?;
-        let key = (person.user_name.clone(), person.email.clone());
-        let principal_id = match self.principals.get(&key) {
-            Some(id) => id,
-            None => {
-                let id = self
-                    .idc
-                    .find_user(&person.user_name, person.email.as_deref())
-                    .await?
-                    .ok_or_else(|| BrokerError::NoIdcUser {
-                        user_name: person.user_name.clone(),
-                        email: person.email.clone(),
-                    })?;
-                self.principals.put(key, id.clone());
-                id
-            }
-        };
+        let (principal_id, unbound) = self.principal_of(person).await?;
 
         let mut tx = self.db.begin().await?;
+        if unbound {
+            self.bind(&mut tx, person, &principal_id, now).await?;
+        }
         principals::lock(&mut tx, &principal_id).await?;
         let open = requests::open_count(&mut tx, &person.id).await?;
         if open >= i64::from(self.config.auth.max_open_requests) {

@@ -86,14 +86,27 @@ pub fn load_from_str(
 
 /// Keys that hold secrets: read from the environment as text whatever they look like
 /// (`12345` stays the string "12345"), and never quoted in an error.
-const SECRET_KEYS: &[&str] = &["database.url", "oidc.client_secret"];
+const SECRET_KEYS: &[&str] = &[
+    "database.url",
+    "oidc.client_secret",
+    "audit.key",
+    "audit.previous_keys",
+];
 
 fn is_secret(key: &str) -> bool {
     SECRET_KEYS.contains(&key)
 }
 
 /// Environment sections that may be overridden, and so the only `JITGATE_` prefixes read.
-const SECTIONS: &[&str] = &["server", "database", "aws", "scheduler", "auth", "oidc"];
+const SECTIONS: &[&str] = &[
+    "server",
+    "database",
+    "aws",
+    "scheduler",
+    "auth",
+    "audit",
+    "oidc",
+];
 
 /// `JITGATE_DATABASE_URL=...` sets `[database] url`. Values that read as TOML scalars
 /// (numbers, booleans) keep that type; anything else is a string.
@@ -165,8 +178,21 @@ mod tests {
 
     const EXAMPLE: &str = include_str!("../../../deploy/jitgate.example.toml");
 
+    const KEY: &str = "unit-test-audit-key-0123456789abcdef";
+
+    /// The environment a deployment gives: the audit key, and `extra`.
+    fn env(extra: &[(&str, &str)]) -> Vec<(String, String)> {
+        let mut env = vec![("JITGATE_AUDIT_KEY".to_owned(), KEY.to_owned())];
+        env.extend(
+            extra
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned())),
+        );
+        env
+    }
+
     fn problems(text: &str) -> Vec<Problem> {
-        match load_from_str(text, Vec::new()) {
+        match load_from_str(text, env(&[])) {
             Ok(_) => Vec::new(),
             Err(ConfigError::Invalid(p)) => p,
             Err(e) => panic!("unexpected {e}"),
@@ -185,25 +211,19 @@ mod tests {
 
     #[test]
     fn the_shipped_example_is_valid() {
-        let config = load_from_str(EXAMPLE, Vec::new()).unwrap();
+        let config = load_from_str(EXAMPLE, env(&[])).unwrap();
         assert_eq!(config.profiles.len(), 2);
         assert_eq!(config.profiles[0].max_duration.get().as_secs(), 4 * 3600);
     }
 
     #[test]
     fn environment_overrides_file_values_with_their_types() {
-        let env = vec![
-            (
-                "JITGATE_DATABASE_URL".to_string(),
-                "postgres://u:p@h/d".to_string(),
-            ),
-            ("JITGATE_SCHEDULER_WORKERS".to_string(), "3".to_string()),
-            (
-                "JITGATE_AWS_ENDPOINT_URL".to_string(),
-                "http://127.0.0.1:9".to_string(),
-            ),
-            ("JITGATE_CONFIG".to_string(), "ignored.toml".to_string()),
-        ];
+        let env = env(&[
+            ("JITGATE_DATABASE_URL", "postgres://u:p@h/d"),
+            ("JITGATE_SCHEDULER_WORKERS", "3"),
+            ("JITGATE_AWS_ENDPOINT_URL", "http://127.0.0.1:9"),
+            ("JITGATE_CONFIG", "ignored.toml"),
+        ]);
         let config = load_from_str(EXAMPLE, env).unwrap();
         assert_eq!(config.database.url.expose(), "postgres://u:p@h/d");
         assert_eq!(config.scheduler.workers, 3);
@@ -264,10 +284,7 @@ mod tests {
         );
         let config = load_from_str(
             &with_oidc,
-            [(
-                "JITGATE_OIDC_CLIENT_SECRET".to_owned(),
-                "987654321".to_owned(),
-            )],
+            env(&[("JITGATE_OIDC_CLIENT_SECRET", "987654321")]),
         )
         .unwrap();
         assert_eq!(config.oidc.unwrap().client_secret.expose(), "987654321");
@@ -276,6 +293,37 @@ mod tests {
         let p = problems(&numeric);
         assert_eq!(p[0].key, "oidc.client_secret");
         assert!(!p[0].message.contains("987654321"), "{}", p[0].message);
+    }
+
+    #[test]
+    fn the_audit_key_is_required_long_and_never_printed() {
+        let missing = match load_from_str(EXAMPLE, Vec::new()) {
+            Err(ConfigError::Invalid(p)) => p,
+            other => panic!("a missing key was accepted: {other:?}"),
+        };
+        assert_eq!(keys_of(&missing), ["audit.key"]);
+        assert!(missing[0].message.contains("JITGATE_AUDIT_KEY"));
+
+        let short = "12345678901234567890";
+        let p = match load_from_str(
+            EXAMPLE,
+            [("JITGATE_AUDIT_KEY".to_owned(), short.to_owned())],
+        ) {
+            Err(ConfigError::Invalid(p)) => p,
+            other => panic!("a short key was accepted: {other:?}"),
+        };
+        assert_eq!(keys_of(&p), ["audit.key"]);
+        assert!(!p[0].message.contains(short), "{}", p[0].message);
+
+        let numeric = "1234567890123456789012345678901234567890";
+        let config = load_from_str(
+            EXAMPLE,
+            [("JITGATE_AUDIT_KEY".to_owned(), numeric.to_owned())],
+        )
+        .unwrap();
+        assert_eq!(config.audit.key.as_ref().map(|k| k.expose()), Some(numeric));
+        let shown = toml::to_string(&config).unwrap();
+        assert!(!shown.contains(numeric), "{shown}");
     }
 
     #[test]

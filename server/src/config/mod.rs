@@ -31,6 +31,8 @@ pub struct Config {
     pub scheduler: SchedulerConfig,
     #[serde(default)]
     pub auth: AuthConfig,
+    #[serde(default)]
+    pub audit: AuditConfig,
     /// Web sign-in; without it the server runs the broker and health endpoints only.
     pub oidc: Option<OidcConfig>,
     #[serde(default)]
@@ -203,6 +205,43 @@ pub enum DriftAction {
     Remove,
 }
 
+/// `[audit]`: the key of the audit chain. Give keys through the environment
+/// (`JITGATE_AUDIT_KEY`, `JITGATE_AUDIT_PREVIOUS_KEYS`) or a secret store, never in a file
+/// next to the database: whoever holds the key and the database can rewrite history.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AuditConfig {
+    /// The HMAC key new events are signed with (required; at least 32 characters,
+    /// e.g. `openssl rand -hex 32`).
+    pub key: Option<Secret>,
+    /// Keys used before a rotation, comma-separated: `audit verify` needs them for the
+    /// events they signed; the server itself does not.
+    pub previous_keys: Option<Secret>,
+    /// How often the chain head (last event number and hash) is logged, so that an
+    /// export or the database can be checked against the log kept elsewhere.
+    pub head_log_every: HumanDuration,
+}
+
+impl Default for AuditConfig {
+    fn default() -> Self {
+        Self {
+            key: None,
+            previous_keys: None,
+            head_log_every: HumanDuration::from_secs(300),
+        }
+    }
+}
+
+impl AuditConfig {
+    /// The keys as the audit trail uses them.
+    pub fn keys(&self) -> crate::audit::AuditKeys {
+        crate::audit::AuditKeys::new(
+            self.key.as_ref().map(Secret::expose),
+            self.previous_keys.as_ref().map(Secret::expose),
+        )
+    }
+}
+
 /// `[auth]`: administrators and web sessions.
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
@@ -223,6 +262,29 @@ pub struct AuthConfig {
     pub max_open_requests: u32,
     /// Live API tokens one person may hold at once.
     pub max_tokens: u32,
+    /// How a person is matched to their IAM Identity Center user: `verified_email` (the
+    /// email claim, only when `email_verified` is true), `claim` (the IdC userName equals
+    /// the claim named by `idc_match_claim`) or `external_id` (the IdC user's external
+    /// id, as SCIM provisioning sets it, is `idc_external_id_issuer` + the OIDC subject).
+    /// The user found first is bound to the person; a later sign-in that would find
+    /// another is refused until an admin re-binds (`jitgate-server identity rebind`).
+    pub idc_match: IdcMatch,
+    /// The claim whose value is the IdC userName, with `idc_match = "claim"`. Name one the
+    /// provider sets and people cannot change themselves.
+    pub idc_match_claim: Option<String>,
+    /// The issuer of the IdC users' external ids, with `idc_match = "external_id"` (as
+    /// the SCIM provisioning from the identity provider records it).
+    pub idc_external_id_issuer: Option<String>,
+}
+
+/// See [`AuthConfig::idc_match`].
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum IdcMatch {
+    #[default]
+    VerifiedEmail,
+    Claim,
+    ExternalId,
 }
 
 impl Default for AuthConfig {
@@ -234,6 +296,9 @@ impl Default for AuthConfig {
             session_max: HumanDuration::from_secs(24 * 3600),
             max_open_requests: 50,
             max_tokens: 20,
+            idc_match: IdcMatch::VerifiedEmail,
+            idc_match_claim: None,
+            idc_external_id_issuer: None,
         }
     }
 }

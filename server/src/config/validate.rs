@@ -64,6 +64,20 @@ pub fn check(config: &Config) -> Vec<Problem> {
             "must be longer than zero and at most auth.session_max",
         );
     }
+    let blank = |v: &Option<String>| v.as_deref().is_none_or(|v| v.trim().is_empty());
+    match auth.idc_match {
+        super::IdcMatch::Claim if blank(&auth.idc_match_claim) => out.add(
+            "auth.idc_match_claim",
+            "idc_match = \"claim\" needs the claim to match IdC userNames with, e.g. \
+             idc_match_claim = \"aws_user\" (one people cannot edit at the provider)",
+        ),
+        super::IdcMatch::ExternalId if blank(&auth.idc_external_id_issuer) => out.add(
+            "auth.idc_external_id_issuer",
+            "idc_match = \"external_id\" needs the issuer your SCIM provisioning records \
+             in IdC users' external ids",
+        ),
+        _ => {}
+    }
     if auth.max_open_requests == 0 || auth.max_tokens == 0 {
         out.add(
             "auth.max_open_requests",
@@ -98,6 +112,7 @@ pub fn check(config: &Config) -> Vec<Problem> {
     }
     check_aws(config, &mut out);
     check_scheduler(config, &mut out);
+    check_audit(config, &mut out);
     if config.profiles.is_empty() {
         out.add(
             "profiles",
@@ -115,6 +130,38 @@ pub fn check(config: &Config) -> Vec<Problem> {
         check_profile(&format!("profiles[{i}]"), profile, &mut out);
     }
     out.0
+}
+
+fn check_audit(config: &Config, out: &mut Problems) {
+    use crate::audit::MIN_KEY_CHARS;
+    let audit = &config.audit;
+    match audit.key.as_ref().map(|k| k.expose().trim().chars().count()) {
+        None | Some(0) => out.add(
+            "audit.key",
+            "missing: set JITGATE_AUDIT_KEY to a random key of at least 32 characters \
+             (openssl rand -hex 32); it signs the audit trail and is never stored in the \
+             database",
+        ),
+        Some(n) if n < MIN_KEY_CHARS => out.add(
+            "audit.key",
+            format!("is {n} characters long; use at least {MIN_KEY_CHARS} random ones (openssl rand -hex 32)"),
+        ),
+        Some(_) => {}
+    }
+    let previous = audit.previous_keys.as_ref().map_or("", |k| k.expose());
+    if previous
+        .split(',')
+        .map(str::trim)
+        .any(|k| !k.is_empty() && k.chars().count() < MIN_KEY_CHARS)
+    {
+        out.add(
+            "audit.previous_keys",
+            format!("each key (comma-separated) must be at least {MIN_KEY_CHARS} characters"),
+        );
+    }
+    if audit.head_log_every.get().is_zero() {
+        out.add("audit.head_log_every", "must be longer than zero, e.g. 5m");
+    }
 }
 
 fn check_aws(config: &Config, out: &mut Problems) {

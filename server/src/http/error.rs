@@ -30,6 +30,10 @@ pub enum WebError {
     /// The signed-in person has no IAM Identity Center user to grant access to.
     #[error("{0}")]
     NoIdcUser(String),
+    /// The person's sign-in points to another IdC user than the one bound to them, or
+    /// to someone else's.
+    #[error("{0}")]
+    IdcBinding(String),
     /// The person lacks a role the page needs; says which groups give it, unless the
     /// person has no role at all (then the configuration is none of their business).
     #[error("{}", missing_role(.role, .groups.as_deref(), .yours))]
@@ -83,6 +87,9 @@ impl From<BrokerError> for WebError {
                 message: e.to_string(),
             },
             e @ BrokerError::NoIdcUser { .. } => WebError::NoIdcUser(e.to_string()),
+            e @ (BrokerError::IdcBindingMismatch { .. } | BrokerError::IdcUserTaken { .. }) => {
+                WebError::IdcBinding(e.to_string())
+            }
             e @ BrokerError::TooManyOpen { .. } => WebError::Limit(e.to_string()),
             e @ (BrokerError::Catalog(_) | BrokerError::NotReady(_)) => {
                 WebError::Unavailable(e.to_string())
@@ -112,6 +119,7 @@ impl WebError {
                 (StatusCode::FORBIDDEN, "forbidden")
             }
             WebError::NoIdcUser(_) => (StatusCode::FORBIDDEN, "no_idc_user"),
+            WebError::IdcBinding(_) => (StatusCode::FORBIDDEN, "idc_binding"),
             WebError::NotFound(_) => (StatusCode::NOT_FOUND, "not_found"),
             WebError::BadRequest(_) => (StatusCode::BAD_REQUEST, "bad_request"),
             WebError::Invalid { .. } => (StatusCode::UNPROCESSABLE_ENTITY, "invalid"),
@@ -151,6 +159,7 @@ impl WebError {
             WebError::Forbidden(_)
                 | WebError::Limit(_)
                 | WebError::NoIdcUser(_)
+                | WebError::IdcBinding(_)
                 | WebError::MissingRole { .. }
                 | WebError::BadRequest(_)
                 | WebError::Invalid { .. }
@@ -203,9 +212,10 @@ impl WebError {
         let status = self.status();
         let heading = match &self {
             WebError::SignInRequired | WebError::Unauthorized(_) => "Sign in first",
-            WebError::Forbidden(_) | WebError::NoIdcUser(_) | WebError::MissingRole { .. } => {
-                "Not allowed"
-            }
+            WebError::Forbidden(_)
+            | WebError::NoIdcUser(_)
+            | WebError::IdcBinding(_)
+            | WebError::MissingRole { .. } => "Not allowed",
             WebError::NotFound(_) => "Not found",
             WebError::BadRequest(_) | WebError::Invalid { .. } => "Bad request",
             WebError::Domain(e) => match e.kind() {

@@ -10,7 +10,9 @@ use tower_sessions::Session;
 use super::session::{FLOW_KEY, SessionUser, USER_KEY, check_csrf, csrf_token, internal};
 use super::{AppState, WebError};
 use crate::audit::{Action, NewEvent};
+use crate::broker::SignInCheck;
 use crate::oidc::LoginFlow;
+use crate::oidc::idc_match;
 use crate::store::audit;
 use crate::store::users::{self, User};
 use serde_json::json;
@@ -105,6 +107,20 @@ pub(super) async fn callback(
         .await
         .map_err(|e| WebError::SignInRefused(e.to_string()))?;
     let now = state.broker.now();
+    let lookup = idc_match::lookup(&state.config.auth, &signed_in.subject, &signed_in.claims);
+    let check = state
+        .broker
+        .check_sign_in(&signed_in.subject, &lookup, now)
+        .await?;
+    if let SignInCheck::Mismatch { bound, found } = check {
+        return Err(WebError::IdcBinding(format!(
+            "This sign-in points to IAM Identity Center user {found}, but your jitgate \
+             account is bound to {bound}, so it was refused (and recorded). If your account \
+             at the identity provider changed on purpose, ask an administrator to re-bind \
+             it: jitgate-server identity rebind --user {}",
+            signed_in.subject
+        )));
+    }
     let user = User {
         id: signed_in.subject,
         issuer: signed_in.issuer,
@@ -113,6 +129,8 @@ pub(super) async fn callback(
         name: signed_in.name,
         groups: signed_in.groups,
         last_login: now,
+        idc_lookup: Some(lookup),
+        idc_user_id: None,
     };
     let mut tx = state.db.begin().await?;
     users::upsert(&mut tx, &user).await?;

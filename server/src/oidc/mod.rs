@@ -21,6 +21,7 @@ use serde_json::{Map, Value};
 
 use crate::config::OidcConfig;
 
+pub mod idc_match;
 mod provider;
 pub use provider::Provider;
 
@@ -95,6 +96,9 @@ pub struct SignedIn {
     pub email: Option<String>,
     pub name: Option<String>,
     pub groups: Vec<String>,
+    /// Every claim of the ID token (and of userinfo, when it was asked), for the
+    /// operator's choice of what identifies the person in IdC (`idc_match`).
+    pub claims: Map<String, Value>,
 }
 
 /// The provider, discovered once at start.
@@ -188,6 +192,10 @@ impl Oidc {
             .and_then(|n| n.get(None))
             .map(|n| n.to_string());
         let preferred = claims.preferred_username().map(|u| u.to_string());
+        let mut all_claims = match serde_json::to_value(claims) {
+            Ok(Value::Object(map)) => map,
+            _ => Map::new(),
+        };
         let mut groups = groups_in(&claims.additional_claims().claims, &self.groups_claim);
         if groups.is_none() {
             let info: UserInfoClaims<OtherClaims, CoreGenderClaim> = self
@@ -201,6 +209,11 @@ impl Oidc {
                 .await
                 .map_err(|e| OidcError::UserInfo(e.to_string()))?;
             groups = groups_in(&info.additional_claims().claims, &self.groups_claim);
+            if let Ok(Value::Object(extra)) = serde_json::to_value(&info) {
+                for (key, value) in extra {
+                    all_claims.entry(key).or_insert(value);
+                }
+            }
         }
         let user_name = preferred
             .or_else(|| {
@@ -217,6 +230,7 @@ impl Oidc {
             email,
             name,
             groups: groups.unwrap_or_default(),
+            claims: all_claims,
         })
     }
 }

@@ -16,7 +16,7 @@ use crate::aws::{
 };
 use crate::broker::{Broker, Catalog, CatalogCell, Person, Wakers};
 use crate::config::load_from_str;
-use crate::domain::{Draft, RequestId, StateName, UserId};
+use crate::domain::{Draft, IdcLookup, RequestId, StateName, UserId};
 use crate::store::{Db, principals, requests};
 
 const JITSSM: &str = "arn:aws:sso:::permissionSet/ssoins-test/ps-jitssm";
@@ -56,12 +56,11 @@ impl FakeIdc {
 }
 
 impl IdentityCenter for FakeIdc {
-    async fn find_user(
-        &self,
-        user_name: &str,
-        _: Option<&str>,
-    ) -> Result<Option<String>, AwsError> {
-        Ok(Some(format!("u-{user_name}")))
+    async fn find_user(&self, lookup: &IdcLookup) -> Result<Option<String>, AwsError> {
+        Ok(match lookup {
+            IdcLookup::UserName { user_name } => Some(format!("u-{user_name}")),
+            _ => None,
+        })
     }
 
     async fn set_run_as(&self, principal_id: &str, os_user: Option<&str>) -> Result<(), AwsError> {
@@ -162,9 +161,23 @@ async fn bench() -> Bench {
     let dir = tempfile::tempdir().unwrap();
     let db_path = dir.path().join("jitgate.db");
     let text = CONFIG.replace("DB", &db_path.display().to_string());
-    let config = Arc::new(load_from_str(&text, Vec::new()).unwrap());
+    let config = Arc::new(
+        load_from_str(
+            &text,
+            vec![(
+                "JITGATE_AUDIT_KEY".into(),
+                "scheduler-unit-tests-key-0123456789abcdef".into(),
+            )],
+        )
+        .unwrap(),
+    );
     let db = Db::connect(config.database.url.expose(), 2).await.unwrap();
     db.migrate().await.unwrap();
+    let now = DateTime::<Utc>::from_timestamp(1_767_225_600, 0).unwrap();
+    for (name, group) in [("alice", "developers"), ("bob", "sre")] {
+        let user = crate::store::users::by_user_name(name, name, vec![group.into()], now);
+        crate::store::users::save(&db, &user).await.unwrap();
+    }
     let idc = Arc::new(FakeIdc::default());
     let (catalog, missing) = Catalog::resolve(&config, &idc.permission_sets().await.unwrap());
     assert!(missing.is_empty(), "{missing:?}");

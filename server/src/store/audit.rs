@@ -4,7 +4,7 @@
 use super::sql::{Row, query};
 
 use super::{Db, StoreError, WriteTx, from_millis, to_millis};
-use crate::audit::{AuditEvent, NewEvent, event_hash};
+use crate::audit::{AuditEvent, Hashed, NewEvent};
 
 /// Appends `event` to the chain inside `tx`. Taking the head row's lock first makes
 /// concurrent writers (other transactions, other replicas) queue up, one chain in order.
@@ -16,18 +16,22 @@ pub async fn append(tx: &mut WriteTx, event: NewEvent) -> Result<AuditEvent, Sto
     let prev_hash: String = head.try_get("hash")?;
     let at_millis = to_millis(event.at);
     let action = event.action.as_str();
-    let hash = event_hash(
-        &prev_hash,
+    let key = tx.audit_key.clone();
+    let hash = Hashed {
+        prev_hash: &prev_hash,
         seq,
         at_millis,
-        &event.actor,
+        actor: &event.actor,
         action,
-        event.request_id.as_deref(),
-        &event.details,
-    );
+        request_id: event.request_id.as_deref(),
+        details: &event.details,
+    }
+    .hash(key.as_ref());
+    let key_id = key.as_ref().map(|k| k.id().to_owned());
     query(
-        "INSERT INTO audit_events (seq, at, actor, action, request_id, details, prev_hash, hash) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+        "INSERT INTO audit_events \
+         (seq, at, actor, action, request_id, details, prev_hash, hash, key_id) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
     )
     .bind(seq)
     .bind(at_millis)
@@ -37,6 +41,7 @@ pub async fn append(tx: &mut WriteTx, event: NewEvent) -> Result<AuditEvent, Sto
     .bind(event.details.to_string())
     .bind(&prev_hash)
     .bind(&hash)
+    .bind(key_id.as_deref())
     .execute(&mut *tx)
     .await?;
     // The head takes `hash` from the insert (trigger of migration 0006).
@@ -49,12 +54,13 @@ pub async fn append(tx: &mut WriteTx, event: NewEvent) -> Result<AuditEvent, Sto
         details: event.details,
         prev_hash,
         hash,
+        key_id,
     };
     tx.events.push(stored.clone());
     Ok(stored)
 }
 
-const COLUMNS: &str = "seq, at, actor, action, request_id, details, prev_hash, hash";
+const COLUMNS: &str = "seq, at, actor, action, request_id, details, prev_hash, hash, key_id";
 
 /// Up to `limit` events with `seq > after_seq` and `at >= since_millis`, in order.
 pub async fn page_since(
@@ -146,6 +152,37 @@ pub async fn for_request(db: &Db, request_id: &str) -> Result<Vec<AuditEvent>, S
     rows.iter().map(event_from_row).collect()
 }
 
+/// The key id of the last event in the chain (`None`: no event, or a plain-hashed
+/// one), read under the head's lock so that replicas starting together with a new key
+/// record it once.
+pub async fn last_key_id(tx: &mut WriteTx) -> Result<Option<String>, StoreError> {
+    let lock = tx.row_lock();
+    let head = query(&format!("SELECT seq FROM audit_head WHERE id = 1{lock}"))
+        .fetch_one(&mut *tx)
+        .await?;
+    let seq: i64 = head.try_get("seq")?;
+    let last = query("SELECT key_id FROM audit_events WHERE seq = $1")
+        .bind(seq)
+        .fetch_optional(&mut *tx)
+        .await?;
+    Ok(match last {
+        Some(row) => row.try_get("key_id")?,
+        None => None,
+    })
+}
+
+/// The hash of event `seq`, if there is one.
+pub async fn hash_of(db: &Db, seq: i64) -> Result<Option<String>, StoreError> {
+    let row = query("SELECT hash FROM audit_events WHERE seq = $1")
+        .bind(seq)
+        .fetch_optional(db.reader())
+        .await?;
+    Ok(match row {
+        Some(row) => Some(row.try_get("hash")?),
+        None => None,
+    })
+}
+
 /// The chain head: the last sequence number and its hash.
 pub async fn head(db: &Db) -> Result<(i64, String), StoreError> {
     let row = query("SELECT seq, hash FROM audit_head WHERE id = 1")
@@ -167,5 +204,6 @@ fn event_from_row(row: &Row) -> Result<AuditEvent, StoreError> {
         details: serde_json::from_str(&details).unwrap_or(serde_json::Value::String(details)),
         prev_hash: row.try_get("prev_hash")?,
         hash: row.try_get("hash")?,
+        key_id: row.try_get("key_id")?,
     })
 }

@@ -28,7 +28,7 @@ use chrono::{DateTime, TimeZone, Utc};
 use sqlx::any::{AnyPoolOptions, install_default_drivers};
 use sqlx::{Any, AnyPool, Transaction};
 
-use crate::audit::AuditEvent;
+use crate::audit::{AuditEvent, AuditKey};
 use sql::Target;
 
 /// Why a storage call failed.
@@ -71,6 +71,8 @@ pub enum Backend {
 #[derive(Clone)]
 pub struct Db {
     pools: Pools,
+    /// The key events appended through this handle are signed with (see `audit::key`).
+    audit_key: Option<AuditKey>,
     /// The URL sqlx's migrator connects to (SQLite: the same file, created if missing).
     url: Arc<str>,
 }
@@ -94,6 +96,7 @@ impl Db {
                 .await?;
             return Ok(Db {
                 pools: Pools::Postgres(pool),
+                audit_key: None,
                 url: url.into(),
             });
         }
@@ -109,8 +112,21 @@ impl Db {
         let sqlite = lite::Sqlite::open(std::path::Path::new(path), max_connections)?;
         Ok(Db {
             pools: Pools::Sqlite(Arc::new(sqlite)),
+            audit_key: None,
             url: format!("sqlite://{path}?mode=rwc").into(),
         })
+    }
+
+    /// This handle, signing the audit events it appends with `key`. Without a key
+    /// events get plain hashes, as before the chain was keyed (the server always has
+    /// one: config validation requires `[audit] key`).
+    pub fn with_audit_key(mut self, key: Option<AuditKey>) -> Db {
+        self.audit_key = key;
+        self
+    }
+
+    pub(crate) fn audit_key(&self) -> Option<&AuditKey> {
+        self.audit_key.as_ref()
     }
 
     /// Applies the migrations of this backend that have not run yet.
@@ -178,6 +194,7 @@ impl Db {
             inner,
             backend,
             events: Vec::new(),
+            audit_key: self.audit_key.clone(),
         })
     }
 
@@ -214,6 +231,7 @@ pub struct WriteTx {
     inner: TxInner,
     pub(crate) backend: Backend,
     pub(crate) events: Vec<AuditEvent>,
+    pub(crate) audit_key: Option<AuditKey>,
 }
 
 enum TxInner {

@@ -4,6 +4,7 @@ use super::sql::{Row, query};
 use chrono::{DateTime, Utc};
 
 use super::{Db, StoreError, WriteTx, from_millis, to_millis};
+use crate::domain::IdcLookup;
 
 /// A person as the provider last described them.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -15,6 +16,11 @@ pub struct User {
     pub name: Option<String>,
     pub groups: Vec<String>,
     pub last_login: DateTime<Utc>,
+    /// How to find their IdC user, from their last sign-in (`None`: not signed in since
+    /// this was recorded).
+    pub idc_lookup: Option<IdcLookup>,
+    /// The IdC user bound to them at first use (written by [`bind_idc`] only).
+    pub idc_user_id: Option<String>,
 }
 
 /// Records a sign-in: creates the user or refreshes what the provider said about them.
@@ -22,11 +28,17 @@ pub async fn upsert(tx: &mut WriteTx, user: &User) -> Result<(), StoreError> {
     let groups =
         serde_json::to_string(&user.groups).map_err(|e| StoreError::Corrupt(e.to_string()))?;
     let at = to_millis(user.last_login);
+    let lookup = match &user.idc_lookup {
+        Some(l) => Some(serde_json::to_string(l).map_err(|e| StoreError::Corrupt(e.to_string()))?),
+        None => None,
+    };
     query(
-        "INSERT INTO users (id, issuer, user_name, email, name, groups, first_seen, last_login) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $7) ON CONFLICT (id) DO UPDATE SET \
+        "INSERT INTO users \
+         (id, issuer, user_name, email, name, groups, first_seen, last_login, idc_lookup) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $7, $8) ON CONFLICT (id) DO UPDATE SET \
          issuer = excluded.issuer, user_name = excluded.user_name, email = excluded.email, \
-         name = excluded.name, groups = excluded.groups, last_login = excluded.last_login",
+         name = excluded.name, groups = excluded.groups, last_login = excluded.last_login, \
+         idc_lookup = excluded.idc_lookup",
     )
     .bind(&user.id)
     .bind(&user.issuer)
@@ -35,15 +47,43 @@ pub async fn upsert(tx: &mut WriteTx, user: &User) -> Result<(), StoreError> {
     .bind(user.name.as_deref())
     .bind(groups)
     .bind(at)
+    .bind(lookup)
     .execute(&mut *tx)
     .await?;
     Ok(())
 }
 
+/// [`upsert`] in a transaction of its own, with no audit event: for people who act in
+/// process without signing in (unit tests, the demo's and benchmark's drivers).
+pub async fn save(db: &Db, user: &User) -> Result<(), StoreError> {
+    let mut tx = db.begin().await?;
+    upsert(&mut tx, user).await?;
+    tx.commit().await?;
+    Ok(())
+}
+
+/// A user found in IdC by `user_name`, as the in-process drivers use them.
+pub fn by_user_name(id: &str, user_name: &str, groups: Vec<String>, now: DateTime<Utc>) -> User {
+    User {
+        id: id.to_owned(),
+        issuer: "in-process".into(),
+        user_name: user_name.to_owned(),
+        email: None,
+        name: None,
+        groups,
+        last_login: now,
+        idc_lookup: Some(IdcLookup::UserName {
+            user_name: user_name.to_owned(),
+        }),
+        idc_user_id: None,
+    }
+}
+
 /// The columns [`from_row`] reads, from `users` under the alias `u` (prefixed, so they
 /// can sit beside another table's in a join).
 pub(crate) const COLUMNS: &str = "u.id AS u_id, u.issuer AS u_issuer, u.user_name AS u_user_name, \
-     u.email AS u_email, u.name AS u_name, u.groups AS u_groups, u.last_login AS u_last_login";
+     u.email AS u_email, u.name AS u_name, u.groups AS u_groups, u.last_login AS u_last_login, \
+     u.idc_lookup AS u_idc_lookup, u.idc_user_id AS u_idc_user_id";
 
 /// The user with this id.
 pub async fn get(db: &Db, id: &str) -> Result<Option<User>, StoreError> {
@@ -66,5 +106,83 @@ pub(crate) fn from_row(row: &Row) -> Result<User, StoreError> {
         groups: serde_json::from_str(&groups)
             .map_err(|e| StoreError::Corrupt(format!("user groups: {e}")))?,
         last_login: from_millis(row.try_get("u_last_login")?)?,
+        // A lookup this release cannot read is as good as none: the next sign-in rewrites it.
+        idc_lookup: row
+            .try_get::<Option<String>>("u_idc_lookup")?
+            .and_then(|text| serde_json::from_str(&text).ok()),
+        idc_user_id: row.try_get("u_idc_user_id")?,
     })
+}
+
+/// What binding an IdC user to a person came to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Binding {
+    /// Bound now, for the first time.
+    New,
+    /// They were bound to this IdC user already.
+    Same,
+    /// They are bound to another IdC user (this one): refused until an admin re-binds.
+    Other(String),
+    /// The IdC user is bound to another person (this jitgate user id): refused.
+    Taken(String),
+}
+
+/// Binds `idc_user_id` to person `user_id` unless either is bound otherwise. Inside the
+/// caller's transaction, so the binding lands with the change that needed it.
+pub async fn bind_idc(
+    tx: &mut WriteTx,
+    user_id: &str,
+    idc_user_id: &str,
+) -> Result<Binding, StoreError> {
+    // The person's row first: two first requests of one person queue here, and the
+    // second sees the first's binding once it commits.
+    let lock = tx.row_lock();
+    let current = query(&format!(
+        "SELECT idc_user_id FROM users WHERE id = $1{lock}"
+    ))
+    .bind(user_id)
+    .fetch_optional(&mut *tx)
+    .await?;
+    let current: Option<String> = match current {
+        Some(row) => row.try_get("idc_user_id")?,
+        None => return Err(StoreError::Corrupt(format!("no user {user_id} to bind"))),
+    };
+    match current {
+        Some(bound) if bound == idc_user_id => return Ok(Binding::Same),
+        Some(bound) => return Ok(Binding::Other(bound)),
+        None => {}
+    }
+    let holder = query("SELECT id FROM users WHERE idc_user_id = $1")
+        .bind(idc_user_id)
+        .fetch_optional(&mut *tx)
+        .await?;
+    if let Some(holder) = holder {
+        return Ok(Binding::Taken(holder.try_get("id")?));
+    }
+    query("UPDATE users SET idc_user_id = $2 WHERE id = $1")
+        .bind(user_id)
+        .bind(idc_user_id)
+        .execute(&mut *tx)
+        .await?;
+    Ok(Binding::New)
+}
+
+/// Removes person `user_id`'s binding; returns the IdC user they were bound to.
+pub async fn unbind_idc(tx: &mut WriteTx, user_id: &str) -> Result<Option<String>, StoreError> {
+    let lock = tx.row_lock();
+    let row = query(&format!(
+        "SELECT idc_user_id FROM users WHERE id = $1{lock}"
+    ))
+    .bind(user_id)
+    .fetch_optional(&mut *tx)
+    .await?;
+    let Some(row) = row else {
+        return Ok(None);
+    };
+    let was: Option<String> = row.try_get("idc_user_id")?;
+    query("UPDATE users SET idc_user_id = NULL WHERE id = $1")
+        .bind(user_id)
+        .execute(&mut *tx)
+        .await?;
+    Ok(was)
 }

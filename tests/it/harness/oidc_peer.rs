@@ -115,6 +115,24 @@ impl OidcPeer {
         &self.issuer
     }
 
+    /// Changes `login`'s account before their next sign-in, as an IdP admin (or the
+    /// person at a self-service profile page) would: e.g. `{"email_verified": false}`,
+    /// `{"groups": []}`, `{"deleted": true}`.
+    pub async fn change_account(&self, login: &str, change: serde_json::Value) -> Result<()> {
+        let mut body = change;
+        body["login"] = json!(login);
+        let response = self
+            .http
+            .post(format!("{}/_peer/accounts", self.issuer))
+            .json(&body)
+            .send()
+            .await?;
+        if !response.status().is_success() {
+            bail!("change {login}: {}", response.text().await?);
+        }
+        Ok(())
+    }
+
     /// Makes the provider's next ID token bad in one way: "expired", "wrong_nonce",
     /// "wrong_audience", "wrong_issuer", "foreign_key", "unknown_kid".
     pub async fn tamper_next_id_token(&self, mode: &str) -> Result<()> {

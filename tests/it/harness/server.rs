@@ -174,12 +174,40 @@ impl ServerProcess {
     }
 }
 
+/// The audit key every server and admin command of the tests is given
+/// (`JITGATE_AUDIT_KEY`); [`keyed`] signs a test's own appends with it too.
+pub const AUDIT_KEY: &str = "jitgate-tests-audit-key-0123456789abcdef";
+
+/// `db`, signing the audit events it appends as the tests' servers do.
+pub fn keyed(db: jitgate_server::store::Db) -> jitgate_server::store::Db {
+    db.with_audit_key(Some(jitgate_server::audit::AuditKey::new(AUDIT_KEY)))
+}
+
+/// The environment a test gives `load_from_str`, as the servers get it.
+pub fn test_env() -> Vec<(String, String)> {
+    vec![("JITGATE_AUDIT_KEY".into(), AUDIT_KEY.into())]
+}
+
+/// The keys `audit verify` is given in the tests.
+pub fn audit_keys() -> jitgate_server::audit::AuditKeys {
+    jitgate_server::audit::AuditKeys::new(Some(AUDIT_KEY), None)
+}
+
 /// Runs `jitgate-server <args> --config <file>` once, with `config_toml` in the file and
 /// the same environment as [`ServerProcess`], and returns its output.
 pub async fn run_cli(args: &[&str], config_toml: &str) -> Result<Output> {
+    run_cli_with(args, config_toml, &[]).await
+}
+
+/// [`run_cli`] with `env` on top of the test environment (e.g. another audit key).
+pub async fn run_cli_with(
+    args: &[&str],
+    config_toml: &str,
+    env: &[(&str, &str)],
+) -> Result<Output> {
     let dir = tempfile::Builder::new().prefix("jitgate-cli-").tempdir()?;
     let config = write_config(dir.path(), config_toml)?;
-    let mut command = server_command(args, &config, &[])?;
+    let mut command = server_command(args, &config, env)?;
     command.stdout(Stdio::piped()).stderr(Stdio::piped());
     command
         .output()
@@ -205,6 +233,8 @@ fn server_command(args: &[&str], config: &Path, extra_env: &[(&str, &str)]) -> R
         .env("AWS_REGION", "us-east-1")
         .env("AWS_EC2_METADATA_DISABLED", "true")
         .env("RUST_LOG", "info")
+        // As a deployment gives it: from the environment, not the config file.
+        .env("JITGATE_AUDIT_KEY", AUDIT_KEY)
         .envs(extra_env.iter().copied())
         .stdin(Stdio::null());
     Ok(command)

@@ -1,0 +1,141 @@
+//! Which IAM Identity Center user a person's grants land on. The lookup their sign-in's
+//! trusted claims allow (server/src/oidc/idc_match.rs) finds it once; it is then bound
+//! to the person, and every later grant uses the binding, whatever the claims say next.
+//! A sign-in whose claims would find another IdC user is refused, audited, until an
+//! admin re-binds (`jitgate-server identity rebind`); one IdC user is never bound to two
+//! people.
+
+use chrono::{DateTime, Utc};
+use serde_json::json;
+
+use super::{Broker, BrokerError, Person};
+use crate::audit::{Action, NewEvent};
+use crate::aws::IdentityCenter;
+use crate::domain::IdcLookup;
+use crate::store::users::{self, Binding};
+use crate::store::{WriteTx, audit};
+
+/// What a sign-in's lookup came to against the person's binding.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SignInCheck {
+    /// Nothing bound yet, or the lookup finds the bound user (or nothing, or IdC did not
+    /// answer: the binding, not the lookup, decides where grants go).
+    Fine,
+    /// The lookup finds another IdC user than the bound one: the sign-in is refused.
+    Mismatch { bound: String, found: String },
+}
+
+impl<I: IdentityCenter> Broker<I> {
+    /// `person`'s IdC user id, and whether it still has to be bound (by [`Self::bind`],
+    /// inside the transaction that first needs it). Calls IdC only for an unbound person.
+    pub(super) async fn principal_of(
+        &self,
+        person: &Person,
+    ) -> Result<(String, bool), BrokerError> {
+        let user = users::get(&self.db, person.id.as_str())
+            .await?
+            .ok_or_else(|| BrokerError::NoIdcUser {
+                detail: "jitgate has no record of your sign-in; sign in again".into(),
+            })?;
+        if let Some(bound) = user.idc_user_id {
+            return Ok((bound, false));
+        }
+        let lookup = user.idc_lookup.ok_or_else(|| BrokerError::NoIdcUser {
+            detail: "your last sign-in predates identity matching; sign in again".into(),
+        })?;
+        if let IdcLookup::Unusable { why } = &lookup {
+            return Err(BrokerError::NoIdcUser {
+                detail: why.clone(),
+            });
+        }
+        let found = self
+            .idc
+            .find_user(&lookup)
+            .await?
+            .ok_or_else(|| BrokerError::NoIdcUser {
+                detail: format!("none has the {lookup}"),
+            })?;
+        Ok((found, true))
+    }
+
+    /// Binds `principal_id` to `person` inside `tx`, with its audit event; refuses when
+    /// either is bound otherwise (a concurrent first use, or another person's user).
+    pub(super) async fn bind(
+        &self,
+        tx: &mut WriteTx,
+        person: &Person,
+        principal_id: &str,
+        now: DateTime<Utc>,
+    ) -> Result<(), BrokerError> {
+        match users::bind_idc(tx, person.id.as_str(), principal_id).await? {
+            Binding::Same => Ok(()),
+            Binding::New => {
+                let event = NewEvent::new(Action::IdcBound, person.id.as_str(), now)
+                    .details(json!({ "idc_user_id": principal_id }));
+                audit::append(tx, event).await?;
+                Ok(())
+            }
+            Binding::Other(bound) => Err(BrokerError::IdcBindingMismatch {
+                user: person.id.as_str().to_owned(),
+                bound,
+                found: principal_id.to_owned(),
+            }),
+            Binding::Taken(_) => Err(BrokerError::IdcUserTaken {
+                found: principal_id.to_owned(),
+            }),
+        }
+    }
+
+    /// At sign-in: whether `lookup` (from the new claims) agrees with the binding of the
+    /// person `user_id`. A refusal is audited here, in a transaction of its own.
+    pub async fn check_sign_in(
+        &self,
+        user_id: &str,
+        lookup: &IdcLookup,
+        now: DateTime<Utc>,
+    ) -> Result<SignInCheck, BrokerError> {
+        let Some(bound) = users::get(&self.db, user_id)
+            .await?
+            .and_then(|u| u.idc_user_id)
+        else {
+            return Ok(SignInCheck::Fine);
+        };
+        let found = match self.idc.find_user(lookup).await {
+            Ok(Some(found)) => found,
+            Ok(None) => return Ok(SignInCheck::Fine),
+            Err(e) => {
+                tracing::warn!(user = user_id, error = %e, "cannot check the IdC binding at sign-in; the binding stands");
+                return Ok(SignInCheck::Fine);
+            }
+        };
+        if found == bound {
+            return Ok(SignInCheck::Fine);
+        }
+        let mut tx = self.db.begin().await?;
+        let event = NewEvent::new(Action::IdcBindingRefused, user_id, now).details(json!({
+            "bound": bound,
+            "found": found,
+            "lookup": lookup.to_string(),
+        }));
+        audit::append(&mut tx, event).await?;
+        tx.commit().await?;
+        Ok(SignInCheck::Mismatch { bound, found })
+    }
+}
+
+/// Removes `user_id`'s binding (an admin's re-bind), audited with `actor`; their next
+/// request binds the IdC user their sign-in then finds. Returns the former binding.
+pub async fn unbind(
+    db: &crate::store::Db,
+    user_id: &str,
+    actor: &str,
+    now: DateTime<Utc>,
+) -> Result<Option<String>, BrokerError> {
+    let mut tx = db.begin().await?;
+    let was = users::unbind_idc(&mut tx, user_id).await?;
+    let event = NewEvent::new(Action::IdcUnbound, actor, now)
+        .details(json!({ "user": user_id, "was": was }));
+    audit::append(&mut tx, event).await?;
+    tx.commit().await?;
+    Ok(was)
+}
