@@ -48,5 +48,17 @@ if [ ! -f "$stamp" ]; then
   touch "$stamp"
 fi
 
+# The API fuzzer (schemathesis), in a venv of its own: its pins and moto's differ.
+FUZZ_VENV=${JITGATE_FUZZ_VENV:-$CACHE/fuzz-venv}
+req=tests/fuzz/requirements.txt
+stamp="$FUZZ_VENV/.installed-$(sha256sum "$req" | cut -c1-16)"
+if [ ! -f "$stamp" ]; then
+  echo "install-deps: creating the API fuzzer venv in $FUZZ_VENV"
+  rm -rf "$FUZZ_VENV"
+  python3 -m venv "$FUZZ_VENV"
+  "$FUZZ_VENV/bin/pip" install --quiet --disable-pip-version-check -r "$req"
+  touch "$stamp"
+fi
+
 # The OIDC peer's node packages, pinned by its lockfile, into the cache.
 scripts/install-oidc-peer.sh

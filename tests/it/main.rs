@@ -17,6 +17,7 @@ mod cli;
 mod cli_login;
 mod crash;
 mod e2e;
+mod fuzz;
 mod harness;
 mod hygiene;
 mod identity;

@@ -8,7 +8,7 @@ use serde::Deserialize;
 
 use super::auth::ApiUser;
 use super::error::ApiError;
-use super::input::Q;
+use super::input::{self, Q};
 use crate::http::AppState;
 use crate::store::audit;
 
@@ -21,7 +21,10 @@ pub(super) struct AuditQuery {
     /// Only events at or after this time (RFC 3339).
     since: Option<DateTime<Utc>>,
     /// Paging: events after this sequence number.
+    #[param(minimum = 0)]
     after: Option<i64>,
+    /// How many to return (default 200; at most 1000).
+    #[param(minimum = 1, maximum = 1000)]
     limit: Option<i64>,
 }
 
@@ -49,12 +52,14 @@ pub(super) async fn list(
             state.config.auth.admin_groups.join(", ")
         )));
     }
+    // Checked whichever way the events are read: bad input is refused, never ignored.
+    let limit = input::in_range("limit", query.limit, 200, 1, 1000)?;
+    let after = input::in_range("after", query.after, 0, 0, i64::MAX)?;
     let events = match &query.request_id {
         Some(id) => audit::for_request(&state.db, id).await?,
         None => {
             let since = query.since.map_or(i64::MIN, |t| t.timestamp_millis());
-            let limit = query.limit.unwrap_or(200).clamp(1, 1000);
-            audit::page_since(&state.db, since, query.after.unwrap_or(0), limit).await?
+            audit::page_since(&state.db, since, after, limit).await?
         }
     };
     Ok(Json(

@@ -8,6 +8,25 @@ use serde::de::DeserializeOwned;
 
 use super::error::ApiError;
 
+/// A paging number from the query string: `default` when absent, refused (naming the
+/// field and the range) outside `min..=max` rather than quietly clamped.
+pub fn in_range(
+    field: &'static str,
+    value: Option<i64>,
+    default: i64,
+    min: i64,
+    max: i64,
+) -> Result<i64, ApiError> {
+    match value {
+        None => Ok(default),
+        Some(v) if (min..=max).contains(&v) => Ok(v),
+        Some(v) => Err(ApiError::invalid(
+            field,
+            format!("{field} is {v}; give a number from {min} to {max}"),
+        )),
+    }
+}
+
 /// A JSON body; an empty body reads as `T::default()` (actions whose body is optional).
 pub struct Body<T>(pub T);
 

@@ -71,7 +71,7 @@ pub(super) fn router() -> Router<AppState> {
         cli::token,
     ),
     security(("bearer" = []), ("session" = [])),
-    modifiers(&Authentication)
+    modifiers(&Authentication, &MalformedInput)
 )]
 struct ApiDoc;
 
@@ -93,6 +93,44 @@ impl utoipa::Modify for Authentication {
                 crate::http::SESSION_COOKIE,
             ))),
         );
+    }
+}
+
+/// Every call answers 400 to what it cannot read at all (a body that is not its JSON,
+/// an unknown or unparseable query parameter), before any rule is applied.
+struct MalformedInput;
+
+impl utoipa::Modify for MalformedInput {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::{ContentBuilder, Ref, ResponseBuilder};
+        let bad_request = ResponseBuilder::new()
+            .description(
+                "the body is not the JSON this call takes, or the query string has an \
+                 unknown or unreadable parameter (code bad_request)",
+            )
+            .content(
+                "application/json",
+                ContentBuilder::new()
+                    .schema(Some(Ref::from_schema_name("ErrorBody")))
+                    .build(),
+            )
+            .build();
+        for item in openapi.paths.paths.values_mut() {
+            let operations = [
+                &mut item.get,
+                &mut item.post,
+                &mut item.put,
+                &mut item.patch,
+                &mut item.delete,
+            ];
+            for operation in operations.into_iter().flatten() {
+                operation
+                    .responses
+                    .responses
+                    .entry("400".into())
+                    .or_insert_with(|| bad_request.clone().into());
+            }
+        }
     }
 }
 

@@ -11,7 +11,7 @@ use serde::Deserialize;
 
 use super::auth::ApiUser;
 use super::error::ApiError;
-use super::input::{Body, Q, Required};
+use super::input::{self, Body, Q, Required};
 use super::views;
 use crate::broker::Action;
 use crate::domain::{Draft, RequestId, StateName};
@@ -78,11 +78,14 @@ pub(super) struct ListQuery {
     #[serde(default)]
     to_approve: bool,
     /// Paging of `to_approve`: how many of the queue to skip.
+    #[param(minimum = 0)]
     offset: Option<i64>,
     state: Option<String>,
     profile: Option<String>,
     /// Paging: requests created before this time (the last `created_at` seen).
     before: Option<DateTime<Utc>>,
+    /// How many to return (default 100; at most 500).
+    #[param(minimum = 1, maximum = 500)]
     limit: Option<i64>,
 }
 
@@ -115,7 +118,7 @@ pub(super) async fn list(
     }
     let mut filter = ListFilter {
         created_before: query.before,
-        limit: query.limit.unwrap_or(100),
+        limit: input::in_range("limit", query.limit, 100, 1, 500)?,
         ..ListFilter::default()
     };
     if let Some(s) = &query.state {
@@ -155,8 +158,8 @@ async fn approval_queue(
     if let Some(p) = &query.profile {
         profiles.retain(|name| name == p);
     }
-    let limit = query.limit.unwrap_or(100).clamp(1, 500);
-    let offset = query.offset.unwrap_or(0).max(0);
+    let limit = input::in_range("limit", query.limit, 100, 1, 500)?;
+    let offset = input::in_range("offset", query.offset, 0, 0, i64::MAX)?;
     let found =
         requests::approval_queue(&state.db, &user.user.id, &profiles, offset, limit).await?;
     Ok(Json(
