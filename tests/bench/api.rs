@@ -206,6 +206,9 @@ async fn issue_tokens(b: &Bench) -> Result<Vec<String>> {
                     user_name: user.clone(),
                 }),
                 idc_user_id: None,
+                claims_at: Some(now),
+                refresh_token: None,
+                cut_off_at: None,
             },
         )
         .await?;

@@ -25,6 +25,7 @@ mod lifecycle;
 mod one_door;
 mod pages;
 mod queue;
+mod roles;
 mod signin;
 mod smoke;
 mod store;

@@ -52,6 +52,8 @@ pub enum Action {
     IdcBound,
     IdcBindingRefused,
     IdcUnbound,
+    RolesChanged,
+    AccessWithdrawn,
 }
 
 impl Action {
@@ -86,6 +88,8 @@ impl Action {
             Action::IdcBound => "auth.idc_bound",
             Action::IdcBindingRefused => "auth.idc_binding_refused",
             Action::IdcUnbound => "auth.idc_unbound",
+            Action::RolesChanged => "auth.roles_changed",
+            Action::AccessWithdrawn => "auth.access_withdrawn",
         }
     }
 }

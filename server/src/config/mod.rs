@@ -262,6 +262,10 @@ pub struct AuthConfig {
     pub max_open_requests: u32,
     /// Live API tokens one person may hold at once.
     pub max_tokens: u32,
+    /// How old a person's groups may be when a request (web or API token) uses them:
+    /// older ones are confirmed again with the provider (refresh token, then userinfo),
+    /// or, when the provider gave no refresh token, not used until the next sign-in.
+    pub claims_max_age: HumanDuration,
     /// How a person is matched to their IAM Identity Center user: `verified_email` (the
     /// email claim, only when `email_verified` is true), `claim` (the IdC userName equals
     /// the claim named by `idc_match_claim`) or `external_id` (the IdC user's external
@@ -296,6 +300,7 @@ impl Default for AuthConfig {
             session_max: HumanDuration::from_secs(24 * 3600),
             max_open_requests: 50,
             max_tokens: 20,
+            claims_max_age: HumanDuration::from_secs(15 * 60),
             idc_match: IdcMatch::VerifiedEmail,
             idc_match_claim: None,
             idc_external_id_issuer: None,

@@ -78,6 +78,9 @@ pub fn check(config: &Config) -> Vec<Problem> {
         ),
         _ => {}
     }
+    if auth.claims_max_age.get().is_zero() {
+        out.add("auth.claims_max_age", "must be longer than zero, e.g. 15m");
+    }
     if auth.max_open_requests == 0 || auth.max_tokens == 0 {
         out.add(
             "auth.max_open_requests",

@@ -163,6 +163,23 @@ impl FromRequestParts<AppState> for MaybeUser {
             session.flush().await.map_err(internal)?;
             return Ok(MaybeUser(None));
         };
+        // The provider stopped accepting them after this session began.
+        if user
+            .cut_off_at
+            .is_some_and(|cut| cut.timestamp_millis() >= signed_in.signed_in_at_millis)
+        {
+            session.flush().await.map_err(internal)?;
+            return Ok(MaybeUser(None));
+        }
+        let user = match super::claims::current(state, user).await {
+            Ok(user) => user,
+            Err(super::claims::Stale::SignInAgain(why)) => {
+                tracing::info!(user = %signed_in.id, reason = %why, "session ended: claims too old");
+                session.flush().await.map_err(internal)?;
+                return Ok(MaybeUser(None));
+            }
+            Err(super::claims::Stale::Failed(e)) => return Err(e),
+        };
         let csrf = csrf_token(&session).await?;
         keep_alive(&session, state).await?;
         let actor = state

@@ -121,7 +121,11 @@ pub(super) async fn callback(
             signed_in.subject
         )));
     }
+    let before = users::get(&state.db, &signed_in.subject).await?;
     let user = User {
+        claims_at: Some(now),
+        refresh_token: signed_in.refresh_token.map(users::RefreshToken),
+        cut_off_at: None,
         id: signed_in.subject,
         issuer: signed_in.issuer,
         user_name: signed_in.user_name,
@@ -140,6 +144,14 @@ pub(super) async fn callback(
         "groups": user.groups,
     }));
     audit::append(&mut tx, event).await?;
+    if let Some(before) = before.filter(|b| b.groups != user.groups) {
+        let event = NewEvent::new(Action::RolesChanged, user.id.as_str(), now).details(json!({
+            "before": before.groups,
+            "after": user.groups,
+            "via": "sign-in",
+        }));
+        audit::append(&mut tx, event).await?;
+    }
     tx.commit().await?;
     session.cycle_id().await.map_err(internal)?;
     // Signed in: the session lives by the configured idle timeout from now on.

@@ -99,6 +99,28 @@ pub struct SignedIn {
     /// Every claim of the ID token (and of userinfo, when it was asked), for the
     /// operator's choice of what identifies the person in IdC (`idc_match`).
     pub claims: Map<String, Value>,
+    /// For confirming the claims later without the person (`[auth] claims_max_age`);
+    /// `None` when the provider issued none.
+    pub refresh_token: Option<String>,
+}
+
+/// What the provider says of a person asked again with their refresh token.
+#[derive(Debug, Clone)]
+pub struct Refreshed {
+    pub groups: Vec<String>,
+    /// A new refresh token when the provider rotated it.
+    pub refresh_token: Option<String>,
+}
+
+/// Why claims could not be confirmed again.
+#[derive(Debug, thiserror::Error)]
+pub enum RefreshError {
+    /// The provider no longer accepts the person or their grant (`invalid_grant`).
+    #[error("the OpenID provider no longer accepts this person: {0}")]
+    Rejected(String),
+    /// The provider could not be asked, or did not say (retry later).
+    #[error("cannot confirm the claims with the OpenID provider: {0}")]
+    Unavailable(String),
 }
 
 /// The provider, discovered once at start.
@@ -223,7 +245,9 @@ impl Oidc {
                     .map(str::to_owned)
             })
             .unwrap_or_else(|| subject.clone());
+        let refresh_token = tokens.refresh_token().map(|t| t.secret().clone());
         Ok(SignedIn {
+            refresh_token,
             issuer: claims.issuer().to_string(),
             subject,
             user_name,
@@ -231,6 +255,46 @@ impl Oidc {
             name,
             groups: groups.unwrap_or_default(),
             claims: all_claims,
+        })
+    }
+}
+
+impl Oidc {
+    /// Asks the provider again about a person, with their refresh token: a new access
+    /// token, then userinfo for their groups.
+    pub async fn refresh(&self, refresh_token: &str) -> Result<Refreshed, RefreshError> {
+        let token = openidconnect::RefreshToken::new(refresh_token.to_owned());
+        let request = self
+            .client
+            .exchange_refresh_token(&token)
+            .map_err(|e| RefreshError::Unavailable(e.to_string()))?;
+        let tokens = match request.request_async(&self.http).await {
+            Ok(tokens) => tokens,
+            Err(openidconnect::RequestTokenError::ServerResponse(answer))
+                if *answer.error() == CoreErrorResponseType::InvalidGrant =>
+            {
+                return Err(RefreshError::Rejected(answer.to_string()));
+            }
+            Err(e) => return Err(RefreshError::Unavailable(e.to_string())),
+        };
+        let info: UserInfoClaims<OtherClaims, CoreGenderClaim> = self
+            .client
+            .user_info(tokens.access_token().clone(), None)
+            .map_err(|e| RefreshError::Unavailable(e.to_string()))?
+            .request_async(&self.http)
+            .await
+            .map_err(|e| RefreshError::Unavailable(e.to_string()))?;
+        let groups =
+            groups_in(&info.additional_claims().claims, &self.groups_claim).ok_or_else(|| {
+                RefreshError::Unavailable(format!(
+                    "the provider's userinfo has no `{}` claim, so roles cannot be confirmed \
+                     without a sign-in (have it released to userinfo)",
+                    self.groups_claim
+                ))
+            })?;
+        Ok(Refreshed {
+            groups,
+            refresh_token: tokens.refresh_token().map(|t| t.secret().clone()),
         })
     }
 }

@@ -109,6 +109,21 @@ pub async fn live_count(
     row.try_get("n")
 }
 
+/// Revokes every live token of the person; returns how many.
+pub async fn revoke_all(
+    tx: &mut WriteTx,
+    user_id: &str,
+    now: DateTime<Utc>,
+) -> Result<u64, StoreError> {
+    let done =
+        query("UPDATE api_tokens SET revoked_at = $1 WHERE user_id = $2 AND revoked_at IS NULL")
+            .bind(to_millis(now))
+            .bind(user_id)
+            .execute(&mut *tx)
+            .await?;
+    Ok(done.rows_affected())
+}
+
 /// Revokes one of the person's tokens; `false` when they have no such live token.
 pub async fn revoke(
     tx: &mut WriteTx,

@@ -21,6 +21,22 @@ pub struct User {
     pub idc_lookup: Option<IdcLookup>,
     /// The IdC user bound to them at first use (written by [`bind_idc`] only).
     pub idc_user_id: Option<String>,
+    /// When the provider last confirmed their claims (sign-in or refresh).
+    pub claims_at: Option<DateTime<Utc>>,
+    /// The provider's refresh token, to confirm the claims again without the person.
+    pub refresh_token: Option<RefreshToken>,
+    /// When the provider stopped accepting them: sessions signed in before end.
+    pub cut_off_at: Option<DateTime<Utc>>,
+}
+
+/// A provider's refresh token: a credential (with jitgate's client secret), never shown.
+#[derive(Clone, PartialEq, Eq)]
+pub struct RefreshToken(pub String);
+
+impl std::fmt::Debug for RefreshToken {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("RefreshToken(***)")
+    }
 }
 
 /// Records a sign-in: creates the user or refreshes what the provider said about them.
@@ -33,12 +49,13 @@ pub async fn upsert(tx: &mut WriteTx, user: &User) -> Result<(), StoreError> {
         None => None,
     };
     query(
-        "INSERT INTO users \
-         (id, issuer, user_name, email, name, groups, first_seen, last_login, idc_lookup) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $7, $8) ON CONFLICT (id) DO UPDATE SET \
+        "INSERT INTO users (id, issuer, user_name, email, name, groups, first_seen, \
+         last_login, idc_lookup, claims_at, refresh_token) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $7, $8, $7, $9) ON CONFLICT (id) DO UPDATE SET \
          issuer = excluded.issuer, user_name = excluded.user_name, email = excluded.email, \
          name = excluded.name, groups = excluded.groups, last_login = excluded.last_login, \
-         idc_lookup = excluded.idc_lookup",
+         idc_lookup = excluded.idc_lookup, claims_at = excluded.claims_at, \
+         refresh_token = excluded.refresh_token",
     )
     .bind(&user.id)
     .bind(&user.issuer)
@@ -48,6 +65,7 @@ pub async fn upsert(tx: &mut WriteTx, user: &User) -> Result<(), StoreError> {
     .bind(groups)
     .bind(at)
     .bind(lookup)
+    .bind(user.refresh_token.as_ref().map(|t| t.0.as_str()))
     .execute(&mut *tx)
     .await?;
     Ok(())
@@ -76,6 +94,9 @@ pub fn by_user_name(id: &str, user_name: &str, groups: Vec<String>, now: DateTim
             user_name: user_name.to_owned(),
         }),
         idc_user_id: None,
+        claims_at: Some(now),
+        refresh_token: None,
+        cut_off_at: None,
     }
 }
 
@@ -83,7 +104,8 @@ pub fn by_user_name(id: &str, user_name: &str, groups: Vec<String>, now: DateTim
 /// can sit beside another table's in a join).
 pub(crate) const COLUMNS: &str = "u.id AS u_id, u.issuer AS u_issuer, u.user_name AS u_user_name, \
      u.email AS u_email, u.name AS u_name, u.groups AS u_groups, u.last_login AS u_last_login, \
-     u.idc_lookup AS u_idc_lookup, u.idc_user_id AS u_idc_user_id";
+     u.idc_lookup AS u_idc_lookup, u.idc_user_id AS u_idc_user_id, u.claims_at AS u_claims_at, \
+     u.refresh_token AS u_refresh_token, u.cut_off_at AS u_cut_off_at";
 
 /// The user with this id.
 pub async fn get(db: &Db, id: &str) -> Result<Option<User>, StoreError> {
@@ -111,7 +133,52 @@ pub(crate) fn from_row(row: &Row) -> Result<User, StoreError> {
             .try_get::<Option<String>>("u_idc_lookup")?
             .and_then(|text| serde_json::from_str(&text).ok()),
         idc_user_id: row.try_get("u_idc_user_id")?,
+        claims_at: row
+            .try_get::<Option<i64>>("u_claims_at")?
+            .map(from_millis)
+            .transpose()?,
+        refresh_token: row
+            .try_get::<Option<String>>("u_refresh_token")?
+            .map(RefreshToken),
+        cut_off_at: row
+            .try_get::<Option<i64>>("u_cut_off_at")?
+            .map(from_millis)
+            .transpose()?,
     })
+}
+
+/// Records claims the provider confirmed again at `at`: the groups, and the refresh
+/// token when the provider rotated it.
+pub async fn confirm_claims(
+    tx: &mut WriteTx,
+    user_id: &str,
+    groups: &[String],
+    refresh_token: Option<&str>,
+    at: DateTime<Utc>,
+) -> Result<(), StoreError> {
+    let groups = serde_json::to_string(groups).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+    query(
+        "UPDATE users SET groups = $2, claims_at = $3, \
+         refresh_token = COALESCE($4, refresh_token) WHERE id = $1",
+    )
+    .bind(user_id)
+    .bind(groups)
+    .bind(to_millis(at))
+    .bind(refresh_token)
+    .execute(&mut *tx)
+    .await?;
+    Ok(())
+}
+
+/// The provider no longer accepts the person: sessions from before `at` end, and the
+/// refresh token is dropped (their API tokens are revoked by the caller, same `tx`).
+pub async fn cut_off(tx: &mut WriteTx, user_id: &str, at: DateTime<Utc>) -> Result<(), StoreError> {
+    query("UPDATE users SET cut_off_at = $2, refresh_token = NULL WHERE id = $1")
+        .bind(user_id)
+        .bind(to_millis(at))
+        .execute(&mut *tx)
+        .await?;
+    Ok(())
 }
 
 /// What binding an IdC user to a person came to.

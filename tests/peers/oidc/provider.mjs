@@ -40,6 +40,8 @@
 // Clients (static). Default, unless --clients FILE (JSON array of client metadata) or env
 // OIDC_CLIENTS (same JSON) replace them:
 //   jitgate      confidential web client, secret "jitgate-secret", client_secret_basic,
+//                grants authorization_code and refresh_token (a refresh token with every
+//                code exchange),
 //                redirect_uris ["http://127.0.0.1:8080/auth/callback",
 //                "http://localhost:8080/auth/callback"] plus every --redirect-uri,
 //                post_logout_redirect_uris ["http://127.0.0.1:8080/", "http://localhost:8080/"]
@@ -230,7 +232,7 @@ else {
       client_secret: 'jitgate-secret',
       redirect_uris: ['http://127.0.0.1:8080/auth/callback', 'http://localhost:8080/auth/callback'],
       post_logout_redirect_uris: ['http://127.0.0.1:8080/', 'http://localhost:8080/'],
-      grant_types: ['authorization_code'],
+      grant_types: ['authorization_code', 'refresh_token'],
       response_types: ['code'],
       token_endpoint_auth_method: 'client_secret_basic',
     },
@@ -309,6 +311,13 @@ const provider = new Provider(issuer, {
     rpInitiatedLogout: { enabled: true },
   },
   interactions: { policy },
+  // A refresh token for every client allowed the grant, as Okta or Entra issue one to an
+  // app set up for it (oidc-provider would otherwise want offline_access with
+  // prompt=consent). Refreshing re-reads the account, so changed groups and deleted
+  // accounts show at the next refresh.
+  async issueRefreshToken(ctx, client) {
+    return client.grantTypeAllowed('refresh_token');
+  },
   async loadExistingGrant(ctx) {
     const { oidc } = ctx;
     const grantId = oidc.result?.consent?.grantId || oidc.session.grantIdFor(oidc.client.clientId);

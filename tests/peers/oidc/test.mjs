@@ -383,6 +383,31 @@ describe('default peer', () => {
     assert.equal(denied.location.searchParams.get('error'), 'access_denied');
   });
 
+  test('the web client gets a refresh token; refreshing reads the account anew', async () => {
+    const s = await signIn(peer.issuer, { login: 'dave' });
+    assert.ok(s.tokens.refresh_token, 'a refresh token with the code exchange');
+    const refresh = async (token) => {
+      const res = await fetch(`${peer.issuer}/token`, {
+        method: 'POST',
+        headers: {
+          'content-type': 'application/x-www-form-urlencoded',
+          authorization: `Basic ${Buffer.from('jitgate:jitgate-secret').toString('base64')}`,
+        },
+        body: new URLSearchParams({ grant_type: 'refresh_token', refresh_token: token }),
+      });
+      return { status: res.status, body: await res.json() };
+    };
+    const change = (body) => fetch(`${peer.issuer}/_peer/accounts`, {
+      method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ login: 'dave', ...body }),
+    });
+    await change({ groups: ['sre'] });
+    const r = await refresh(s.tokens.refresh_token);
+    assert.equal(r.status, 200, JSON.stringify(r.body));
+    const ui = await fetch(`${peer.issuer}/me`, { headers: { authorization: `Bearer ${r.body.access_token}` } });
+    assert.deepEqual((await ui.json()).groups, ['sre']);
+    await change({ groups: ['developers'] });
+  });
+
   test('redirect URIs can be added at run time', async () => {
     const uri = 'http://127.0.0.1:4321/auth/callback';
     const res = await fetch(`${peer.issuer}/_peer/redirect-uris`, {

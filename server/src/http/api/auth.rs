@@ -53,6 +53,13 @@ impl FromRequestParts<AppState> for ApiUser {
             let (_, user) = tokens::authenticate(&state.db, &token_hash(token), state.broker.now())
                 .await?
                 .ok_or_else(invalid)?;
+            let user = match crate::http::claims::current(state, user).await {
+                Ok(user) => user,
+                Err(crate::http::claims::Stale::SignInAgain(why)) => {
+                    return Err(ApiError::unauthorized(why));
+                }
+                Err(crate::http::claims::Stale::Failed(e)) => return Err(e.into()),
+            };
             let actor = state.broker.rules().actor(
                 crate::domain::UserId::new(user.id.clone()),
                 user.groups.clone(),

@@ -1,0 +1,147 @@
+//! Roles follow the identity provider: a person's groups are at most `[auth]
+//! claims_max_age` old on every request, by session or API token alike. Older ones are
+//! confirmed again with the provider's refresh token (one refresh per person at a time);
+//! a changed set of groups is audited. A person the provider no longer accepts loses
+//! every session and API token at once. Without a refresh token, older claims are not
+//! used: the session ends, and API tokens wait for the person's next sign-in.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use serde_json::json;
+
+use super::{AppState, WebError};
+use crate::audit::{Action, NewEvent};
+use crate::oidc::RefreshError;
+use crate::store::users::{self, User};
+use crate::store::{audit, tokens};
+
+/// One refresh per person at a time in this process: concurrent requests of a person
+/// whose claims just went stale wait for the first one's answer.
+#[derive(Default)]
+pub struct Refreshing(Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>);
+
+impl Refreshing {
+    fn lock_for(&self, user_id: &str) -> Arc<tokio::sync::Mutex<()>> {
+        let Ok(mut map) = self.0.lock() else {
+            return Arc::default();
+        };
+        if map.len() > 10_000 {
+            map.retain(|_, lock| Arc::strong_count(lock) > 1);
+        }
+        map.entry(user_id.to_owned()).or_default().clone()
+    }
+}
+
+/// Why a person's claims cannot be used now.
+pub(super) enum Stale {
+    /// Sign in again: no refresh token, or the provider no longer accepts them.
+    SignInAgain(String),
+    /// The provider could not confirm them now, or jitgate failed (answer 503/500).
+    Failed(WebError),
+}
+
+/// `user` with claims at most `claims_max_age` old, refreshed if need be.
+pub(super) async fn current(state: &AppState, user: User) -> Result<User, Stale> {
+    let max_age = state.config.auth.claims_max_age.get();
+    let fresh = |u: &User| {
+        u.claims_at.is_some_and(|at| {
+            (state.broker.now() - at)
+                .to_std()
+                .is_ok_and(|age| age <= max_age)
+                || at > state.broker.now()
+        })
+    };
+    if fresh(&user) {
+        return Ok(user);
+    }
+    let lock = state.refreshing.lock_for(&user.id);
+    let _one_at_a_time = lock.lock().await;
+    // Another request may have refreshed them while this one waited.
+    let user = users::get(&state.db, &user.id)
+        .await
+        .map_err(|e| Stale::Failed(e.into()))?
+        .ok_or_else(|| Stale::SignInAgain("jitgate no longer knows this person".into()))?;
+    if fresh(&user) {
+        return Ok(user);
+    }
+    let Some(refresh_token) = user.refresh_token.clone() else {
+        return Err(Stale::SignInAgain(format!(
+            "your roles were confirmed more than {} ago and the identity provider gave \
+             jitgate no way to confirm them again: sign in to jitgate again",
+            state.config.auth.claims_max_age
+        )));
+    };
+    let oidc = state
+        .oidc
+        .get()
+        .map_err(|why| Stale::Failed(WebError::Unavailable(why)))?;
+    match oidc.refresh(&refresh_token.0).await {
+        Ok(refreshed) => confirm(state, user, refreshed).await.map_err(Stale::Failed),
+        Err(RefreshError::Rejected(why)) => {
+            tracing::warn!(user = %user.id, reason = %why, "the identity provider no longer accepts this person; their sessions and API tokens end");
+            withdraw(state, &user).await.map_err(Stale::Failed)?;
+            Err(Stale::SignInAgain(
+                "the identity provider no longer accepts you: your sessions and API tokens \
+                 have ended"
+                    .into(),
+            ))
+        }
+        Err(RefreshError::Unavailable(why)) => {
+            tracing::warn!(user = %user.id, reason = %why, "cannot confirm claims with the identity provider");
+            Err(Stale::Failed(WebError::Unavailable(
+                "jitgate cannot confirm your roles with the identity provider right now; try \
+                 again shortly"
+                    .into(),
+            )))
+        }
+    }
+}
+
+/// Records the confirmed claims; a change of groups is audited with both sets.
+async fn confirm(
+    state: &AppState,
+    mut user: User,
+    refreshed: crate::oidc::Refreshed,
+) -> Result<User, WebError> {
+    let now = state.broker.now();
+    let mut tx = state.db.begin().await?;
+    users::confirm_claims(
+        &mut tx,
+        &user.id,
+        &refreshed.groups,
+        refreshed.refresh_token.as_deref(),
+        now,
+    )
+    .await?;
+    if refreshed.groups != user.groups {
+        let event = NewEvent::new(Action::RolesChanged, user.id.as_str(), now).details(json!({
+            "before": user.groups,
+            "after": refreshed.groups,
+            "via": "refresh",
+        }));
+        audit::append(&mut tx, event).await?;
+    }
+    tx.commit().await?;
+    user.groups = refreshed.groups;
+    user.claims_at = Some(now);
+    if let Some(token) = refreshed.refresh_token {
+        user.refresh_token = Some(users::RefreshToken(token));
+    }
+    Ok(user)
+}
+
+/// Ends every session and API token of a person the provider no longer accepts.
+async fn withdraw(state: &AppState, user: &User) -> Result<(), WebError> {
+    let now = state.broker.now();
+    let mut tx = state.db.begin().await?;
+    users::cut_off(&mut tx, &user.id, now).await?;
+    let revoked = tokens::revoke_all(&mut tx, &user.id, now).await?;
+    let event = NewEvent::new(Action::AccessWithdrawn, user.id.as_str(), now).details(json!({
+        "reason": "the identity provider no longer accepts this person",
+        "tokens_revoked": revoked,
+    }));
+    audit::append(&mut tx, event).await?;
+    tx.commit().await?;
+    Ok(())
+}
