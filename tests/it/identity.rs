@@ -11,7 +11,7 @@ use reqwest::StatusCode;
 use serde_json::json;
 
 use crate::harness::{browser, run_cli, sign_in};
-use crate::world::{Backend, NO_IDC_USER, Refused, World, prod_profile};
+use crate::world::{Backend, NO_IDC_USER, Refused, SCIM_ISSUER, World, prod_profile};
 
 // A preferred_username naming someone else counts for nothing by default either: the
 // unit tests of server/src/oidc/idc_match.rs cover the rule for each claim.
@@ -133,4 +133,31 @@ async fn a_changed_email_never_moves_a_grant_on_sqlite() -> Result<()> {
 #[tokio::test]
 async fn a_changed_email_never_moves_a_grant_on_postgres() -> Result<()> {
     a_changed_email_never_moves_a_grant(Backend::Postgres).await
+}
+
+#[tokio::test]
+async fn by_external_id_the_subject_decides_whatever_the_email_says() -> Result<()> {
+    let w = World::start_with_sign_in(Backend::Sqlite, |b| {
+        b.profile(prod_profile()).raw(&format!(
+            "[auth]\nidc_match = \"external_id\"\nidc_external_id_issuer = \"{SCIM_ISSUER}\"\n"
+        ))
+    })
+    .await?;
+    // dave's (verified) email at the provider is alice's: his subject still finds him.
+    w.oidc
+        .change_account("dave", json!({ "email": "alice@example.com" }))
+        .await?;
+    let id = w
+        .submit("dave", "prod-web", "app", Duration::from_secs(3600))
+        .await?;
+    assert_eq!(w.request(id).await?.principal_id, w.user_id("dave")?);
+    // zed has no user provisioned by SCIM: no external id is theirs.
+    let e = refused(
+        w.submit(NO_IDC_USER, "prod-web", "app", Duration::from_secs(3600))
+            .await
+            .err()
+            .context("zed was given an AWS identity")?,
+    )?;
+    assert_eq!(e.code, "no_idc_user", "{e}");
+    Ok(())
 }

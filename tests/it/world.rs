@@ -57,6 +57,9 @@ pub const DEVELOPERS: &[&str] = &["alice", "dave", "frank", "grace", "heidi", "i
 /// revoke answer or of `expires_at` (with IdC taking about a second per operation).
 pub const REVOKE_PROMISE: Duration = Duration::from_secs(2);
 
+/// The issuer of the IdC users' external ids (`idc_match = "external_id"`).
+pub const SCIM_ISSUER: &str = "https://scim.jitgate.test";
+
 /// An API call refused: the answer's status and its `{"error": {...}}` body.
 #[derive(Debug, Clone)]
 pub struct Refused {
@@ -111,7 +114,15 @@ impl World {
         let peer = AwsPeer::start(knobs).await?;
         let users: Vec<Value> = PEOPLE
             .iter()
-            .map(|(name, _)| json!({"user_name": name, "email": format!("{name}@example.com"), "display_name": format!("{name} Example")}))
+            .map(|(name, _)| {
+                json!({
+                    "user_name": name,
+                    "email": format!("{name}@example.com"),
+                    "display_name": format!("{name} Example"),
+                    // As SCIM provisioning from the OIDC peer would record them.
+                    "external_ids": [{"issuer": SCIM_ISSUER, "id": format!("sub-{name}")}],
+                })
+            })
             .collect();
         let seed = peer
             .seed(&json!({

@@ -31,7 +31,8 @@ What the middleware adds on top of moto (AWS JSON 1.1 protocol, action in ``X-Am
   targets any other account is accepted and then ends ``FAILED`` with a ``FailureReason``.
   These calls and the two ``ListAccountAssignments*`` calls are served from the peer's own
   store; moto's assignment store is not used.
-* ``identitystore:UpdateUser`` (moto lacks it) edits moto's stored user.
+* ``identitystore:UpdateUser`` (moto lacks it) edits moto's stored user; ``GetUserId`` also
+  finds users by ``ExternalId`` (moto lacks it), as seeded with ``external_ids``.
 * Fault and limit knobs, all off at 0 (``--flag`` at start, ``POST /_peer/config`` at runtime):
   ``tps_limit`` (sso-admin calls accepted in any sliding one-second window),
   ``max_outstanding`` (account-assignment operations in progress at once; real IdC allows 10,
@@ -356,6 +357,9 @@ class Peer:
         self.operations: dict[str, Operation] = {}  # by request id; survives /_peer/reset
         self.accounts: set[str] = set()  # seeded accounts; empty = any account is valid
         self.revisions: dict[str, int] = collections.defaultdict(lambda: 1)  # per user id
+        # (identity store id, issuer, id) -> user id: the external ids SCIM provisioning
+        # gives users (moto stores none and cannot look users up by them).
+        self.external_ids: dict[tuple[str, str, str], str] = {}
         self.sso_accepted: collections.deque[float] = collections.deque()  # tps_limit window
         self.faults: list[Fault] = []
         self.stuck: list[Operation] = []  # operations held IN_PROGRESS by a "stuck" fault
@@ -569,6 +573,25 @@ class Peer:
         backend = identity_backend()
         return any(user_id in store.users for store in backend.identity_stores.values())
 
+    def get_user_id(self, params: dict[str, Any]) -> dict[str, Any]:
+        """GetUserId by a unique attribute (moto) or by external id (moto lacks it)."""
+        store_id, identifier = require(params, "IdentityStoreId", "AlternateIdentifier")
+        if not isinstance(identifier, dict):
+            raise validation("AlternateIdentifier must be an object")
+        external = identifier.get("ExternalId")
+        if external is None:
+            return {
+                "UserId": identity_backend().get_user_id(store_id, identifier)[0],
+                "IdentityStoreId": store_id,
+            }
+        if not isinstance(external, dict) or not external.get("Issuer") or not external.get("Id"):
+            raise validation("ExternalId needs Issuer and Id")
+        with self.lock:
+            user_id = self.external_ids.get((store_id, external["Issuer"], external["Id"]))
+        if user_id is None or not self.user_exists(user_id):
+            raise AwsError(400, "ResourceNotFoundException", "USER not found.")
+        return {"UserId": user_id, "IdentityStoreId": store_id}
+
     def update_user(self, params: dict[str, Any]) -> dict[str, Any]:
         store_id, user_id, operations = require(params, "IdentityStoreId", "UserId", "Operations")
         with self.lock:
@@ -635,7 +658,8 @@ class Peer:
     def control_seed(self, spec: dict[str, Any]) -> dict[str, Any]:
         """Create users, groups and permission sets in moto's instance; existing names are reused.
 
-        users: [{"user_name", "email"?, "display_name"?, "given_name"?, "family_name"?}]
+        users: [{"user_name", "email"?, "display_name"?, "given_name"?, "family_name"?,
+        "external_ids"? [{"issuer", "id"}]}]
         (display name defaults to the user name, given name to its first word, family name
         to the rest or "User"); groups: [name]; permission_sets: [{"name",
         "session_duration"? (default PT1H), "description"?}]; accounts: ["<12 digits>"];
@@ -649,6 +673,11 @@ class Peer:
             instance = sso_backend().instances[0]
             store_id = instance.identity_store_id
             users = {u["user_name"]: seed_user(store_id, u) for u in spec.get("users", [])}
+            with self.lock:
+                for u in spec.get("users", []):
+                    for ext in u.get("external_ids", []):
+                        key = (store_id, str(ext["issuer"]), str(ext["id"]))
+                        self.external_ids[key] = users[u["user_name"]]
             groups = {name: seed_group(store_id, name) for name in spec.get("groups", [])}
             permission_sets = {
                 p["name"]: seed_permission_set(instance.instance_arn, p)
@@ -842,6 +871,7 @@ AWS_HANDLERS: dict[str, Callable[[Peer, dict[str, Any]], dict[str, Any]]] = {
     SSO_ADMIN + "ListAccountAssignments": Peer.list_account_assignments,
     SSO_ADMIN + "ListAccountAssignmentsForPrincipal": Peer.list_account_assignments_for_principal,
     IDENTITY_STORE + "UpdateUser": Peer.update_user,
+    IDENTITY_STORE + "GetUserId": Peer.get_user_id,
 }
 
 CONTROL_ROUTES: dict[tuple[str, str], Callable[[Peer, dict[str, Any]], Any]] = {

@@ -340,6 +340,26 @@ class AssignmentTest(PeerTestCase):
         self.assertEqual([a["AccountId"] for a in filtered["AccountAssignments"]], [OTHER_ACCOUNT])
 
 
+class GetUserIdTest(PeerTestCase):
+    def test_by_external_id_as_seeded_and_by_unique_attribute(self):
+        store = self.seeded["identity_store_id"]
+        seeded = self.control("POST", "/_peer/seed", {
+            "users": [{"user_name": "scim-sam", "email": "sam@example.com",
+                       "external_ids": [{"issuer": "https://scim.example", "id": "sub-sam"}]}],
+        })
+        sam = seeded["users"]["scim-sam"]
+        found = self.ids.get_user_id(IdentityStoreId=store, AlternateIdentifier={
+            "ExternalId": {"Issuer": "https://scim.example", "Id": "sub-sam"}})
+        self.assertEqual(found["UserId"], sam)
+        by_name = self.ids.get_user_id(IdentityStoreId=store, AlternateIdentifier={
+            "UniqueAttribute": {"AttributePath": "userName", "AttributeValue": "scim-sam"}})
+        self.assertEqual(by_name["UserId"], sam)
+        for issuer, external in [("https://scim.example", "sub-other"), ("https://elsewhere", "sub-sam")]:
+            with self.assertRaises(self.ids.exceptions.ResourceNotFoundException):
+                self.ids.get_user_id(IdentityStoreId=store, AlternateIdentifier={
+                    "ExternalId": {"Issuer": issuer, "Id": external}})
+
+
 class UpdateUserTest(PeerTestCase):
     def describe(self) -> dict:
         return self.ids.describe_user(
