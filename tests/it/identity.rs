@@ -69,6 +69,14 @@ async fn a_changed_email_never_moves_a_grant(backend: Backend) -> Result<()> {
     let bound = actions(&w, "auth.idc_bound").await?;
     assert_eq!(bound.len(), 2, "{bound:?}");
 
+    // A preferred_username naming alice counts for nothing: his sign-in still finds dave.
+    w.oidc
+        .change_account("dave", json!({ "preferred_username": "alice" }))
+        .await?;
+    let outcome = sign_in(&browser()?, &server, "dave").await?;
+    assert_eq!(outcome.status, StatusCode::SEE_OTHER, "{}", outcome.body);
+    assert!(actions(&w, "auth.idc_binding_refused").await?.is_empty());
+
     // dave's account at the provider now carries alice's (verified) email.
     w.oidc
         .change_account("dave", json!({ "email": "alice@example.com" }))
