@@ -51,6 +51,16 @@ pub fn since(text: &str, now: DateTime<Utc>) -> Result<DateTime<Utc>, ParseError
         })
 }
 
+/// The file of a `sqlite:` URL: `sqlite:///abs/path.db`, `sqlite://rel.db`,
+/// `sqlite:rel.db`, each optionally followed by `?options` (ignored). `None` for a URL
+/// of another scheme.
+pub fn sqlite_path(url: &str) -> Option<&str> {
+    let rest = url
+        .strip_prefix("sqlite://")
+        .or_else(|| url.strip_prefix("sqlite:"))?;
+    Some(rest.split('?').next().unwrap_or(rest))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -14,3 +14,4 @@ pub mod http;
 pub mod oidc;
 pub mod scheduler;
 pub mod store;
+pub mod trail;

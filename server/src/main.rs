@@ -9,7 +9,7 @@ use anyhow::{Context, bail};
 use chrono::{DateTime, Utc};
 use clap::{Parser, Subcommand};
 use jitgate_core::clock::{Clock, SystemClock};
-use jitgate_server::audit::{self, ExportFormat};
+use jitgate_server::audit;
 use jitgate_server::aws::IdcClient;
 use jitgate_server::broker::{Broker, CatalogCell, Wakers};
 use jitgate_server::config::{self, Config};
@@ -17,6 +17,7 @@ use jitgate_server::http::{AppState, router};
 use jitgate_server::oidc::Provider;
 use jitgate_server::scheduler::{LeaseHolder, Scheduler, reclaim_leases};
 use jitgate_server::store::{Db, sessions};
+use jitgate_server::trail::{self, ExportFormat};
 
 #[derive(Parser)]
 #[command(
@@ -136,7 +137,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 AuditCommand::Export { since, format } => {
                     let since = since.as_deref().map(parse_since).transpose()?;
                     let mut out = std::io::BufWriter::new(std::io::stdout().lock());
-                    let n = audit::export(&db, since, format, &mut out).await?;
+                    let n = trail::export(&db, since, format, &mut out).await?;
                     eprintln!("exported {n} events");
                     Ok(ExitCode::SUCCESS)
                 }
@@ -214,10 +215,10 @@ async fn verify(
     keys: &audit::AuditKeys,
     head: Option<(i64, String)>,
 ) -> anyhow::Result<ExitCode> {
-    match audit::verify(db, keys).await? {
+    match trail::verify(db, keys).await? {
         Ok(v) => {
             if let Some((seq, hash)) = head {
-                let held = audit::hash_of(db, seq).await?;
+                let held = trail::hash_of(db, seq).await?;
                 if held.as_deref() != Some(hash.as_str()) {
                     println!(
                         "audit chain BROKEN at event {seq}: the recorded head says its hash is \
@@ -268,10 +269,10 @@ async fn serve(config: Arc<Config>) -> anyhow::Result<ExitCode> {
         .await?
         .with_audit_key(config.audit.keys().current().cloned());
     db.migrate().await.context("migrating the database")?;
-    audit::record_key(&db, SystemClock.now())
+    trail::record_key(&db, SystemClock.now())
         .await
         .context("recording the audit key in the chain")?;
-    tokio::spawn(audit::log_head_every(
+    tokio::spawn(trail::log_head_every(
         db.clone(),
         config.audit.head_log_every.get(),
     ));

@@ -27,7 +27,6 @@ use anyhow::{Context, Result, anyhow, bail};
 use aws_sdk_ssoadmin::config::Credentials;
 use chrono::{DateTime, Utc};
 use clap::Parser;
-use jitgate_server::audit;
 use jitgate_server::aws::IdcClient;
 use jitgate_server::broker::{Broker, Catalog, CatalogCell, Person, Wakers};
 use jitgate_server::config::{Config, load_from_file};
@@ -442,7 +441,7 @@ impl Demo {
                 event.action
             ));
         }
-        match audit::verify(&self.db, &self.broker.config().audit.keys())
+        match jitgate_server::trail::verify(&self.db, &self.broker.config().audit.keys())
             .await
             .context("verifying the audit chain")?
         {

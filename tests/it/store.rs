@@ -5,7 +5,7 @@ use std::collections::HashSet;
 
 use anyhow::Result;
 use chrono::{TimeDelta, Utc};
-use jitgate_server::audit::{self, Action, NewEvent};
+use jitgate_server::audit::{Action, NewEvent};
 use jitgate_server::store::{Db, audit as stored, principals};
 use serde_json::json;
 
@@ -48,7 +48,7 @@ async fn concurrent_writers_form_one_chain(backend: Backend) -> Result<()> {
     for writer in writers {
         writer.await??;
     }
-    let verified = audit::verify(&db, &crate::harness::audit_keys())
+    let verified = jitgate_server::trail::verify(&db, &crate::harness::audit_keys())
         .await?
         .map_err(|b| anyhow::anyhow!("{b}"))?;
     assert_eq!(verified.events, 120);
@@ -90,7 +90,7 @@ async fn audit_rows_are_append_only(backend: Backend) -> Result<()> {
         refused_by_trigger(delete),
         "audit rows must not be deletable"
     );
-    let verified = audit::verify(&db, &crate::harness::audit_keys())
+    let verified = jitgate_server::trail::verify(&db, &crate::harness::audit_keys())
         .await?
         .map_err(|b| anyhow::anyhow!("{b}"))?;
     assert_eq!(verified.events, 2, "both events still there, unchanged");

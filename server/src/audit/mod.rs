@@ -1,19 +1,15 @@
-//! The tamper-evident audit trail: events, their hash chain, verification and export.
+//! The tamper-evident audit trail's events and their keyed hash chain, pure: no I/O.
+//! The stored trail (verify, export, anchoring) is `crate::trail`.
 //! Each event's `hash = HMAC-SHA256(key, prev_hash || canonical event)` under a key kept
 //! outside the database (`key`), so changing, removing or reordering any stored event
 //! breaks every hash after it, and someone who can write the database cannot recompute
-//! them. Storage is `store::audit`;
-//! events are appended inside the transaction of the state change they record.
+//! them. Storage is `store::audit`; events are appended inside the transaction of the
+//! state change they record.
 
 mod chain;
-mod export;
-mod head;
 mod key;
 
-pub use crate::store::audit::hash_of;
-pub use chain::{Broken, Hashed, Verified, verify};
-pub use export::{ExportFormat, export};
-pub use head::{log_head_every, record_key};
+pub use chain::Hashed;
 pub use key::{AuditKey, AuditKeys, MIN_KEY_CHARS};
 
 use chrono::{DateTime, Utc};
@@ -57,6 +53,47 @@ pub enum Action {
 }
 
 impl Action {
+    /// Every action, for reading stored names back (a new action goes here too).
+    pub const ALL: &[Action] = &[
+        Action::RequestSubmitted,
+        Action::RequestApproved,
+        Action::ApprovalRecorded,
+        Action::RequestDenied,
+        Action::RequestCancelled,
+        Action::RequestLapsed,
+        Action::RequestActivated,
+        Action::RequestExpired,
+        Action::RequestRevoked,
+        Action::RequestFailed,
+        Action::ExtensionRequested,
+        Action::ExtensionApproved,
+        Action::ExtensionDenied,
+        Action::AttributeSet,
+        Action::AttributeCleared,
+        Action::AssignmentCreated,
+        Action::AssignmentDeleted,
+        Action::AssignmentKept,
+        Action::ConvergeFailed,
+        Action::DriftFound,
+        Action::DriftRemoved,
+        Action::SignedIn,
+        Action::TokenIssued,
+        Action::TokenRevoked,
+        Action::CliLoginApproved,
+        Action::AuditKeyChanged,
+        Action::IdcBound,
+        Action::IdcBindingRefused,
+        Action::IdcUnbound,
+        Action::RolesChanged,
+        Action::AccessWithdrawn,
+    ];
+
+    /// The action a stored name stands for; `None` for a name this release does not know
+    /// (written by a later release, or edited: `audit verify` then names the event).
+    pub fn parse(name: &str) -> Option<Action> {
+        Action::ALL.iter().copied().find(|a| a.as_str() == name)
+    }
+
     pub fn as_str(self) -> &'static str {
         match self {
             Action::RequestSubmitted => "request.submitted",
@@ -146,6 +183,11 @@ pub struct AuditEvent {
 }
 
 impl AuditEvent {
+    /// The stored action name read back as the typed action.
+    pub fn kind(&self) -> Option<Action> {
+        Action::parse(&self.action)
+    }
+
     /// Writes the event as one structured log line (never secrets: events hold ids).
     pub fn log(&self) {
         tracing::info!(
@@ -163,3 +205,18 @@ impl AuditEvent {
 
 /// The `prev_hash` of the first event.
 pub const GENESIS_HASH: &str = "0000000000000000000000000000000000000000000000000000000000000000";
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_action_reads_back_from_its_stored_name() {
+        let mut names = std::collections::HashSet::new();
+        for action in Action::ALL {
+            assert!(names.insert(action.as_str()), "{} twice", action.as_str());
+            assert_eq!(Action::parse(action.as_str()), Some(*action));
+        }
+        assert_eq!(Action::parse("request.teleported"), None);
+    }
+}

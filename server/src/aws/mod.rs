@@ -12,7 +12,15 @@ pub use sdk::{IdcClient, IdcSettings, Instance};
 use std::future::Future;
 
 use crate::domain::IdcLookup;
-pub use crate::store::assignments::AssignmentKey;
+
+/// One account assignment: a permission set on an account for a principal. The IdC
+/// vocabulary the store keeps rows of (the store imports it from here, never the reverse).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize)]
+pub struct AssignmentKey {
+    pub principal_id: String,
+    pub account_id: String,
+    pub permission_set_arn: String,
+}
 
 /// Why an AWS operation failed, after retries.
 #[derive(Debug, thiserror::Error)]

@@ -431,7 +431,7 @@ impl ProfileConfig {
 /// absolute when it exists, so a restart from another directory keeps it) or the Postgres
 /// `host:port/database`.
 fn database_location(url: &str) -> String {
-    if let Some(path) = crate::store::sqlite_path(url) {
+    if let Some(path) = jitgate_core::parse::sqlite_path(url) {
         return std::fs::canonicalize(path)
             .map(|p| p.display().to_string())
             .unwrap_or_else(|_| path.to_owned());

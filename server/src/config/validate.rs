@@ -104,7 +104,7 @@ pub fn check(config: &Config) -> Vec<Problem> {
              the server stops: use a file, e.g. sqlite:///var/lib/jitgate/jitgate.db",
         );
     }
-    if crate::store::sqlite_path(url).is_some_and(|path| path.contains(['%', '#'])) {
+    if jitgate_core::parse::sqlite_path(url).is_some_and(|path| path.contains(['%', '#'])) {
         out.add(
             "database.url",
             "write the SQLite path as is, without `%` or `#` (percent-encoding is not decoded)",

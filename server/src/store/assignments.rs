@@ -4,15 +4,8 @@ use super::sql::{Row, query};
 use chrono::{DateTime, Utc};
 
 use super::{Db, StoreError, WriteTx, from_millis, to_millis};
+pub use crate::aws::AssignmentKey;
 use crate::aws::OpKind;
-
-/// One account assignment: a permission set on an account for a principal.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize)]
-pub struct AssignmentKey {
-    pub principal_id: String,
-    pub account_id: String,
-    pub permission_set_arn: String,
-}
 
 /// Where an assignment stands as far as jitgate knows.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -29,6 +29,7 @@ use sqlx::any::{AnyPoolOptions, install_default_drivers};
 use sqlx::{Any, AnyPool, Transaction};
 
 use crate::audit::{AuditEvent, AuditKey};
+pub use jitgate_core::parse::sqlite_path;
 use sql::Target;
 
 /// Why a storage call failed.
@@ -260,16 +261,6 @@ impl WriteTx {
             Backend::Postgres => " FOR UPDATE",
         }
     }
-}
-
-/// The file of a `sqlite:` URL: `sqlite:///abs/path.db`, `sqlite://rel.db`,
-/// `sqlite:rel.db`, each optionally followed by `?options` (ignored). `None` for a URL
-/// of another scheme.
-pub fn sqlite_path(url: &str) -> Option<&str> {
-    let rest = url
-        .strip_prefix("sqlite://")
-        .or_else(|| url.strip_prefix("sqlite:"))?;
-    Some(rest.split('?').next().unwrap_or(rest))
 }
 
 fn scheme_of(url: &str) -> String {

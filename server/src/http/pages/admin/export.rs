@@ -1,7 +1,7 @@
 //! `GET /admin/audit/export?format=jsonl|csv&since=`: the audit trail as a download,
 //! streamed while it is read (bounded memory whatever its size).
 //!
-//! `audit::export` writes to a blocking `std::io::Write`, so it runs on a thread of the
+//! `trail::export` writes to a blocking `std::io::Write`, so it runs on a thread of the
 //! blocking pool; [`ChannelWriter`] hands its output to the response body in chunks over
 //! a bounded channel, so a slow client slows the export down instead of filling memory. A failure after the download started
 //! aborts the response, so a cut-short file never looks complete.
@@ -16,9 +16,9 @@ use serde::Deserialize;
 use tokio::sync::mpsc;
 
 use super::{parse_since, require_admin};
-use crate::audit::{ExportFormat, export};
 use crate::http::pages::{OrPage, PageResult, Viewer};
 use crate::http::{AppState, WebError};
+use crate::trail::{ExportFormat, export};
 
 /// Bytes buffered before a chunk goes to the client.
 const CHUNK: usize = 64 * 1024;
