@@ -22,8 +22,7 @@
 #![allow(clippy::indexing_slicing, clippy::expect_used, clippy::panic)]
 
 mod api;
-#[path = "../it/harness/mod.rs"]
-mod harness;
+use testkit as harness;
 mod wrk;
 
 use std::collections::HashMap;

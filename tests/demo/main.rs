@@ -583,14 +583,17 @@ async fn web_sign_in(server: &str) -> Result<()> {
     );
     for (name, _) in PEOPLE {
         // One cookie jar per person, as separate browser windows would have.
-        let client = reqwest::Client::builder()
-            .cookie_store(true)
-            .redirect(reqwest::redirect::Policy::none())
-            .build()
-            .context("building an HTTP client")?;
-        sign_in(&client, server, name)
+        let client = testkit::browser()?;
+        let outcome = testkit::sign_in(&client, server, name)
             .await
             .with_context(|| format!("{name}'s web sign-in"))?;
+        if !outcome.status.is_redirection() {
+            bail!(
+                "{name}'s sign-in answered {} instead of signing in: {}",
+                outcome.status,
+                outcome.body
+            );
+        }
         let url = format!("{server}/api/v1/me");
         let me: Me = client
             .get(&url)
@@ -618,54 +621,6 @@ async fn web_sign_in(server: &str) -> Result<()> {
         ));
     }
     Ok(())
-}
-
-/// Signs `login` in through the server's `/login` and the provider's login form (any
-/// password), following the redirects by hand until the server's callback answers.
-async fn sign_in(client: &reqwest::Client, server: &str, login: &str) -> Result<()> {
-    let start = client.get(format!("{server}/login")).send().await?;
-    let mut url = location(&start, server)?;
-    for _ in 0..10 {
-        if url.starts_with(server) {
-            let back = client.get(&url).send().await?;
-            if !back.status().is_redirection() {
-                bail!("{url} answered {} instead of signing in", back.status());
-            }
-            return Ok(());
-        }
-        let response = client.get(&url).send().await?;
-        if response.status().is_redirection() {
-            url = location(&response, &url)?;
-            continue;
-        }
-        // The provider's interaction page: log in (or consent), post to the same URL.
-        let page = response.text().await?;
-        let form: Vec<(&str, &str)> = if page.contains("name=\"login\"") {
-            vec![("prompt", "login"), ("login", login), ("password", "demo")]
-        } else {
-            vec![("prompt", "consent")]
-        };
-        let posted = client.post(&url).form(&form).send().await?;
-        url = location(&posted, &url)?;
-    }
-    bail!("the sign-in did not come back to {server}")
-}
-
-/// The absolute target of a redirect.
-fn location(response: &reqwest::Response, base: &str) -> Result<String> {
-    if !response.status().is_redirection() {
-        bail!(
-            "expected a redirect from {}, got {}",
-            response.url(),
-            response.status()
-        );
-    }
-    let target = response
-        .headers()
-        .get(reqwest::header::LOCATION)
-        .and_then(|v| v.to_str().ok())
-        .context("a redirect without Location")?;
-    Ok(reqwest::Url::parse(base)?.join(target)?.to_string())
 }
 
 /// An identity-store client on the peer, to read back what the server wrote.

@@ -9,6 +9,7 @@ use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
 use crate::harness::ProfileSpec;
+use crate::world::on_both_backends;
 use crate::world::{Backend, World, prod_profile};
 
 /// A second profile approved by contractors only: erin approves it and nothing else.
@@ -567,12 +568,4 @@ async fn listings_show_own_and_approvable_requests(backend: Backend) -> Result<(
     Ok(())
 }
 
-#[tokio::test]
-async fn listings_show_own_and_approvable_requests_on_sqlite() -> Result<()> {
-    listings_show_own_and_approvable_requests(Backend::Sqlite).await
-}
-
-#[tokio::test]
-async fn listings_show_own_and_approvable_requests_on_postgres() -> Result<()> {
-    listings_show_own_and_approvable_requests(Backend::Postgres).await
-}
+on_both_backends!(listings_show_own_and_approvable_requests);

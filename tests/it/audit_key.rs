@@ -12,6 +12,7 @@ use sqlx::AnyPool;
 
 use crate::harness::{AUDIT_KEY, ConfigBuilder, ServerProcess, run_cli, run_cli_with};
 use crate::store::{append_events, empty_db};
+use crate::world::on_both_backends;
 use crate::world::{Backend, World, prod_profile};
 
 fn text(out: &std::process::Output) -> String {
@@ -127,15 +128,7 @@ async fn a_rewrite_with_recomputed_hashes_is_caught(backend: Backend) -> Result<
     Ok(())
 }
 
-#[tokio::test]
-async fn a_rewrite_with_recomputed_hashes_is_caught_on_sqlite() -> Result<()> {
-    a_rewrite_with_recomputed_hashes_is_caught(Backend::Sqlite).await
-}
-
-#[tokio::test]
-async fn a_rewrite_with_recomputed_hashes_is_caught_on_postgres() -> Result<()> {
-    a_rewrite_with_recomputed_hashes_is_caught(Backend::Postgres).await
-}
+on_both_backends!(a_rewrite_with_recomputed_hashes_is_caught);
 
 /// The first `audit chain head` line of a server log, as `SEQ:HASH`.
 fn logged_head(log: &str) -> Result<String> {

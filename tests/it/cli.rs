@@ -6,6 +6,7 @@ use sqlx::AnyPool;
 
 use crate::harness::{ConfigBuilder, run_cli};
 use crate::store::{append_events, empty_db};
+use crate::world::on_both_backends;
 use crate::world::{Backend, prod_profile};
 
 fn config_for(db_url: &str) -> Result<String> {
@@ -101,15 +102,7 @@ async fn audit_verify_names_an_edited_event(backend: Backend) -> Result<()> {
     Ok(())
 }
 
-#[tokio::test]
-async fn audit_verify_names_an_edited_event_on_sqlite() -> Result<()> {
-    audit_verify_names_an_edited_event(Backend::Sqlite).await
-}
-
-#[tokio::test]
-async fn audit_verify_names_an_edited_event_on_postgres() -> Result<()> {
-    audit_verify_names_an_edited_event(Backend::Postgres).await
-}
+on_both_backends!(audit_verify_names_an_edited_event);
 
 #[tokio::test]
 async fn audit_verify_catches_events_removed_from_the_end() -> Result<()> {
@@ -168,15 +161,7 @@ async fn audit_export_writes_json_lines_and_csv(backend: Backend) -> Result<()> 
     Ok(())
 }
 
-#[tokio::test]
-async fn audit_export_writes_json_lines_and_csv_on_sqlite() -> Result<()> {
-    audit_export_writes_json_lines_and_csv(Backend::Sqlite).await
-}
-
-#[tokio::test]
-async fn audit_export_writes_json_lines_and_csv_on_postgres() -> Result<()> {
-    audit_export_writes_json_lines_and_csv(Backend::Postgres).await
-}
+on_both_backends!(audit_export_writes_json_lines_and_csv);
 
 #[tokio::test]
 async fn audit_commands_refuse_a_missing_database() -> Result<()> {

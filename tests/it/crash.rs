@@ -9,6 +9,7 @@ use anyhow::{Context, Result};
 use jitgate_server::domain::{RequestId, StateName};
 
 use crate::harness::{OpKind, PeerKnobs, ServerProcess, free_port};
+use crate::world::on_both_backends;
 use crate::world::{Backend, DEVELOPERS, World, prod_profile};
 
 const LONG: Duration = Duration::from_secs(60);
@@ -118,36 +119,29 @@ async fn killed_then_restarted(backend: Backend, at: KillAt) -> Result<()> {
     Ok(())
 }
 
-#[tokio::test]
-async fn killed_right_after_approve_provisions_within_seconds_of_restart_on_sqlite() -> Result<()> {
-    killed_then_restarted(Backend::Sqlite, KillAt::Approve).await
+async fn killed_right_after_approve_provisions_within_seconds_of_restart(
+    backend: Backend,
+) -> Result<()> {
+    killed_then_restarted(backend, KillAt::Approve).await
 }
 
-#[tokio::test]
-async fn killed_right_after_approve_provisions_within_seconds_of_restart_on_postgres() -> Result<()>
-{
-    killed_then_restarted(Backend::Postgres, KillAt::Approve).await
+async fn killed_right_after_revoke_revokes_within_seconds_of_restart(
+    backend: Backend,
+) -> Result<()> {
+    killed_then_restarted(backend, KillAt::Revoke).await
 }
 
-#[tokio::test]
-async fn killed_right_after_revoke_revokes_within_seconds_of_restart_on_sqlite() -> Result<()> {
-    killed_then_restarted(Backend::Sqlite, KillAt::Revoke).await
+async fn killed_just_after_expiry_revokes_within_seconds_of_restart(
+    backend: Backend,
+) -> Result<()> {
+    killed_then_restarted(backend, KillAt::Expiry).await
 }
 
-#[tokio::test]
-async fn killed_right_after_revoke_revokes_within_seconds_of_restart_on_postgres() -> Result<()> {
-    killed_then_restarted(Backend::Postgres, KillAt::Revoke).await
-}
-
-#[tokio::test]
-async fn killed_just_after_expiry_revokes_within_seconds_of_restart_on_sqlite() -> Result<()> {
-    killed_then_restarted(Backend::Sqlite, KillAt::Expiry).await
-}
-
-#[tokio::test]
-async fn killed_just_after_expiry_revokes_within_seconds_of_restart_on_postgres() -> Result<()> {
-    killed_then_restarted(Backend::Postgres, KillAt::Expiry).await
-}
+on_both_backends!(
+    killed_right_after_approve_provisions_within_seconds_of_restart,
+    killed_right_after_revoke_revokes_within_seconds_of_restart,
+    killed_just_after_expiry_revokes_within_seconds_of_restart,
+);
 
 #[tokio::test]
 async fn two_servers_on_one_postgres_act_on_each_grant_once() -> Result<()> {

@@ -11,6 +11,7 @@ use reqwest::StatusCode;
 use serde_json::json;
 
 use crate::harness::{browser, run_cli, sign_in};
+use crate::world::on_both_backends;
 use crate::world::{Backend, NO_IDC_USER, Refused, SCIM_ISSUER, World, prod_profile};
 
 // A preferred_username naming someone else counts for nothing by default either: the
@@ -133,15 +134,7 @@ async fn a_changed_email_never_moves_a_grant(backend: Backend) -> Result<()> {
     Ok(())
 }
 
-#[tokio::test]
-async fn a_changed_email_never_moves_a_grant_on_sqlite() -> Result<()> {
-    a_changed_email_never_moves_a_grant(Backend::Sqlite).await
-}
-
-#[tokio::test]
-async fn a_changed_email_never_moves_a_grant_on_postgres() -> Result<()> {
-    a_changed_email_never_moves_a_grant(Backend::Postgres).await
-}
+on_both_backends!(a_changed_email_never_moves_a_grant);
 
 #[tokio::test]
 async fn by_external_id_the_subject_decides_whatever_the_email_says() -> Result<()> {

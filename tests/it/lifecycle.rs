@@ -10,6 +10,7 @@ use jitgate_server::store::audit;
 use reqwest::StatusCode;
 
 use crate::harness::{Fault, PeerKnobs, ProfileSpec};
+use crate::world::on_both_backends;
 use crate::world::{Backend, REVOKE_PROMISE, World, prod_profile, refusal};
 
 const SHORT: Duration = Duration::from_secs(30);
@@ -104,15 +105,7 @@ async fn grant_lifecycle(backend: Backend) -> Result<()> {
     Ok(())
 }
 
-#[tokio::test]
-async fn approved_grant_is_provisioned_then_revoked_at_expiry_on_sqlite() -> Result<()> {
-    grant_lifecycle(Backend::Sqlite).await
-}
-
-#[tokio::test]
-async fn approved_grant_is_provisioned_then_revoked_at_expiry_on_postgres() -> Result<()> {
-    grant_lifecycle(Backend::Postgres).await
-}
+on_both_backends!(grant_lifecycle);
 
 #[tokio::test]
 async fn overlapping_grants_keep_the_shared_assignment_until_the_last_ends() -> Result<()> {
@@ -371,15 +364,7 @@ async fn one_os_user_per_person(backend: Backend) -> Result<()> {
     Ok(())
 }
 
-#[tokio::test]
-async fn a_person_holds_one_os_user_at_a_time_on_sqlite() -> Result<()> {
-    one_os_user_per_person(Backend::Sqlite).await
-}
-
-#[tokio::test]
-async fn a_person_holds_one_os_user_at_a_time_on_postgres() -> Result<()> {
-    one_os_user_per_person(Backend::Postgres).await
-}
+on_both_backends!(one_os_user_per_person);
 
 /// Submissions arriving together each get their own answer, row and audit event, and
 /// the one-OS-user rule holds between them (whichever OS user is saved first wins).
@@ -427,15 +412,7 @@ async fn concurrent_submissions(backend: Backend) -> Result<()> {
     Ok(())
 }
 
-#[tokio::test]
-async fn submissions_arriving_together_each_get_their_own_answer_on_sqlite() -> Result<()> {
-    concurrent_submissions(Backend::Sqlite).await
-}
-
-#[tokio::test]
-async fn submissions_arriving_together_each_get_their_own_answer_on_postgres() -> Result<()> {
-    concurrent_submissions(Backend::Postgres).await
-}
+on_both_backends!(concurrent_submissions);
 
 /// A failure stays with what caused it: with the OS-user attribute write refused (the
 /// broker's role lacks identitystore:UpdateUser), the person's session-document grant,

@@ -9,6 +9,9 @@
 // Cargo.toml is for the server and the core).
 #![allow(clippy::indexing_slicing, clippy::expect_used, clippy::panic)]
 
+/// The test kit (`tests/kit`), under the name the scenarios use.
+use testkit as harness;
+
 mod api;
 mod audit_key;
 mod authz;
@@ -18,7 +21,6 @@ mod cli_login;
 mod crash;
 mod e2e;
 mod fuzz;
-mod harness;
 mod hygiene;
 mod identity;
 mod lifecycle;

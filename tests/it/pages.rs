@@ -10,6 +10,7 @@ use reqwest::StatusCode;
 use reqwest::header::{CONTENT_DISPOSITION, LOCATION};
 
 use crate::harness::{browser, sign_in, sign_in_from};
+use crate::world::on_both_backends;
 use crate::world::{Backend, World, prod_profile};
 
 /// How long provisioning against the AWS peer may take.
@@ -273,15 +274,7 @@ async fn request_approve_and_watch_it_go_active(backend: Backend) -> Result<()> 
     Ok(())
 }
 
-#[tokio::test]
-async fn request_on_the_form_approve_as_another_and_see_time_left_on_sqlite() -> Result<()> {
-    request_approve_and_watch_it_go_active(Backend::Sqlite).await
-}
-
-#[tokio::test]
-async fn request_on_the_form_approve_as_another_and_see_time_left_on_postgres() -> Result<()> {
-    request_approve_and_watch_it_go_active(Backend::Postgres).await
-}
+on_both_backends!(request_approve_and_watch_it_go_active);
 
 /// The admin audit search: each filter narrows in the database, and a page of 100 links
 /// to the next.
@@ -350,15 +343,7 @@ async fn audit_search_filters_and_pages(backend: Backend) -> Result<()> {
     Ok(())
 }
 
-#[tokio::test]
-async fn audit_search_filters_and_pages_on_sqlite() -> Result<()> {
-    audit_search_filters_and_pages(Backend::Sqlite).await
-}
-
-#[tokio::test]
-async fn audit_search_filters_and_pages_on_postgres() -> Result<()> {
-    audit_search_filters_and_pages(Backend::Postgres).await
-}
+on_both_backends!(audit_search_filters_and_pages);
 
 #[tokio::test]
 async fn forms_without_the_sessions_csrf_token_are_refused() -> Result<()> {

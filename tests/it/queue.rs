@@ -9,6 +9,7 @@ use anyhow::{Context, Result};
 use serde_json::Value;
 
 use crate::harness::{PeerKnobs, ProfileSpec};
+use crate::world::on_both_backends;
 use crate::world::{Backend, World, prod_profile};
 
 const HOUR: Duration = Duration::from_secs(3600);
@@ -123,12 +124,4 @@ async fn queue_is_fair_and_complete(backend: Backend) -> Result<()> {
     Ok(())
 }
 
-#[tokio::test]
-async fn the_approval_queue_is_fair_and_pages_through_everything_on_sqlite() -> Result<()> {
-    queue_is_fair_and_complete(Backend::Sqlite).await
-}
-
-#[tokio::test]
-async fn the_approval_queue_is_fair_and_pages_through_everything_on_postgres() -> Result<()> {
-    queue_is_fair_and_complete(Backend::Postgres).await
-}
+on_both_backends!(queue_is_fair_and_complete);

@@ -5,6 +5,7 @@ use anyhow::{Context, Result};
 use reqwest::StatusCode;
 
 use crate::harness::{OidcPeer, browser, session_cookie, sign_in};
+use crate::world::on_both_backends;
 use crate::world::{Backend, World, prod_profile};
 
 async fn world(backend: Backend) -> Result<World> {
@@ -64,15 +65,7 @@ async fn signs_in_and_out(backend: Backend) -> Result<()> {
     Ok(())
 }
 
-#[tokio::test]
-async fn signs_in_through_the_provider_and_out_on_sqlite() -> Result<()> {
-    signs_in_and_out(Backend::Sqlite).await
-}
-
-#[tokio::test]
-async fn signs_in_through_the_provider_and_out_on_postgres() -> Result<()> {
-    signs_in_and_out(Backend::Postgres).await
-}
+on_both_backends!(signs_in_and_out);
 
 #[tokio::test]
 async fn the_session_cookie_is_http_only_lax_and_renewed_at_sign_in() -> Result<()> {
@@ -328,12 +321,4 @@ async fn session_ids_are_stored_hashed(backend: Backend) -> Result<()> {
     Ok(())
 }
 
-#[tokio::test]
-async fn session_ids_are_stored_hashed_on_sqlite() -> Result<()> {
-    session_ids_are_stored_hashed(Backend::Sqlite).await
-}
-
-#[tokio::test]
-async fn session_ids_are_stored_hashed_on_postgres() -> Result<()> {
-    session_ids_are_stored_hashed(Backend::Postgres).await
-}
+on_both_backends!(session_ids_are_stored_hashed);

@@ -11,6 +11,7 @@ use serde_json::json;
 
 use crate::harness::{sqlite_url_in, start_postgres};
 use crate::world::Backend;
+use crate::world::on_both_backends;
 
 /// A migrated, empty database (the temp dir keeps a SQLite file alive).
 pub async fn empty_db(backend: Backend) -> Result<(Db, String, tempfile::TempDir)> {
@@ -55,15 +56,7 @@ async fn concurrent_writers_form_one_chain(backend: Backend) -> Result<()> {
     Ok(())
 }
 
-#[tokio::test]
-async fn concurrent_writers_form_one_audit_chain_on_sqlite() -> Result<()> {
-    concurrent_writers_form_one_chain(Backend::Sqlite).await
-}
-
-#[tokio::test]
-async fn concurrent_writers_form_one_audit_chain_on_postgres() -> Result<()> {
-    concurrent_writers_form_one_chain(Backend::Postgres).await
-}
+on_both_backends!(concurrent_writers_form_one_chain);
 
 async fn audit_rows_are_append_only(backend: Backend) -> Result<()> {
     let (db, url, _dir) = empty_db(backend).await?;
@@ -97,15 +90,7 @@ async fn audit_rows_are_append_only(backend: Backend) -> Result<()> {
     Ok(())
 }
 
-#[tokio::test]
-async fn audit_rows_are_append_only_on_sqlite() -> Result<()> {
-    audit_rows_are_append_only(Backend::Sqlite).await
-}
-
-#[tokio::test]
-async fn audit_rows_are_append_only_on_postgres() -> Result<()> {
-    audit_rows_are_append_only(Backend::Postgres).await
-}
+on_both_backends!(audit_rows_are_append_only);
 
 async fn leases_are_exclusive(backend: Backend) -> Result<()> {
     let (db, _url, _dir) = empty_db(backend).await?;
@@ -147,12 +132,4 @@ async fn leases_are_exclusive(backend: Backend) -> Result<()> {
     Ok(())
 }
 
-#[tokio::test]
-async fn work_leases_are_exclusive_and_expire_on_sqlite() -> Result<()> {
-    leases_are_exclusive(Backend::Sqlite).await
-}
-
-#[tokio::test]
-async fn work_leases_are_exclusive_and_expire_on_postgres() -> Result<()> {
-    leases_are_exclusive(Backend::Postgres).await
-}
+on_both_backends!(leases_are_exclusive);

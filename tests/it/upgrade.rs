@@ -15,6 +15,7 @@ use sqlx::Row;
 
 use crate::harness::ProfileSpec;
 use crate::harness::{PeerKnobs, ServerProcess, repo_root, sqlite_url_in, start_postgres};
+use crate::world::on_both_backends;
 use crate::world::{ACCOUNT, Backend, REVOKE_PROMISE, World, prod_profile};
 
 /// The last migration of the previous release.
@@ -296,12 +297,4 @@ async fn upgrade_finishes_the_work_of_the_previous_release(backend: Backend) -> 
     Ok(())
 }
 
-#[tokio::test]
-async fn upgrade_from_the_previous_release_on_sqlite() -> Result<()> {
-    upgrade_finishes_the_work_of_the_previous_release(Backend::Sqlite).await
-}
-
-#[tokio::test]
-async fn upgrade_from_the_previous_release_on_postgres() -> Result<()> {
-    upgrade_finishes_the_work_of_the_previous_release(Backend::Postgres).await
-}
+on_both_backends!(upgrade_finishes_the_work_of_the_previous_release);

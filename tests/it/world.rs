@@ -21,6 +21,25 @@ use crate::harness::{
     sign_in, sqlite_url_in, start_postgres, wait_for, wait_until,
 };
 
+/// Runs each scenario `async fn name(Backend) -> Result<()>` as two tests, on SQLite and
+/// on Postgres: `name::sqlite` and `name::postgres`.
+macro_rules! on_both_backends {
+    ($($scenario:ident),+ $(,)?) => {$(
+        mod $scenario {
+            #[tokio::test]
+            async fn sqlite() -> anyhow::Result<()> {
+                super::$scenario($crate::world::Backend::Sqlite).await
+            }
+
+            #[tokio::test]
+            async fn postgres() -> anyhow::Result<()> {
+                super::$scenario($crate::world::Backend::Postgres).await
+            }
+        }
+    )+};
+}
+pub(crate) use on_both_backends;
+
 /// Which database a scenario runs on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Backend {
