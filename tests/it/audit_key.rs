@@ -44,14 +44,23 @@ async fn disable_guards(pool: &AnyPool, backend: Backend) -> Result<()> {
     Ok(())
 }
 
+/// How an attacker who can write the database recomputes the hashes.
+#[derive(Clone, Copy)]
+enum Rewrite<'a> {
+    /// Plain SHA-256, the way the chain was hashed before it was keyed; `drop_key_ids`
+    /// also clears the key ids, so the rewrite looks like an unkeyed chain.
+    Plain { drop_key_ids: bool },
+    /// HMAC with a key they hold (a retired, leaked one), naming it.
+    With(&'a AuditKey),
+}
+
 /// Sets event `from`'s actor to mallory and recomputes that event's hash and every one
-/// after it with plain SHA-256, the way the chain was hashed before it was keyed;
-/// `drop_key_ids` also clears the key ids, so the rewrite looks like an unkeyed chain.
+/// after it as `how` says.
 async fn rewrite_from(
     db: &jitgate_server::store::Db,
     pool: &AnyPool,
     from: i64,
-    drop_key_ids: bool,
+    how: Rewrite<'_>,
 ) -> Result<()> {
     let events = stored::page_since(db, i64::MIN, 0, 10_000).await?;
     let mut prev = events
@@ -74,14 +83,25 @@ async fn rewrite_from(
             request_id: event.request_id.as_deref(),
             details: &event.details,
         }
-        .hash(None);
-        let set_key = if drop_key_ids { ", key_id = NULL" } else { "" };
-        sqlx::query(&format!(
-            "UPDATE audit_events SET actor = $1, prev_hash = $2, hash = $3{set_key} WHERE seq = $4"
-        ))
+        .hash(match how {
+            Rewrite::Plain { .. } => None,
+            Rewrite::With(key) => Some(key),
+        });
+        let key_id = match how {
+            Rewrite::Plain { drop_key_ids: true } => None,
+            Rewrite::Plain {
+                drop_key_ids: false,
+            } => event.key_id.clone(),
+            Rewrite::With(key) => Some(key.id().to_owned()),
+        };
+        sqlx::query(
+            "UPDATE audit_events SET actor = $1, prev_hash = $2, hash = $3, key_id = $4 \
+             WHERE seq = $5",
+        )
         .bind(actor)
         .bind(&prev)
         .bind(&hash)
+        .bind(key_id)
         .bind(event.seq)
         .execute(pool)
         .await?;
@@ -98,7 +118,7 @@ async fn a_rewrite_with_recomputed_hashes_is_caught(backend: Backend) -> Result<
     for (from, drop_key_ids, expect) in [
         (3, false, "BROKEN at event 3"),
         (3, true, "BROKEN at event 3"),
-        (1, true, "no event is keyed"),
+        (1, true, "no event is signed with the current key"),
     ] {
         let (db, url, _dir) = empty_db(backend).await?;
         append_events(&db, "alice", 5).await?;
@@ -114,7 +134,7 @@ async fn a_rewrite_with_recomputed_hashes_is_caught(backend: Backend) -> Result<
         sqlx::any::install_default_drivers();
         let pool = AnyPool::connect(&url).await?;
         disable_guards(&pool, backend).await?;
-        rewrite_from(&db, &pool, from, drop_key_ids).await?;
+        rewrite_from(&db, &pool, from, Rewrite::Plain { drop_key_ids }).await?;
         let out = run_cli(&["audit", "verify"], &config).await?;
         assert_eq!(
             out.status.code(),
@@ -166,15 +186,16 @@ async fn rotation_is_recorded_and_the_logged_head_checks_the_database() -> Resul
     w.revoke_as("alice", id).await?;
 
     let events = stored::page_since(&w.db, i64::MIN, 0, 10_000).await?;
-    let changes: Vec<_> = events
+    let changes: Vec<serde_json::Value> = events
         .iter()
         .filter(|e| e.action == "audit.key_changed")
+        .map(|e| serde_json::json!({ "seq": e.seq, "details": e.details }))
         .collect();
     let (old, new) = (AuditKey::new(AUDIT_KEY), AuditKey::new(NEW_KEY));
     assert_eq!(changes.len(), 2, "first start and rotation: {changes:?}");
-    assert_eq!(changes[0].details["to"], old.id());
-    assert_eq!(changes[1].details["from"], old.id());
-    assert_eq!(changes[1].details["to"], new.id());
+    assert_eq!(changes[0]["details"]["to"], old.id());
+    assert_eq!(changes[1]["details"]["from"], old.id());
+    assert_eq!(changes[1]["details"]["to"], new.id());
     let last = events.last().context("no events")?;
     assert_eq!(
         last.key_id.as_deref(),
@@ -214,6 +235,21 @@ async fn rotation_is_recorded_and_the_logged_head_checks_the_database() -> Resul
     assert_eq!(out.status.code(), Some(1), "{}", text(&out));
     assert!(
         text(&out).contains(&format!("BROKEN at event {seq}")),
+        "{}",
+        text(&out)
+    );
+
+    // Someone holding the retired (perhaps leaked) key re-signs history from the rotation
+    // on with it, as if the rotation had not happened: caught.
+    let rotation = changes[1]["seq"].as_i64().context("no seq")?;
+    sqlx::any::install_default_drivers();
+    let pool = AnyPool::connect(&w.db_url).await?;
+    disable_guards(&pool, Backend::Sqlite).await?;
+    rewrite_from(&w.db, &pool, rotation, Rewrite::With(&old)).await?;
+    let out = run_cli_with(&["audit", "verify"], &w.config_toml, &both).await?;
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert!(
+        text(&out).contains(&format!("BROKEN at event {rotation}")),
         "{}",
         text(&out)
     );

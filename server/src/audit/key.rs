@@ -63,7 +63,12 @@ impl AuditKeys {
     /// `previous` is a comma-separated list (keys are hex or base64, without commas).
     pub fn new(current: Option<&str>, previous: Option<&str>) -> Self {
         Self {
-            current: current.map(AuditKey::new),
+            // Trimmed like the previous keys: a secret mounted from a file often ends in a
+            // newline, and the key id must not change when the key moves to the old ones.
+            current: current
+                .map(str::trim)
+                .filter(|k| !k.is_empty())
+                .map(AuditKey::new),
             previous: previous
                 .unwrap_or("")
                 .split(',')

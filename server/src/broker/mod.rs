@@ -245,10 +245,12 @@ impl<I: IdentityCenter> Broker<I> {
         let (principal_id, unbound) = self.principal_of(person).await?;
 
         let mut tx = self.db.begin().await?;
+        // The person's principal first, as the scheduler takes it: then the user row and
+        // the audit head (bind), so no two transactions wait on each other.
+        principals::lock(&mut tx, &principal_id).await?;
         if unbound {
             self.bind(&mut tx, person, &principal_id, now).await?;
         }
-        principals::lock(&mut tx, &principal_id).await?;
         let open = requests::open_count(&mut tx, &person.id).await?;
         if open >= i64::from(self.config.auth.max_open_requests) {
             return Err(BrokerError::TooManyOpen { open });

@@ -8,6 +8,7 @@
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
+use secrecy::ExposeSecret;
 use serde_json::json;
 
 use super::{AppState, WebError};
@@ -76,16 +77,31 @@ pub(super) async fn current(state: &AppState, user: User) -> Result<User, Stale>
         .oidc
         .get()
         .map_err(|why| Stale::Failed(WebError::Unavailable(why)))?;
-    match oidc.refresh(&refresh_token.0).await {
+    match oidc.refresh(refresh_token.0.as_str()).await {
         Ok(refreshed) => confirm(state, user, refreshed).await.map_err(Stale::Failed),
         Err(RefreshError::Rejected(why)) => {
-            tracing::warn!(user = %user.id, reason = %why, "the identity provider no longer accepts this person; their sessions and API tokens end");
-            withdraw(state, &user).await.map_err(Stale::Failed)?;
-            Err(Stale::SignInAgain(
-                "the identity provider no longer accepts you: your sessions and API tokens \
-                 have ended"
-                    .into(),
-            ))
+            if withdraw(state, &user, &refresh_token)
+                .await
+                .map_err(Stale::Failed)?
+            {
+                tracing::warn!(user = %user.id, reason = %why, "the identity provider no longer accepts this person; their sessions and API tokens end");
+                return Err(Stale::SignInAgain(
+                    "the identity provider no longer accepts you: your sessions and API \
+                     tokens have ended"
+                        .into(),
+                ));
+            }
+            // The token was replaced meanwhile (a sign-in, another replica's refresh):
+            // what counts is what that left.
+            match users::get(&state.db, &user.id)
+                .await
+                .map_err(|e| Stale::Failed(e.into()))?
+            {
+                Some(now) if fresh(&now) => Ok(now),
+                _ => Err(Stale::SignInAgain(
+                    "your roles could not be confirmed: sign in to jitgate again".into(),
+                )),
+            }
         }
         Err(RefreshError::Unavailable(why)) => {
             tracing::warn!(user = %user.id, reason = %why, "cannot confirm claims with the identity provider");
@@ -98,7 +114,8 @@ pub(super) async fn current(state: &AppState, user: User) -> Result<User, Stale>
     }
 }
 
-/// Records the confirmed claims; a change of groups is audited with both sets.
+/// Records the confirmed claims; a change of groups is audited with both sets. A sign-in
+/// that confirmed them while this refresh was on its way wins (it is newer).
 async fn confirm(
     state: &AppState,
     mut user: User,
@@ -106,17 +123,21 @@ async fn confirm(
 ) -> Result<User, WebError> {
     let now = state.broker.now();
     let mut tx = state.db.begin().await?;
-    users::confirm_claims(
-        &mut tx,
-        &user.id,
-        &refreshed.groups,
-        refreshed.refresh_token.as_deref(),
-        now,
-    )
-    .await?;
-    if refreshed.groups != user.groups {
+    let Some((stored_groups, stored_at)) = users::claims_for_update(&mut tx, &user.id).await?
+    else {
+        return Err(WebError::SignInRequired);
+    };
+    if stored_at > user.claims_at {
+        drop(tx);
+        return users::get(&state.db, &user.id)
+            .await?
+            .ok_or(WebError::SignInRequired);
+    }
+    let refresh_token = refreshed.refresh_token.as_ref().map(|t| t.expose_secret());
+    users::confirm_claims(&mut tx, &user.id, &refreshed.groups, refresh_token, now).await?;
+    if refreshed.groups != stored_groups {
         let event = NewEvent::new(Action::RolesChanged, user.id.as_str(), now).details(json!({
-            "before": user.groups,
+            "before": stored_groups,
             "after": refreshed.groups,
             "via": "refresh",
         }));
@@ -126,16 +147,23 @@ async fn confirm(
     user.groups = refreshed.groups;
     user.claims_at = Some(now);
     if let Some(token) = refreshed.refresh_token {
-        user.refresh_token = Some(users::RefreshToken(token));
+        user.refresh_token = Some(users::RefreshToken(token.expose_secret().to_owned()));
     }
     Ok(user)
 }
 
-/// Ends every session and API token of a person the provider no longer accepts.
-async fn withdraw(state: &AppState, user: &User) -> Result<(), WebError> {
+/// Ends every session and API token of a person the provider no longer accepts, unless
+/// the rejected token was replaced meanwhile (`false`: nothing done).
+async fn withdraw(
+    state: &AppState,
+    user: &User,
+    rejected: &users::RefreshToken,
+) -> Result<bool, WebError> {
     let now = state.broker.now();
     let mut tx = state.db.begin().await?;
-    users::cut_off(&mut tx, &user.id, now).await?;
+    if !users::cut_off(&mut tx, &user.id, now, rejected).await? {
+        return Ok(false);
+    }
     let revoked = tokens::revoke_all(&mut tx, &user.id, now).await?;
     let event = NewEvent::new(Action::AccessWithdrawn, user.id.as_str(), now).details(json!({
         "reason": "the identity provider no longer accepts this person",
@@ -143,5 +171,5 @@ async fn withdraw(state: &AppState, user: &User) -> Result<(), WebError> {
     }));
     audit::append(&mut tx, event).await?;
     tx.commit().await?;
-    Ok(())
+    Ok(true)
 }

@@ -3,6 +3,7 @@
 use axum::Form;
 use axum::extract::{Query, State};
 use axum::response::Redirect;
+use secrecy::ExposeSecret;
 use serde::Deserialize;
 use subtle::ConstantTimeEq;
 use tower_sessions::Session;
@@ -121,10 +122,11 @@ pub(super) async fn callback(
             signed_in.subject
         )));
     }
-    let before = users::get(&state.db, &signed_in.subject).await?;
     let user = User {
         claims_at: Some(now),
-        refresh_token: signed_in.refresh_token.map(users::RefreshToken),
+        refresh_token: signed_in
+            .refresh_token
+            .map(|t| users::RefreshToken(t.expose_secret().to_owned())),
         cut_off_at: None,
         id: signed_in.subject,
         issuer: signed_in.issuer,
@@ -137,6 +139,8 @@ pub(super) async fn callback(
         idc_user_id: None,
     };
     let mut tx = state.db.begin().await?;
+    // The groups stored before, read under the row's lock: a change is recorded once.
+    let before = users::claims_for_update(&mut tx, &user.id).await?;
     users::upsert(&mut tx, &user).await?;
     let event = NewEvent::new(Action::SignedIn, user.id.as_str(), now).details(json!({
         "issuer": user.issuer,
@@ -144,9 +148,9 @@ pub(super) async fn callback(
         "groups": user.groups,
     }));
     audit::append(&mut tx, event).await?;
-    if let Some(before) = before.filter(|b| b.groups != user.groups) {
+    if let Some((before, _)) = before.filter(|(groups, _)| *groups != user.groups) {
         let event = NewEvent::new(Action::RolesChanged, user.id.as_str(), now).details(json!({
-            "before": before.groups,
+            "before": before,
             "after": user.groups,
             "via": "sign-in",
         }));

@@ -16,6 +16,7 @@ use openidconnect::{
     Nonce, OAuth2TokenResponse, PkceCodeChallenge, PkceCodeVerifier, RedirectUrl, Scope,
     StandardErrorResponse, StandardTokenResponse, TokenResponse, UserInfoClaims,
 };
+use secrecy::SecretString;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
@@ -88,7 +89,7 @@ pub struct LoginFlow {
 }
 
 /// Who signed in, as the provider vouched.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone)]
 pub struct SignedIn {
     pub issuer: String,
     pub subject: String,
@@ -101,7 +102,7 @@ pub struct SignedIn {
     pub claims: Map<String, Value>,
     /// For confirming the claims later without the person (`[auth] claims_max_age`);
     /// `None` when the provider issued none.
-    pub refresh_token: Option<String>,
+    pub refresh_token: Option<SecretString>,
 }
 
 /// What the provider says of a person asked again with their refresh token.
@@ -109,7 +110,7 @@ pub struct SignedIn {
 pub struct Refreshed {
     pub groups: Vec<String>,
     /// A new refresh token when the provider rotated it.
-    pub refresh_token: Option<String>,
+    pub refresh_token: Option<SecretString>,
 }
 
 /// Why claims could not be confirmed again.
@@ -245,7 +246,9 @@ impl Oidc {
                     .map(str::to_owned)
             })
             .unwrap_or_else(|| subject.clone());
-        let refresh_token = tokens.refresh_token().map(|t| t.secret().clone());
+        let refresh_token = tokens
+            .refresh_token()
+            .map(|t| SecretString::from(t.secret().clone()));
         Ok(SignedIn {
             refresh_token,
             issuer: claims.issuer().to_string(),
@@ -294,7 +297,9 @@ impl Oidc {
             })?;
         Ok(Refreshed {
             groups,
-            refresh_token: tokens.refresh_token().map(|t| t.secret().clone()),
+            refresh_token: tokens
+                .refresh_token()
+                .map(|t| SecretString::from(t.secret().clone())),
         })
     }
 }

@@ -172,13 +172,50 @@ pub async fn confirm_claims(
 
 /// The provider no longer accepts the person: sessions from before `at` end, and the
 /// refresh token is dropped (their API tokens are revoked by the caller, same `tx`).
-pub async fn cut_off(tx: &mut WriteTx, user_id: &str, at: DateTime<Utc>) -> Result<(), StoreError> {
-    query("UPDATE users SET cut_off_at = $2, refresh_token = NULL WHERE id = $1")
-        .bind(user_id)
-        .bind(to_millis(at))
-        .execute(&mut *tx)
-        .await?;
-    Ok(())
+/// Only if `rejected` is still their refresh token: `false` when a sign-in or another
+/// replica's refresh replaced it meanwhile (then the rejection says nothing of them).
+pub async fn cut_off(
+    tx: &mut WriteTx,
+    user_id: &str,
+    at: DateTime<Utc>,
+    rejected: &RefreshToken,
+) -> Result<bool, StoreError> {
+    let done = query(
+        "UPDATE users SET cut_off_at = $2, refresh_token = NULL \
+         WHERE id = $1 AND refresh_token = $3",
+    )
+    .bind(user_id)
+    .bind(to_millis(at))
+    .bind(rejected.0.as_str())
+    .execute(&mut *tx)
+    .await?;
+    Ok(done.rows_affected() == 1)
+}
+
+/// A person's groups and when they were confirmed, read under the row's lock (inside
+/// `tx`), so a change of groups is compared with what is stored, once.
+pub async fn claims_for_update(
+    tx: &mut WriteTx,
+    user_id: &str,
+) -> Result<Option<(Vec<String>, Option<DateTime<Utc>>)>, StoreError> {
+    let lock = tx.row_lock();
+    let row = query(&format!(
+        "SELECT groups, claims_at FROM users WHERE id = $1{lock}"
+    ))
+    .bind(user_id)
+    .fetch_optional(&mut *tx)
+    .await?;
+    let Some(row) = row else {
+        return Ok(None);
+    };
+    let groups: String = row.try_get("groups")?;
+    let groups = serde_json::from_str(&groups)
+        .map_err(|e| StoreError::Corrupt(format!("user groups: {e}")))?;
+    let at = row
+        .try_get::<Option<i64>>("claims_at")?
+        .map(from_millis)
+        .transpose()?;
+    Ok(Some((groups, at)))
 }
 
 /// What binding an IdC user to a person came to.
@@ -226,12 +263,20 @@ pub async fn bind_idc(
     if let Some(holder) = holder {
         return Ok(Binding::Taken(holder.try_get("id")?));
     }
-    query("UPDATE users SET idc_user_id = $2 WHERE id = $1")
+    let bound = query("UPDATE users SET idc_user_id = $2 WHERE id = $1")
         .bind(user_id)
         .bind(idc_user_id)
         .execute(&mut *tx)
-        .await?;
-    Ok(Binding::New)
+        .await;
+    match bound {
+        Ok(_) => Ok(Binding::New),
+        // Another person's first request bound the same IdC user a moment ago (the unique
+        // index users_idc_user_id caught what the check above could not see yet).
+        Err(e) if e.to_string().contains("idc_user_id") => {
+            Ok(Binding::Taken("(bound concurrently)".into()))
+        }
+        Err(e) => Err(e),
+    }
 }
 
 /// Removes person `user_id`'s binding; returns the IdC user they were bound to.

@@ -73,9 +73,8 @@ impl FromRequestParts<AppState> for ApiUser {
                 by_token: true,
             });
         }
-        let MaybeUser(user) = MaybeUser::from_request_parts(parts, state)
-            .await
-            .map_err(|_| ApiError::unauthorized("sign in, or send a bearer token"))?;
+        // A failure (the provider cannot confirm the roles: 503) is not "signed out".
+        let MaybeUser(user) = MaybeUser::from_request_parts(parts, state).await?;
         let user = user.ok_or_else(|| ApiError::unauthorized("sign in, or send a bearer token"))?;
         if parts.method != Method::GET && parts.method != Method::HEAD {
             let sent = parts
