@@ -251,8 +251,9 @@ impl<I: IdentityCenter> Broker<I> {
         if unbound {
             self.bind(&mut tx, person, &principal_id, now).await?;
         }
-        let open = requests::open_count(&mut tx, &person.id).await?;
-        if open >= i64::from(self.config.auth.max_open_requests) {
+        let cap = i64::from(self.config.auth.max_open_requests);
+        let open = requests::open_count(&mut tx, &person.id, cap).await?;
+        if open >= cap {
             return Err(BrokerError::TooManyOpen { open });
         }
         let conflict =

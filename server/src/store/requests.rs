@@ -171,14 +171,17 @@ pub async fn run_as_conflict(
         .transpose()
 }
 
-/// How many open (pending, approved, active) requests `requester` has, inside `tx` (after
-/// the person's lock, so concurrent submissions count each other).
-pub async fn open_count(tx: &mut WriteTx, requester: &UserId) -> Result<i64, StoreError> {
+/// How many open (pending, approved, active) requests `requester` has, counted up to
+/// `cap` (the answer to "may they open another" needs no more), inside `tx` (after the
+/// person's lock, so concurrent submissions count each other). Reads the partial index
+/// of open requests (migration 0014), not the person's history.
+pub async fn open_count(tx: &mut WriteTx, requester: &UserId, cap: i64) -> Result<i64, StoreError> {
     let row = query(
-        "SELECT COUNT(*) AS n FROM requests WHERE requester = $1 \
-         AND state IN ('pending', 'approved', 'active')",
+        "SELECT COUNT(*) AS n FROM (SELECT 1 FROM requests WHERE requester = $1 \
+         AND state IN ('pending', 'approved', 'active') LIMIT $2) AS open",
     )
     .bind(requester.as_str())
+    .bind(cap)
     .fetch_one(&mut *tx)
     .await?;
     row.try_get("n")
