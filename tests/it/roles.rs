@@ -114,3 +114,49 @@ async fn a_person_the_provider_no_longer_accepts_loses_sessions_and_tokens() -> 
     assert_eq!(withdrawn[0]["tokens_revoked"], 1);
     Ok(())
 }
+
+#[tokio::test]
+async fn without_a_refresh_token_old_claims_wait_for_the_next_sign_in() -> Result<()> {
+    let w = world().await?;
+    let server = w.server.listen_url();
+    w.oidc.issue_refresh_tokens(false).await?;
+    let (alice_web, _) = w.session_of("alice").await?;
+    let id = w
+        .submit("alice", "prod-web", "app", Duration::from_secs(3600))
+        .await?;
+    tokio::time::sleep(PAST_MAX_AGE).await;
+
+    // Nothing can confirm her roles: the session ends, the token waits.
+    let home = alice_web
+        .get(format!("{server}/"))
+        .send()
+        .await?
+        .text()
+        .await?;
+    assert!(
+        !home.contains("Signed in as"),
+        "the session outlived its claims"
+    );
+    let refused = w
+        .cancel_as("alice", id)
+        .await
+        .err()
+        .context("a token used claims older than claims_max_age")?
+        .downcast::<Refused>()?;
+    assert_eq!(refused.status, StatusCode::UNAUTHORIZED, "{refused}");
+    assert!(
+        refused.message.contains("sign in"),
+        "says what to do: {refused}"
+    );
+    assert!(
+        events(&w, "auth.access_withdrawn", "sub-alice")
+            .await?
+            .is_empty(),
+        "nothing was withdrawn: she only has to sign in again"
+    );
+
+    // A new sign-in confirms them, and the same token works again.
+    w.session_of("alice").await?;
+    w.cancel_as("alice", id).await?;
+    Ok(())
+}

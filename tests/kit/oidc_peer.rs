@@ -115,6 +115,20 @@ impl OidcPeer {
         &self.issuer
     }
 
+    /// Whether later sign-ins get a refresh token (the peer's default: yes).
+    pub async fn issue_refresh_tokens(&self, issue: bool) -> Result<()> {
+        let response = self
+            .http
+            .post(format!("{}/_peer/refresh-tokens", self.issuer))
+            .json(&json!({ "issue": issue }))
+            .send()
+            .await?;
+        if !response.status().is_success() {
+            bail!("refresh-tokens {issue}: {}", response.text().await?);
+        }
+        Ok(())
+    }
+
     /// Changes `login`'s account before their next sign-in, as an IdP admin (or the
     /// person at a self-service profile page) would: e.g. `{"email_verified": false}`,
     /// `{"groups": []}`, `{"deleted": true}`.

@@ -316,7 +316,7 @@ const provider = new Provider(issuer, {
   // prompt=consent). Refreshing re-reads the account, so changed groups and deleted
   // accounts show at the next refresh.
   async issueRefreshToken(ctx, client) {
-    return client.grantTypeAllowed('refresh_token');
+    return issueRefreshTokens && client.grantTypeAllowed('refresh_token');
   },
   async loadExistingGrant(ctx) {
     const { oidc } = ctx;
@@ -342,6 +342,9 @@ if (verbose) {
 }
 
 // ---- test knobs and the interaction submit ----------------------------------------------
+// POST /_peer/refresh-tokens {"issue": false}: later code exchanges get no refresh token,
+// as from a provider (or an app set-up) that issues none.
+let issueRefreshTokens = true;
 const TAMPER_MODES = new Set(['none', 'expired', 'wrong_nonce', 'wrong_audience', 'wrong_issuer', 'foreign_key', 'unknown_kid']);
 let tamper = 'none';
 
@@ -420,6 +423,12 @@ provider.use(async (ctx, next) => {
       tamper = body.mode;
       log('tamper mode for the next id_token:', tamper);
       return json(ctx, 200, { ok: true, mode: tamper });
+    }
+    if (path === '/_peer/refresh-tokens' && method === 'POST') {
+      const body = await jsonBody(ctx);
+      if (typeof body?.issue !== 'boolean') return json(ctx, 400, { ok: false, error: 'issue must be true or false' });
+      issueRefreshTokens = body.issue;
+      return json(ctx, 200, { ok: true, issue: issueRefreshTokens });
     }
     if (path === '/_peer/accounts' && method === 'POST') {
       // Changes an account between sign-ins, as an IdP admin (or a person editing their
