@@ -37,11 +37,12 @@ use futures::stream::{self, StreamExt, TryStreamExt};
 use jitgate_server::aws::IdcClient;
 use jitgate_server::broker::{Broker, Catalog, CatalogCell, Person, Wakers};
 use jitgate_server::config::load_from_str;
+use jitgate_server::domain::RequestRecord;
 use jitgate_server::domain::{
     AccountId, Draft, OsUser, Request, RequestId, RequestState, RunAsMode, StateName, UserId,
 };
 use jitgate_server::store::Db;
-use jitgate_server::store::requests::{self, StoredRequest};
+use jitgate_server::store::requests;
 use serde_json::json;
 
 use harness::{
@@ -315,7 +316,7 @@ async fn revocations(grants: usize, schedule: Schedule) -> Result<Report> {
             let stored = requests::get(&b.db, *id)
                 .await?
                 .context("request vanished")?;
-            map.insert(stored.principal_id, *id);
+            map.insert(stored.principal_id.0, *id);
         }
         map
     };
@@ -474,9 +475,9 @@ async fn rss(grants: usize) -> Result<()> {
                 expires_at: now + TimeDelta::hours(8) + TimeDelta::seconds(i as i64),
             },
         };
-        let stored = StoredRequest {
+        let stored = RequestRecord {
             request,
-            principal_id: format!("principal-{i:05}"),
+            principal_id: format!("principal-{i:05}").into(),
             permission_set_arn: "arn:aws:sso:::permissionSet/ssoins-0/ps-0".into(),
             settled_at: None,
         };

@@ -30,8 +30,9 @@ use clap::Parser;
 use jitgate_server::aws::IdcClient;
 use jitgate_server::broker::{Broker, Catalog, CatalogCell, Person, Wakers};
 use jitgate_server::config::{Config, load_from_file};
+use jitgate_server::domain::RequestRecord;
 use jitgate_server::domain::{Draft, EndReason, RequestId, RequestState, UserId};
-use jitgate_server::store::requests::{self, StoredRequest};
+use jitgate_server::store::requests;
 use jitgate_server::store::{Db, audit as audit_store};
 use serde::Deserialize;
 
@@ -259,7 +260,7 @@ impl Demo {
     }
 
     /// Step 4: an approver approves; the server provisions and activates.
-    async fn bob_approves(&self, id: RequestId) -> Result<StoredRequest> {
+    async fn bob_approves(&self, id: RequestId) -> Result<RequestRecord> {
         step(5, "bob (sre) approves");
         let approved = self
             .broker
@@ -280,8 +281,9 @@ impl Demo {
             describe(&active.request.state),
             waited.as_secs_f64()
         ));
-        self.show_assignments("alice", &active.principal_id).await?;
-        let run_as = self.run_as(&active.principal_id).await?;
+        self.show_assignments("alice", active.principal_id.as_str())
+            .await?;
+        let run_as = self.run_as(active.principal_id.as_str()).await?;
         detail(&format!(
             "identity store: alice's {} = {}",
             self.run_as_attribute,
@@ -327,9 +329,10 @@ impl Demo {
             describe(&active.request.state),
             waited.as_secs_f64()
         ));
-        self.show_assignments("carol", &active.principal_id).await?;
+        self.show_assignments("carol", active.principal_id.as_str())
+            .await?;
         // session-document mode encodes the OS user in the permission set, not the user.
-        let run_as = self.run_as(&active.principal_id).await?;
+        let run_as = self.run_as(active.principal_id.as_str()).await?;
         detail(&format!(
             "identity store: carol's {} = {} (session-document mode: the permission set carries the OS user)",
             self.run_as_attribute,
@@ -361,11 +364,12 @@ impl Demo {
             "settled {:.1}s later: the server deleted the assignment",
             waited.as_secs_f64()
         ));
-        self.show_assignments("carol", &settled.principal_id).await
+        self.show_assignments("carol", settled.principal_id.as_str())
+            .await
     }
 
     /// Step 7: the timer ends alice's grant on time, then the server cleans up AWS.
-    async fn alice_grant_expires(&self, active: &StoredRequest) -> Result<()> {
+    async fn alice_grant_expires(&self, active: &RequestRecord) -> Result<()> {
         let RequestState::Active { expires_at, .. } = active.request.state else {
             bail!("alice's request is no longer active");
         };
@@ -415,10 +419,12 @@ impl Demo {
             "settled {:.1}s later: the server deleted the assignment",
             waited.as_secs_f64()
         ));
-        self.show_assignments("alice", &settled.principal_id)
+        self.show_assignments("alice", settled.principal_id.as_str())
             .await?;
         // The attribute is cleared after the last delete, so it may lag the settling.
-        let cleared = self.wait_run_as_cleared(&settled.principal_id).await?;
+        let cleared = self
+            .wait_run_as_cleared(settled.principal_id.as_str())
+            .await?;
         detail(&format!(
             "identity store: alice's {} = {}",
             self.run_as_attribute,
@@ -464,7 +470,7 @@ impl Demo {
             .with_context(|| format!("the demo config has no profile `{name}`"))
     }
 
-    async fn request(&self, id: RequestId) -> Result<StoredRequest> {
+    async fn request(&self, id: RequestId) -> Result<RequestRecord> {
         requests::get(&self.db, id)
             .await
             .with_context(|| format!("reading request {id}"))?
@@ -476,8 +482,8 @@ impl Demo {
         &self,
         id: RequestId,
         what: &str,
-        done: impl Fn(&StoredRequest) -> bool,
-    ) -> Result<(StoredRequest, Duration)> {
+        done: impl Fn(&RequestRecord) -> bool,
+    ) -> Result<(RequestRecord, Duration)> {
         let start = Instant::now();
         loop {
             let current = self.request(id).await?;

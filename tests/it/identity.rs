@@ -65,8 +65,14 @@ async fn a_changed_email_never_moves_a_grant(backend: Backend) -> Result<()> {
     let daves = w
         .submit("dave", "prod-web", "app", Duration::from_secs(3600))
         .await?;
-    assert_eq!(w.request(alices).await?.principal_id, w.user_id("alice")?);
-    assert_eq!(w.request(daves).await?.principal_id, w.user_id("dave")?);
+    assert_eq!(
+        w.request(alices).await?.principal_id.as_str(),
+        w.user_id("alice")?
+    );
+    assert_eq!(
+        w.request(daves).await?.principal_id.as_str(),
+        w.user_id("dave")?
+    );
     let bound = actions(&w, "auth.idc_bound").await?;
     assert_eq!(bound.len(), 2, "{bound:?}");
 
@@ -87,7 +93,10 @@ async fn a_changed_email_never_moves_a_grant(backend: Backend) -> Result<()> {
     let again = w
         .submit("dave", "prod-web", "readonly", Duration::from_secs(3600))
         .await?;
-    assert_eq!(w.request(again).await?.principal_id, w.user_id("dave")?);
+    assert_eq!(
+        w.request(again).await?.principal_id.as_str(),
+        w.user_id("dave")?
+    );
     // A new sign-in that would make him alice in AWS is refused, and recorded.
     let client = browser()?;
     let outcome = sign_in(&client, &server, "dave").await?;
@@ -151,7 +160,10 @@ async fn by_external_id_the_subject_decides_whatever_the_email_says() -> Result<
     let id = w
         .submit("dave", "prod-web", "app", Duration::from_secs(3600))
         .await?;
-    assert_eq!(w.request(id).await?.principal_id, w.user_id("dave")?);
+    assert_eq!(
+        w.request(id).await?.principal_id.as_str(),
+        w.user_id("dave")?
+    );
     // zed has no user provisioned by SCIM: no external id is theirs.
     let e = refused(
         w.submit(NO_IDC_USER, "prod-web", "app", Duration::from_secs(3600))

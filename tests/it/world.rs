@@ -10,8 +10,9 @@ use std::time::Duration;
 use anyhow::{Context, Result, bail};
 use aws_sdk_ssoadmin::config::Credentials;
 use jitgate_proto::RequestView;
+use jitgate_server::domain::RequestRecord;
 use jitgate_server::domain::{RequestId, StateName};
-use jitgate_server::store::requests::{self, StoredRequest};
+use jitgate_server::store::requests;
 use jitgate_server::store::{Db, audit, principals};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
@@ -415,7 +416,7 @@ impl World {
         Ok(principals::lease_owner(&self.db, &self.user_id(who)?).await?)
     }
 
-    pub async fn request(&self, id: RequestId) -> Result<StoredRequest> {
+    pub async fn request(&self, id: RequestId) -> Result<RequestRecord> {
         requests::get(&self.db, id)
             .await?
             .with_context(|| format!("request {id} not found"))
@@ -427,7 +428,7 @@ impl World {
         id: RequestId,
         state: StateName,
         timeout: Duration,
-    ) -> Result<StoredRequest> {
+    ) -> Result<RequestRecord> {
         wait_for(
             &format!("request {id} to be {state}"),
             timeout,
@@ -442,7 +443,7 @@ impl World {
     }
 
     /// Waits until AWS owes nothing more for this ended request.
-    pub async fn wait_settled(&self, id: RequestId, timeout: Duration) -> Result<StoredRequest> {
+    pub async fn wait_settled(&self, id: RequestId, timeout: Duration) -> Result<RequestRecord> {
         wait_for(
             &format!("request {id} to be settled"),
             timeout,

@@ -1,4 +1,5 @@
-//! Identifiers: request ids, jitgate user ids and validated AWS account ids.
+//! Identifiers: request ids, jitgate user ids, validated AWS account ids, and the IAM
+//! Identity Center ids a grant lands on (the identity-store user, the permission set).
 
 use std::fmt;
 use std::str::FromStr;
@@ -209,5 +210,76 @@ mod tests {
         assert_eq!(serde_json::to_string(&u).unwrap(), "\"sub-123\"");
         assert_eq!(serde_json::from_str::<UserId>("\"sub-123\"").unwrap(), u);
         assert!(UserId::new("a") < UserId::new("b"));
+    }
+}
+
+/// An IAM Identity Center identity-store user id: whom a grant's assignment is for (the
+/// user bound to the requester at their first request).
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct PrincipalId(pub String);
+
+impl PrincipalId {
+    /// Wraps an identity-store user id as IdC gave it.
+    pub fn new(id: impl Into<String>) -> Self {
+        Self(id.into())
+    }
+
+    /// The id as a string slice.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl From<&str> for PrincipalId {
+    fn from(id: &str) -> Self {
+        Self(id.to_owned())
+    }
+}
+
+impl From<String> for PrincipalId {
+    fn from(id: String) -> Self {
+        Self(id)
+    }
+}
+
+impl fmt::Display for PrincipalId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// The ARN of an IAM Identity Center permission set: what a grant's assignment gives.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct PermissionSetArn(pub String);
+
+impl PermissionSetArn {
+    /// Wraps a permission set ARN as IdC gave it.
+    pub fn new(arn: impl Into<String>) -> Self {
+        Self(arn.into())
+    }
+
+    /// The ARN as a string slice.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl From<&str> for PermissionSetArn {
+    fn from(id: &str) -> Self {
+        Self(id.to_owned())
+    }
+}
+
+impl From<String> for PermissionSetArn {
+    fn from(id: String) -> Self {
+        Self(id)
+    }
+}
+
+impl fmt::Display for PermissionSetArn {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
     }
 }

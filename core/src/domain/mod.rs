@@ -16,13 +16,15 @@ pub mod identity;
 pub mod ids;
 pub mod os_user;
 pub mod policy;
+pub mod record;
 pub mod request;
 
 pub use error::{DomainError, ErrorKind};
 pub use identity::IdcLookup;
-pub use ids::{AccountId, RequestId, UserId};
+pub use ids::{AccountId, PermissionSetArn, PrincipalId, RequestId, UserId};
 pub use os_user::OsUser;
 pub use policy::{Actor, Policy, RunAsMode};
+pub use record::RequestRecord;
 pub use request::{
     Approval, Draft, EndReason, Extension, Request, RequestState, StateName, visible_text,
 };

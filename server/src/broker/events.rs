@@ -5,11 +5,11 @@ use chrono::{DateTime, Utc};
 use serde_json::{Value, json};
 
 use crate::audit::{Action, NewEvent};
+use crate::domain::RequestRecord;
 use crate::domain::{EndReason, Request, RequestState};
-use crate::store::requests::StoredRequest;
 
 /// The event for a new request (auto-approved ones say so).
-pub fn submitted(stored: &StoredRequest, actor: &str, now: DateTime<Utc>) -> NewEvent {
+pub fn submitted(stored: &RequestRecord, actor: &str, now: DateTime<Utc>) -> NewEvent {
     let r = &stored.request;
     NewEvent::new(Action::RequestSubmitted, actor, now)
         .request(r.id)
@@ -31,7 +31,7 @@ pub fn submitted(stored: &StoredRequest, actor: &str, now: DateTime<Utc>) -> New
 /// The event for the step from `before` to `after`.
 pub fn transition(
     before: &Request,
-    after: &StoredRequest,
+    after: &RequestRecord,
     actor: &str,
     comment: Option<String>,
     now: DateTime<Utc>,

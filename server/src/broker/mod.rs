@@ -22,8 +22,9 @@ use jitgate_core::clock::Clock;
 use crate::audit::SYSTEM_ACTOR;
 use crate::aws::{AwsError, IdentityCenter};
 use crate::config::Config;
+use crate::domain::RequestRecord;
 use crate::domain::{Actor, DomainError, Draft, Request, RequestId, UserId};
-use crate::store::requests::{self, StoredRequest};
+use crate::store::requests;
 use crate::store::{Db, StoreError, audit, principals};
 
 /// Why the broker refused or could not do something.
@@ -222,7 +223,7 @@ impl<I: IdentityCenter> Broker<I> {
         person: &Person,
         draft: Draft,
         now: DateTime<Utc>,
-    ) -> Result<StoredRequest, BrokerError> {
+    ) -> Result<RequestRecord, BrokerError> {
         let policy = self.policy(&draft.profile)?;
         let profile =
             self.config
@@ -267,17 +268,17 @@ impl<I: IdentityCenter> Broker<I> {
             conflict.as_slice(),
             now,
         )?;
-        let stored = StoredRequest {
+        let stored = RequestRecord {
             // Open, so nothing is settled yet: it may still come to hold an assignment.
             settled_at: None,
             request,
-            principal_id,
-            permission_set_arn,
+            principal_id: principal_id.into(),
+            permission_set_arn: permission_set_arn.into(),
         };
         requests::insert(&mut tx, &stored).await?;
         let aws_changes = stored.request.wants_assignment();
         if aws_changes {
-            principals::touch(&mut tx, &stored.principal_id).await?;
+            principals::touch(&mut tx, stored.principal_id.as_str()).await?;
         }
         audit::append(&mut tx, events::submitted(&stored, person.id.as_str(), now)).await?;
         tx.commit().await?;
@@ -293,7 +294,7 @@ impl<I: IdentityCenter> Broker<I> {
         person: &Person,
         id: RequestId,
         now: DateTime<Utc>,
-    ) -> Result<StoredRequest, BrokerError> {
+    ) -> Result<RequestRecord, BrokerError> {
         let actor = self.actor(person);
         self.apply(id, person.id.as_str(), None, now, |r| {
             let policy = self.policy(&r.profile)?;
@@ -309,7 +310,7 @@ impl<I: IdentityCenter> Broker<I> {
         id: RequestId,
         comment: Option<String>,
         now: DateTime<Utc>,
-    ) -> Result<StoredRequest, BrokerError> {
+    ) -> Result<RequestRecord, BrokerError> {
         let actor = self.actor(person);
         self.apply(id, person.id.as_str(), comment.clone(), now, |r| {
             let policy = self.policy(&r.profile)?;
@@ -324,7 +325,7 @@ impl<I: IdentityCenter> Broker<I> {
         person: &Person,
         id: RequestId,
         now: DateTime<Utc>,
-    ) -> Result<StoredRequest, BrokerError> {
+    ) -> Result<RequestRecord, BrokerError> {
         let actor = self.actor(person);
         self.apply(id, person.id.as_str(), None, now, |r| {
             Ok(r.cancel(&actor, now)?)
@@ -339,7 +340,7 @@ impl<I: IdentityCenter> Broker<I> {
         id: RequestId,
         comment: Option<String>,
         now: DateTime<Utc>,
-    ) -> Result<StoredRequest, BrokerError> {
+    ) -> Result<RequestRecord, BrokerError> {
         let actor = self.actor(person);
         self.apply(id, person.id.as_str(), comment.clone(), now, |r| {
             let policy = self.policy_or_removed(&r.profile);
@@ -356,7 +357,7 @@ impl<I: IdentityCenter> Broker<I> {
         extra: Duration,
         reason: String,
         now: DateTime<Utc>,
-    ) -> Result<StoredRequest, BrokerError> {
+    ) -> Result<RequestRecord, BrokerError> {
         let actor = self.actor(person);
         self.apply(id, person.id.as_str(), Some(reason.clone()), now, |r| {
             let policy = self.policy(&r.profile)?;
@@ -372,7 +373,7 @@ impl<I: IdentityCenter> Broker<I> {
         id: RequestId,
         action: Action,
         now: DateTime<Utc>,
-    ) -> Result<StoredRequest, BrokerError> {
+    ) -> Result<RequestRecord, BrokerError> {
         match action {
             Action::Approve => self.approve(person, id, now).await,
             Action::Deny { comment } => self.deny(person, id, comment, now).await,
@@ -389,7 +390,7 @@ impl<I: IdentityCenter> Broker<I> {
         &self,
         id: RequestId,
         now: DateTime<Utc>,
-    ) -> Result<Option<StoredRequest>, BrokerError> {
+    ) -> Result<Option<RequestRecord>, BrokerError> {
         self.system(id, now, |r| Ok(r.expire(now)?)).await
     }
 
@@ -398,7 +399,7 @@ impl<I: IdentityCenter> Broker<I> {
         &self,
         id: RequestId,
         now: DateTime<Utc>,
-    ) -> Result<Option<StoredRequest>, BrokerError> {
+    ) -> Result<Option<RequestRecord>, BrokerError> {
         self.system(id, now, |r| {
             let policy = self.policy(&r.profile)?;
             Ok(r.lapse(&policy, now)?)
@@ -413,7 +414,7 @@ impl<I: IdentityCenter> Broker<I> {
         &self,
         id: RequestId,
         now: DateTime<Utc>,
-    ) -> Result<Option<StoredRequest>, BrokerError> {
+    ) -> Result<Option<RequestRecord>, BrokerError> {
         let Some(current) = requests::get(&self.db, id).await? else {
             return Ok(None);
         };
@@ -443,7 +444,7 @@ impl<I: IdentityCenter> Broker<I> {
         &self,
         id: RequestId,
         now: DateTime<Utc>,
-    ) -> Result<Option<StoredRequest>, BrokerError> {
+    ) -> Result<Option<RequestRecord>, BrokerError> {
         self.system(id, now, |r| Ok(r.activate(now)?)).await
     }
 
@@ -453,7 +454,7 @@ impl<I: IdentityCenter> Broker<I> {
         id: RequestId,
         reason: String,
         now: DateTime<Utc>,
-    ) -> Result<Option<StoredRequest>, BrokerError> {
+    ) -> Result<Option<RequestRecord>, BrokerError> {
         self.system(id, now, |r| Ok(r.fail(reason, now)?)).await
     }
 
@@ -463,7 +464,7 @@ impl<I: IdentityCenter> Broker<I> {
         id: RequestId,
         now: DateTime<Utc>,
         step: impl FnOnce(Request) -> Result<Request, BrokerError>,
-    ) -> Result<Option<StoredRequest>, BrokerError> {
+    ) -> Result<Option<RequestRecord>, BrokerError> {
         match self.apply(id, SYSTEM_ACTOR, None, now, step).await {
             Ok(stored) => Ok(Some(stored)),
             Err(BrokerError::Domain(_)) => Ok(None),
@@ -480,7 +481,7 @@ impl<I: IdentityCenter> Broker<I> {
         comment: Option<String>,
         now: DateTime<Utc>,
         step: impl FnOnce(Request) -> Result<Request, BrokerError>,
-    ) -> Result<StoredRequest, BrokerError> {
+    ) -> Result<RequestRecord, BrokerError> {
         let mut tx = self.db.begin().await?;
         let principal = requests::principal_of(&mut tx, id)
             .await?
@@ -501,7 +502,7 @@ impl<I: IdentityCenter> Broker<I> {
         requests::save(&mut tx, &stored, now).await?;
         let aws_changes = before.wants_assignment() != stored.request.wants_assignment();
         if aws_changes {
-            principals::touch(&mut tx, &stored.principal_id).await?;
+            principals::touch(&mut tx, stored.principal_id.as_str()).await?;
         }
         // The audit head is locked last, after the person and the request.
         let event = events::transition(&before, &stored, actor, comment, now);

@@ -5,7 +5,8 @@
 use jitgate_core::app::Rules;
 
 use crate::domain::Policy;
-use crate::store::requests::{ListFilter, StoredRequest};
+use crate::domain::RequestRecord;
+use crate::store::requests::ListFilter;
 
 use super::CurrentUser;
 
@@ -25,7 +26,7 @@ pub fn approved_profiles(user: &CurrentUser, rules: &Rules) -> Vec<String> {
 }
 
 /// Whether `user` may see `stored`: their own, one they approve, or any for an admin.
-pub fn can_view(user: &CurrentUser, stored: &StoredRequest, rules: &Rules) -> bool {
+pub fn can_view(user: &CurrentUser, stored: &RequestRecord, rules: &Rules) -> bool {
     rules.may_view(&user.actor, &stored.request)
 }
 

@@ -5,24 +5,14 @@ use super::sql::{Row, query};
 use chrono::{DateTime, Utc};
 
 use super::{Db, StoreError, WriteTx, from_millis, to_millis};
-use crate::domain::{Request, RequestId, StateName, UserId};
-
-/// A request with what jitgate resolved for it in AWS.
-#[derive(Debug, Clone, PartialEq)]
-pub struct StoredRequest {
-    pub request: Request,
-    /// Identity-store user id of the requester.
-    pub principal_id: String,
-    /// Permission set the grant assigns.
-    pub permission_set_arn: String,
-    /// When AWS stopped carrying anything for this ended request.
-    pub settled_at: Option<DateTime<Utc>>,
-}
+use crate::domain::{
+    PermissionSetArn, PrincipalId, Request, RequestId, RequestRecord, StateName, UserId,
+};
 
 const COLUMNS: &str = "detail, principal_id, permission_set_arn, settled_at";
 
 /// Inserts a new request.
-pub async fn insert(tx: &mut WriteTx, stored: &StoredRequest) -> Result<(), StoreError> {
+pub async fn insert(tx: &mut WriteTx, stored: &RequestRecord) -> Result<(), StoreError> {
     let r = &stored.request;
     query(
         "INSERT INTO requests (id, requester, profile, account_id, os_user, run_as_mode, \
@@ -42,8 +32,8 @@ pub async fn insert(tx: &mut WriteTx, stored: &StoredRequest) -> Result<(), Stor
     .bind(to_millis(r.created_at))
     .bind(r.state.name().as_str())
     .bind(r.expires_at().map(to_millis))
-    .bind(&stored.principal_id)
-    .bind(&stored.permission_set_arn)
+    .bind(stored.principal_id.as_str())
+    .bind(stored.permission_set_arn.as_str())
     .bind(detail(r)?)
     .bind(to_millis(r.created_at))
     .bind(stored.settled_at.map(to_millis))
@@ -89,7 +79,7 @@ async fn record_decision_approvals(
 /// Writes a request's new state (and anything the transition changed).
 pub async fn save(
     tx: &mut WriteTx,
-    stored: &StoredRequest,
+    stored: &RequestRecord,
     now: DateTime<Utc>,
 ) -> Result<(), StoreError> {
     let r = &stored.request;
@@ -118,7 +108,7 @@ pub async fn save(
 
 /// Reads a request inside `tx`, locking its row on Postgres so concurrent transitions of
 /// the same request queue up and the second sees the first's result.
-pub async fn lock(tx: &mut WriteTx, id: RequestId) -> Result<Option<StoredRequest>, StoreError> {
+pub async fn lock(tx: &mut WriteTx, id: RequestId) -> Result<Option<RequestRecord>, StoreError> {
     let sql = format!(
         "SELECT {COLUMNS} FROM requests WHERE id = $1{}",
         tx.row_lock()
@@ -131,7 +121,7 @@ pub async fn lock(tx: &mut WriteTx, id: RequestId) -> Result<Option<StoredReques
 }
 
 /// Reads a request.
-pub async fn get(db: &Db, id: RequestId) -> Result<Option<StoredRequest>, StoreError> {
+pub async fn get(db: &Db, id: RequestId) -> Result<Option<RequestRecord>, StoreError> {
     let row = query(&format!("SELECT {COLUMNS} FROM requests WHERE id = $1"))
         .bind(id.to_string())
         .fetch_optional(db.reader())
@@ -202,7 +192,7 @@ pub async fn principal_of(tx: &mut WriteTx, id: RequestId) -> Result<Option<Stri
 pub async fn of_principal_unsettled(
     db: &Db,
     principal_id: &str,
-) -> Result<Vec<StoredRequest>, StoreError> {
+) -> Result<Vec<RequestRecord>, StoreError> {
     let rows = query(&format!(
         "SELECT {COLUMNS} FROM requests WHERE principal_id = $1 AND \
          (state IN ('approved', 'active') OR (settled_at IS NULL AND state IN ('ended', 'failed', 'cancelled'))) \
@@ -254,7 +244,7 @@ pub async fn approval_queue(
     profiles: &[String],
     offset: i64,
     limit: i64,
-) -> Result<Vec<StoredRequest>, StoreError> {
+) -> Result<Vec<RequestRecord>, StoreError> {
     if profiles.is_empty() {
         return Ok(Vec::new());
     }
@@ -342,15 +332,15 @@ fn parse_id(text: String) -> Result<RequestId, StoreError> {
         .map_err(|_| StoreError::Corrupt(format!("request id `{text}` is not a uuid")))
 }
 
-fn from_row(row: &Row) -> Result<StoredRequest, StoreError> {
+fn from_row(row: &Row) -> Result<RequestRecord, StoreError> {
     let detail: String = row.try_get("detail")?;
     let request: Request = serde_json::from_str(&detail)
         .map_err(|e| StoreError::Corrupt(format!("request detail: {e}")))?;
     let settled_at: Option<i64> = row.try_get("settled_at")?;
-    Ok(StoredRequest {
+    Ok(RequestRecord {
         request,
-        principal_id: row.try_get("principal_id")?,
-        permission_set_arn: row.try_get("permission_set_arn")?,
+        principal_id: PrincipalId(row.try_get("principal_id")?),
+        permission_set_arn: PermissionSetArn(row.try_get("permission_set_arn")?),
         settled_at: settled_at.map(from_millis).transpose()?,
     })
 }
@@ -392,7 +382,7 @@ pub struct ListFilter {
 /// could see to return the newest page. Instead each part (their own; each profile)
 /// is its own query, which walks an index newest first and stops at the page size, and
 /// the pages are merged: the cost is a few pages, however many requests there are.
-pub async fn list(db: &Db, filter: &ListFilter) -> Result<Vec<StoredRequest>, StoreError> {
+pub async fn list(db: &Db, filter: &ListFilter) -> Result<Vec<RequestRecord>, StoreError> {
     // Built from fixed SQL fragments; every value is a bound parameter.
     let mut binds: Vec<Bind> = Vec::new();
     let mut param = |binds: &mut Vec<Bind>, value: Bind| {

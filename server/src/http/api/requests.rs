@@ -14,9 +14,10 @@ use super::error::ApiError;
 use super::input::{self, Body, Q, Required};
 use super::views;
 use crate::broker::Action;
+use crate::domain::RequestRecord;
 use crate::domain::{Draft, RequestId, StateName};
 use crate::http::{AppState, access};
-use crate::store::requests::{self, ListFilter, StoredRequest};
+use crate::store::requests::{self, ListFilter};
 
 /// Reads `text` as a duration (`2h`, `30m`, `1h30m`); `field` names the input at fault.
 pub(super) fn duration(field: &'static str, text: &str) -> Result<Duration, ApiError> {
@@ -171,7 +172,7 @@ async fn approval_queue(
 }
 
 /// A request the caller may see; any other id is "not found", so ids cannot be probed.
-async fn visible(state: &AppState, caller: &ApiUser, id: &str) -> Result<StoredRequest, ApiError> {
+async fn visible(state: &AppState, caller: &ApiUser, id: &str) -> Result<RequestRecord, ApiError> {
     let id = request_id(id)?;
     match requests::get(&state.db, id).await? {
         Some(stored) if access::can_view(&caller.user, &stored, state.broker.rules()) => Ok(stored),

@@ -3,8 +3,8 @@
 use jitgate_proto as proto;
 
 use crate::config::Config;
+use crate::domain::RequestRecord;
 use crate::domain::{Approval, EndReason, RequestState, StateName};
-use crate::store::requests::StoredRequest;
 
 fn state(name: StateName) -> proto::RequestState {
     match name {
@@ -29,7 +29,7 @@ fn approvals(list: &[Approval]) -> Vec<proto::ApprovalView> {
 }
 
 /// A request as the API shows it.
-pub fn request(stored: &StoredRequest, config: &Config) -> proto::RequestView {
+pub fn request(stored: &RequestRecord, config: &Config) -> proto::RequestView {
     let r = &stored.request;
     let (activated_at, ended_at, end_reason, failure_reason) = match &r.state {
         RequestState::Active { activated_at, .. } => (Some(*activated_at), None, None, None),

@@ -6,10 +6,11 @@ use axum::http::StatusCode;
 
 use super::view::RequestRow;
 use super::{OrPage, PageResult, Viewer, render};
+use crate::domain::RequestRecord;
 use crate::http::session::UserView;
 use crate::http::{AppState, CurrentUser, WebError, access};
 use crate::store::StoreError;
-use crate::store::requests::{self, StoredRequest};
+use crate::store::requests;
 
 /// Requests on one page of the queue.
 pub(super) const QUEUE_PAGE: i64 = 50;
@@ -81,7 +82,7 @@ pub(super) async fn queue(
     state: &AppState,
     user: &CurrentUser,
     page: i64,
-) -> Result<Vec<StoredRequest>, StoreError> {
+) -> Result<Vec<RequestRecord>, StoreError> {
     let profiles = access::approved_profiles(user, state.broker.rules());
     requests::approval_queue(
         &state.db,

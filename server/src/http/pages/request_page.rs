@@ -10,11 +10,12 @@ use serde_json::Value;
 
 use super::view::{self, People, people_of, time_left, when};
 use super::{OrPage, PageResult, Viewer, render};
+use crate::domain::RequestRecord;
 use crate::domain::{Approval, EndReason, RequestId, RequestState};
 use crate::http::session::UserView;
 use crate::http::{AppState, CurrentUser, WebError, access};
 use crate::store::audit;
-use crate::store::requests::{self, StoredRequest};
+use crate::store::requests;
 
 /// One line of the details list.
 struct Fact {
@@ -103,7 +104,7 @@ pub(super) async fn visible(
     state: &AppState,
     user: &CurrentUser,
     id: &str,
-) -> Result<StoredRequest, WebError> {
+) -> Result<RequestRecord, WebError> {
     let not_found = || {
         WebError::NotFound(format!(
             "there is no request {id}, or it is not one you may see (your own, or one of a \
@@ -123,7 +124,7 @@ pub(super) async fn visible(
 pub(super) async fn page(
     state: &AppState,
     viewer: &Viewer,
-    stored: &StoredRequest,
+    stored: &RequestRecord,
     refusal: Option<Refusal>,
     status: StatusCode,
 ) -> PageResult {
@@ -162,11 +163,11 @@ pub(super) async fn page(
 
 /// The actions that make sense for `user` on `stored` in its current state (the
 /// application layer's rules decide; the page shows them).
-pub(super) fn actions(stored: &StoredRequest, user: &CurrentUser, state: &AppState) -> Actions {
+pub(super) fn actions(stored: &RequestRecord, user: &CurrentUser, state: &AppState) -> Actions {
     state.broker.rules().actions(&user.actor, &stored.request)
 }
 
-fn facts(stored: &StoredRequest, people: &People, now: chrono::DateTime<Utc>) -> Vec<Fact> {
+fn facts(stored: &RequestRecord, people: &People, now: chrono::DateTime<Utc>) -> Vec<Fact> {
     let r = &stored.request;
     let mut facts = vec![
         fact("Requester", people.name(r.requester.as_str())),
@@ -266,7 +267,7 @@ fn shown_details(event: &crate::audit::AuditEvent, is_admin: bool) -> Value {
 /// for an admin where the AWS detail is and, when AWS refused jitgate's role, which
 /// permission to add.
 fn next_steps(
-    stored: &StoredRequest,
+    stored: &RequestRecord,
     events: &[crate::audit::AuditEvent],
     is_admin: bool,
 ) -> Option<String> {

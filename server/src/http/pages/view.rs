@@ -9,8 +9,8 @@ use chrono::{DateTime, Utc};
 
 use crate::audit::SYSTEM_ACTOR;
 use crate::config::Config;
+use crate::domain::RequestRecord;
 use crate::domain::{EndReason, RequestState};
-use crate::store::requests::StoredRequest;
 use crate::store::{Db, StoreError, users};
 
 /// `2026-11-05 14:02 UTC`.
@@ -86,7 +86,7 @@ impl People {
 }
 
 /// The user ids a list of requests mentions (requesters, deciders).
-pub fn people_of(rows: &[StoredRequest]) -> Vec<&str> {
+pub fn people_of(rows: &[RequestRecord]) -> Vec<&str> {
     let mut ids = Vec::new();
     for stored in rows {
         let r = &stored.request;
@@ -129,7 +129,7 @@ pub struct RequestRow {
 impl RequestRow {
     /// The row of `stored` as of `now`.
     pub fn of(
-        stored: &StoredRequest,
+        stored: &RequestRecord,
         people: &People,
         config: &Config,
         now: DateTime<Utc>,
@@ -159,7 +159,7 @@ impl RequestRow {
     /// Rows of `list`, with the names of everyone they mention.
     pub async fn all(
         db: &Db,
-        list: &[StoredRequest],
+        list: &[RequestRecord],
         config: &Config,
         now: DateTime<Utc>,
     ) -> Result<Vec<RequestRow>, StoreError> {
@@ -173,7 +173,7 @@ impl RequestRow {
 
 /// Where a request stands, in words.
 pub fn status(
-    stored: &StoredRequest,
+    stored: &RequestRecord,
     people: &People,
     config: &Config,
     now: DateTime<Utc>,

@@ -31,10 +31,11 @@ use serde_json::json;
 use crate::audit::{Action, NewEvent, SYSTEM_ACTOR};
 use crate::aws::{AssignmentKey, AwsError, IdentityCenter, OpKind, OpStatus, PrincipalKind};
 use crate::broker::{Broker, BrokerError};
+use crate::domain::RequestRecord;
 use crate::domain::{RequestId, RequestState, RunAsMode};
 use crate::store::assignments::{self, AssignmentState, InFlight};
 use crate::store::principals::{self, Claim, RunAs};
-use crate::store::requests::{self, StoredRequest};
+use crate::store::requests;
 use crate::store::{StoreError, WriteTx, audit};
 use plan::{Plan, Snapshot, Waiting, key_of};
 
@@ -120,7 +121,7 @@ impl Cause<'_> {
     /// Whether this cause ends access (never given up on, retried fast): clearing the
     /// attribute, or an operation on an assignment no grant wants (a delete, or a create
     /// still in flight for a grant revoked meanwhile).
-    fn is_revocation(self, requests: &[StoredRequest]) -> bool {
+    fn is_revocation(self, requests: &[RequestRecord]) -> bool {
         match self {
             Cause::Assignment(key, _) => !requests
                 .iter()
@@ -182,7 +183,7 @@ struct Pass<'a, I> {
 
 /// What one step knows: the person's requests, their assignments, the attribute.
 struct Known {
-    requests: Vec<StoredRequest>,
+    requests: Vec<RequestRecord>,
     rows: Vec<assignments::AssignmentRow>,
     run_as: RunAs,
 }
@@ -270,7 +271,7 @@ impl<I: IdentityCenter> Pass<'_, I> {
         &self,
         key: &AssignmentKey,
         op: &InFlight,
-        requests: &[StoredRequest],
+        requests: &[RequestRecord],
     ) -> Result<bool, ConvergeError> {
         let cause = Cause::Assignment(key, op.kind);
         match self
@@ -331,7 +332,7 @@ impl<I: IdentityCenter> Pass<'_, I> {
         &self,
         key: &AssignmentKey,
         owed: &[RequestId],
-        requests: &[StoredRequest],
+        requests: &[RequestRecord],
     ) -> Result<bool, ConvergeError> {
         if !self.may_send(OpKind::Delete).await? {
             tracing::debug!(owed = ?owed, "delete waits: the account's operations in progress are at the cap");
@@ -386,7 +387,7 @@ impl<I: IdentityCenter> Pass<'_, I> {
         &self,
         key: &AssignmentKey,
         grants: &[RequestId],
-        requests: &[StoredRequest],
+        requests: &[RequestRecord],
     ) -> Result<bool, ConvergeError> {
         if !self.may_send(OpKind::Create).await? {
             tracing::debug!(grants = ?grants, "create waits: the account's operations in progress are at the cap");
@@ -461,7 +462,7 @@ impl<I: IdentityCenter> Pass<'_, I> {
     async fn created(
         &self,
         key: &AssignmentKey,
-        requests: &[StoredRequest],
+        requests: &[RequestRecord],
     ) -> Result<(), ConvergeError> {
         let wanting: Vec<RequestId> = requests
             .iter()
@@ -488,7 +489,7 @@ impl<I: IdentityCenter> Pass<'_, I> {
     async fn deleted(
         &self,
         key: &AssignmentKey,
-        requests: &[StoredRequest],
+        requests: &[RequestRecord],
     ) -> Result<(), ConvergeError> {
         let owed: Vec<RequestId> = requests
             .iter()
@@ -531,7 +532,7 @@ impl<I: IdentityCenter> Pass<'_, I> {
         &self,
         os_user: &str,
         before: &RunAs,
-        requests: &[StoredRequest],
+        requests: &[RequestRecord],
     ) -> Result<bool, ConvergeError> {
         let mut tx = self.tx().await?;
         principals::run_as_intent(&mut tx, self.principal, os_user).await?;
@@ -571,7 +572,7 @@ impl<I: IdentityCenter> Pass<'_, I> {
     }
 
     /// Clears the attribute once no grant needs it.
-    async fn clear_run_as(&self, requests: &[StoredRequest]) -> Result<bool, ConvergeError> {
+    async fn clear_run_as(&self, requests: &[RequestRecord]) -> Result<bool, ConvergeError> {
         self.ensure_lease().await?;
         match self.broker.idc().set_run_as(self.principal, None).await {
             Ok(()) => {
@@ -604,7 +605,7 @@ impl<I: IdentityCenter> Pass<'_, I> {
         &self,
         cause: Cause<'_>,
         error: &AwsError,
-        requests: &[StoredRequest],
+        requests: &[RequestRecord],
         also: AlsoRecord<'_>,
     ) -> Result<(), ConvergeError> {
         let affected = affected_by(cause, requests);
@@ -778,7 +779,7 @@ impl<I: IdentityCenter> Pass<'_, I> {
 
 /// The requests a failure of `cause` concerns: the grants that need it, or the ended
 /// requests whose revocation waits on it.
-fn affected_by(cause: Cause<'_>, requests: &[StoredRequest]) -> Vec<RequestId> {
+fn affected_by(cause: Cause<'_>, requests: &[RequestRecord]) -> Vec<RequestId> {
     requests
         .iter()
         .filter(|s| match cause {

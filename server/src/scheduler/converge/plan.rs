@@ -26,14 +26,14 @@ use std::collections::{BTreeMap, BTreeSet};
 use chrono::{DateTime, Utc};
 
 use crate::aws::{AssignmentKey, OpKind};
+use crate::domain::RequestRecord;
 use crate::domain::{RequestId, RequestState, RunAsMode};
 use crate::store::assignments::{AssignmentRow, AssignmentState, InFlight};
 use crate::store::principals::RunAs;
-use crate::store::requests::StoredRequest;
 
 /// What a step knows.
 pub(super) struct Snapshot<'a> {
-    pub requests: &'a [StoredRequest],
+    pub requests: &'a [RequestRecord],
     pub rows: &'a [AssignmentRow],
     pub run_as: &'a RunAs,
     pub now: DateTime<Utc>,
@@ -106,11 +106,11 @@ impl Plan {
 }
 
 /// The assignment a request is for.
-pub(super) fn key_of(s: &StoredRequest) -> AssignmentKey {
+pub(super) fn key_of(s: &RequestRecord) -> AssignmentKey {
     AssignmentKey {
-        principal_id: s.principal_id.clone(),
+        principal_id: s.principal_id.to_string(),
         account_id: s.request.account.to_string(),
-        permission_set_arn: s.permission_set_arn.clone(),
+        permission_set_arn: s.permission_set_arn.to_string(),
     }
 }
 
@@ -129,7 +129,7 @@ pub(super) fn plan(snapshot: &Snapshot<'_>) -> Plan {
 
     // What grants want: assignments (with their grants) and, for principal-tag grants,
     // the OS user in the attribute.
-    let mut wanted: BTreeMap<AssignmentKey, Vec<&StoredRequest>> = BTreeMap::new();
+    let mut wanted: BTreeMap<AssignmentKey, Vec<&RequestRecord>> = BTreeMap::new();
     let mut run_as: Option<&str> = None;
     for s in snapshot
         .requests
@@ -148,7 +148,7 @@ pub(super) fn plan(snapshot: &Snapshot<'_>) -> Plan {
                 .any(|s| s.request.run_as_mode == RunAsMode::PrincipalTag)
         })
     };
-    let ended: Vec<&StoredRequest> = snapshot
+    let ended: Vec<&RequestRecord> = snapshot
         .requests
         .iter()
         .filter(|s| !s.request.wants_assignment())
@@ -201,7 +201,7 @@ pub(super) fn plan(snapshot: &Snapshot<'_>) -> Plan {
     // up the attribute's write (rule 4) and clear (rule 7).
     let mut tagged_removals = false;
     for row in snapshot.rows.iter().filter(|r| unwanted(&r.key)) {
-        let owed: Vec<&StoredRequest> = ended
+        let owed: Vec<&RequestRecord> = ended
             .iter()
             .copied()
             .filter(|s| key_of(s) == row.key)
@@ -338,8 +338,8 @@ mod tests {
         DateTime::from_timestamp(1_767_225_600, 0).unwrap() + TimeDelta::seconds(secs)
     }
 
-    fn request(n: u128, mode: RunAsMode, os_user: &str, state: RequestState) -> StoredRequest {
-        StoredRequest {
+    fn request(n: u128, mode: RunAsMode, os_user: &str, state: RequestState) -> RequestRecord {
+        RequestRecord {
             request: Request {
                 id: RequestId(uuid::Uuid::from_u128(n)),
                 requester: UserId::new("alice"),
@@ -428,7 +428,7 @@ mod tests {
 
     fn plan_at(
         now: DateTime<Utc>,
-        requests: &[StoredRequest],
+        requests: &[RequestRecord],
         rows: &[AssignmentRow],
         run_as: &RunAs,
     ) -> Plan {
