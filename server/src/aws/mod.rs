@@ -11,15 +11,15 @@ pub use sdk::{IdcClient, IdcSettings, Instance};
 
 use std::future::Future;
 
-use crate::domain::IdcLookup;
+use crate::domain::{IdcLookup, PermissionSetArn, PrincipalId};
 
 /// One account assignment: a permission set on an account for a principal. The IdC
 /// vocabulary the store keeps rows of (the store imports it from here, never the reverse).
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize)]
 pub struct AssignmentKey {
-    pub principal_id: String,
+    pub principal_id: PrincipalId,
     pub account_id: String,
-    pub permission_set_arn: String,
+    pub permission_set_arn: PermissionSetArn,
 }
 
 /// Why an AWS operation failed, after retries.

@@ -353,9 +353,9 @@ impl IdentityCenter for IdcClient {
                     .instance_arn(&instance_arn)
                     .target_id(&key.account_id)
                     .target_type(TargetType::AwsAccount)
-                    .permission_set_arn(&key.permission_set_arn)
+                    .permission_set_arn(key.permission_set_arn.as_str())
                     .principal_type(PrincipalType::User)
-                    .principal_id(&key.principal_id)
+                    .principal_id(key.principal_id.as_str())
                     .send()
             })
             .await?;
@@ -379,9 +379,9 @@ impl IdentityCenter for IdcClient {
                     .instance_arn(&instance_arn)
                     .target_id(&key.account_id)
                     .target_type(TargetType::AwsAccount)
-                    .permission_set_arn(&key.permission_set_arn)
+                    .permission_set_arn(key.permission_set_arn.as_str())
                     .principal_type(principal_type.clone())
-                    .principal_id(&key.principal_id)
+                    .principal_id(key.principal_id.as_str())
                     .send()
             })
             .await;

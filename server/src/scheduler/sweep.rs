@@ -208,9 +208,9 @@ async fn check_drift<I: IdentityCenter>(
 /// The user assignment key of a drift (for comparison with jitgate's records).
 fn key_of(d: &DriftKey) -> AssignmentKey {
     AssignmentKey {
-        principal_id: d.principal_id.clone(),
+        principal_id: d.principal_id.clone().into(),
         account_id: d.account_id.clone(),
-        permission_set_arn: d.permission_set_arn.clone(),
+        permission_set_arn: d.permission_set_arn.clone().into(),
     }
 }
 
@@ -232,7 +232,7 @@ async fn remove_drift<I: IdentityCenter>(
         return record_removed(broker, drift).await;
     }
     let mut tx = broker.db().begin().await?;
-    principals::lock(&mut tx, &key.principal_id).await?;
+    principals::lock(&mut tx, key.principal_id.as_str()).await?;
     if assignments::is_tracked(&mut tx, &key).await? {
         // jitgate has started to track it since the listing: not drift.
         return Ok(());
@@ -244,7 +244,7 @@ async fn remove_drift<I: IdentityCenter>(
         broker.now(),
     )
     .await?;
-    principals::touch(&mut tx, &key.principal_id).await?;
+    principals::touch(&mut tx, key.principal_id.as_str()).await?;
     let event = NewEvent::new(Action::DriftRemoved, SYSTEM_ACTOR, broker.now())
         .details(json!({ "assignment": drift, "removed_by": "convergence" }));
     audit::append(&mut tx, event).await?;

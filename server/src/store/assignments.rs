@@ -6,6 +6,7 @@ use chrono::{DateTime, Utc};
 use super::{Db, StoreError, WriteTx, from_millis, to_millis};
 pub use crate::aws::AssignmentKey;
 use crate::aws::OpKind;
+use crate::domain::{PermissionSetArn, PrincipalId};
 
 /// Where an assignment stands as far as jitgate knows.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -262,9 +263,9 @@ fn from_row(row: &Row) -> Result<(AssignmentKey, AssignmentState), StoreError> {
     let state: String = row.try_get("state")?;
     Ok((
         AssignmentKey {
-            principal_id: row.try_get("principal_id")?,
+            principal_id: PrincipalId(row.try_get("principal_id")?),
             account_id: row.try_get("account_id")?,
-            permission_set_arn: row.try_get("permission_set_arn")?,
+            permission_set_arn: PermissionSetArn(row.try_get("permission_set_arn")?),
         },
         AssignmentState::parse(&state)?,
     ))

@@ -3,6 +3,7 @@
 //! [`Row`]s read by column name. Postgres is reached through sqlx; SQLite through
 //! rusqlite in the calling task (see [`super::lite`] for why).
 
+use crate::domain::{PermissionSetArn, PrincipalId};
 use sqlx::Any;
 use sqlx::any::AnyRow;
 
@@ -55,6 +56,18 @@ impl From<Option<&str>> for Value {
 impl From<Option<String>> for Value {
     fn from(v: Option<String>) -> Self {
         Value::Text(v)
+    }
+}
+
+impl From<&PrincipalId> for Value {
+    fn from(v: &PrincipalId) -> Self {
+        Value::Text(Some(v.as_str().to_owned()))
+    }
+}
+
+impl From<&PermissionSetArn> for Value {
+    fn from(v: &PermissionSetArn) -> Self {
+        Value::Text(Some(v.as_str().to_owned()))
     }
 }
 

@@ -448,9 +448,9 @@ impl<I: IdentityCenter> Pass<'_, I> {
             }
             Err(ConvergeError::LeaseLost(p)) => {
                 let mut tx = self.broker.db().begin().await?;
-                principals::lock(&mut tx, &key.principal_id).await?;
+                principals::lock(&mut tx, key.principal_id.as_str()).await?;
                 assignments::op_started(&mut tx, key, &op).await?;
-                principals::touch(&mut tx, &key.principal_id).await?;
+                principals::touch(&mut tx, key.principal_id.as_str()).await?;
                 tx.commit().await?;
                 Err(ConvergeError::LeaseLost(p))
             }

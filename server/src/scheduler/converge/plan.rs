@@ -108,9 +108,9 @@ impl Plan {
 /// The assignment a request is for.
 pub(super) fn key_of(s: &RequestRecord) -> AssignmentKey {
     AssignmentKey {
-        principal_id: s.principal_id.to_string(),
+        principal_id: s.principal_id.clone(),
         account_id: s.request.account.to_string(),
-        permission_set_arn: s.permission_set_arn.to_string(),
+        permission_set_arn: s.permission_set_arn.clone(),
     }
 }
 
