@@ -96,7 +96,7 @@ async fn leases_are_exclusive(backend: Backend) -> Result<()> {
     let (db, _url, _dir) = empty_db(backend).await?;
     let mut tx = db.begin().await?;
     for p in 0..20 {
-        principals::touch(&mut tx, &format!("p{p}")).await?;
+        principals::touch(&mut tx, &format!("p{p}").into()).await?;
     }
     tx.commit().await?;
 

@@ -405,7 +405,7 @@ impl World {
             &format!("{who} to be converged"),
             timeout,
             Duration::from_millis(50),
-            || async { Ok(principals::is_converged(&self.db, &principal).await?) },
+            || async { Ok(principals::is_converged(&self.db, &principal.clone().into()).await?) },
         )
         .await
         .with_context(|| format!("server log:\n{}", self.server.log()))
@@ -413,7 +413,7 @@ impl World {
 
     /// Who holds the lease on `who`'s convergence, if anyone.
     pub async fn lease_owner(&self, who: &str) -> Result<Option<String>> {
-        Ok(principals::lease_owner(&self.db, &self.user_id(who)?).await?)
+        Ok(principals::lease_owner(&self.db, &self.user_id(who)?.into()).await?)
     }
 
     pub async fn request(&self, id: RequestId) -> Result<RequestRecord> {

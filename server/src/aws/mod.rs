@@ -152,7 +152,7 @@ pub trait IdentityCenter: Send + Sync + 'static {
     /// Writes (or with `None` clears) the user attribute that carries `SSMSessionRunAs`.
     fn set_run_as(
         &self,
-        principal_id: &str,
+        principal_id: &PrincipalId,
         os_user: Option<&str>,
     ) -> impl Future<Output = Result<(), AwsError>> + Send;
 

@@ -28,7 +28,7 @@ use super::{
     AssignmentKey, AwsError, IdentityCenter, Limits, OpKind, OpStatus, PrincipalKind, StartedOp,
 };
 use crate::config::AwsConfig;
-use crate::domain::IdcLookup;
+use crate::domain::{IdcLookup, PrincipalId};
 
 /// How the client was set up: the limits it keeps and, if configured, the IdC instance.
 #[derive(Debug, Clone)]
@@ -324,7 +324,11 @@ impl IdentityCenter for IdcClient {
         self.user_id_by(identifier).await
     }
 
-    async fn set_run_as(&self, principal_id: &str, os_user: Option<&str>) -> Result<(), AwsError> {
+    async fn set_run_as(
+        &self,
+        principal_id: &PrincipalId,
+        os_user: Option<&str>,
+    ) -> Result<(), AwsError> {
         let operation = AttributeOperation::builder()
             .attribute_path(&self.settings.run_as_attribute)
             .set_attribute_value(os_user.map(|u| Document::String(u.to_owned())))
@@ -335,7 +339,7 @@ impl IdentityCenter for IdcClient {
             self.ids
                 .update_user()
                 .identity_store_id(&identity_store_id)
-                .user_id(principal_id)
+                .user_id(principal_id.as_str())
                 .operations(operation.clone())
                 .send()
         })

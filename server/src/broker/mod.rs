@@ -23,7 +23,7 @@ use crate::audit::SYSTEM_ACTOR;
 use crate::aws::{AwsError, IdentityCenter};
 use crate::config::Config;
 use crate::domain::RequestRecord;
-use crate::domain::{Actor, DomainError, Draft, Request, RequestId, UserId};
+use crate::domain::{Actor, DomainError, Draft, PrincipalId, Request, RequestId, UserId};
 use crate::store::requests;
 use crate::store::{Db, StoreError, audit, principals};
 
@@ -244,11 +244,12 @@ impl<I: IdentityCenter> Broker<I> {
         )?;
         let permission_set_arn = self.catalog.get()?.arn_for(profile, &probe.os_user)?;
         let (principal_id, unbound) = self.principal_of(person).await?;
+        let principal = PrincipalId::new(principal_id.clone());
 
         let mut tx = self.db.begin().await?;
         // The person's principal first, as the scheduler takes it: then the user row and
         // the audit head (bind), so no two transactions wait on each other.
-        principals::lock(&mut tx, &principal_id).await?;
+        principals::lock(&mut tx, &principal).await?;
         if unbound {
             self.bind(&mut tx, person, &principal_id, now).await?;
         }
@@ -278,7 +279,7 @@ impl<I: IdentityCenter> Broker<I> {
         requests::insert(&mut tx, &stored).await?;
         let aws_changes = stored.request.wants_assignment();
         if aws_changes {
-            principals::touch(&mut tx, stored.principal_id.as_str()).await?;
+            principals::touch(&mut tx, &stored.principal_id).await?;
         }
         audit::append(&mut tx, events::submitted(&stored, person.id.as_str(), now)).await?;
         tx.commit().await?;
@@ -486,7 +487,7 @@ impl<I: IdentityCenter> Broker<I> {
         let principal = requests::principal_of(&mut tx, id)
             .await?
             .ok_or(BrokerError::NotFound(id))?;
-        principals::lock(&mut tx, &principal).await?;
+        principals::lock(&mut tx, &principal.into()).await?;
         let mut stored = requests::lock(&mut tx, id)
             .await?
             .ok_or(BrokerError::NotFound(id))?;
@@ -502,7 +503,7 @@ impl<I: IdentityCenter> Broker<I> {
         requests::save(&mut tx, &stored, now).await?;
         let aws_changes = before.wants_assignment() != stored.request.wants_assignment();
         if aws_changes {
-            principals::touch(&mut tx, stored.principal_id.as_str()).await?;
+            principals::touch(&mut tx, &stored.principal_id).await?;
         }
         // The audit head is locked last, after the person and the request.
         let event = events::transition(&before, &stored, actor, comment, now);

@@ -232,7 +232,7 @@ async fn remove_drift<I: IdentityCenter>(
         return record_removed(broker, drift).await;
     }
     let mut tx = broker.db().begin().await?;
-    principals::lock(&mut tx, key.principal_id.as_str()).await?;
+    principals::lock(&mut tx, &key.principal_id).await?;
     if assignments::is_tracked(&mut tx, &key).await? {
         // jitgate has started to track it since the listing: not drift.
         return Ok(());
@@ -244,7 +244,7 @@ async fn remove_drift<I: IdentityCenter>(
         broker.now(),
     )
     .await?;
-    principals::touch(&mut tx, key.principal_id.as_str()).await?;
+    principals::touch(&mut tx, &key.principal_id).await?;
     let event = NewEvent::new(Action::DriftRemoved, SYSTEM_ACTOR, broker.now())
         .details(json!({ "assignment": drift, "removed_by": "convergence" }));
     audit::append(&mut tx, event).await?;

@@ -16,7 +16,7 @@ use crate::aws::{
 };
 use crate::broker::{Broker, Catalog, CatalogCell, Person, Wakers};
 use crate::config::load_from_str;
-use crate::domain::{Draft, IdcLookup, RequestId, StateName, UserId};
+use crate::domain::{Draft, IdcLookup, PrincipalId, RequestId, StateName, UserId};
 use crate::store::{Db, principals, requests};
 
 const JITSSM: &str = "arn:aws:sso:::permissionSet/ssoins-test/ps-jitssm";
@@ -63,7 +63,11 @@ impl IdentityCenter for FakeIdc {
         })
     }
 
-    async fn set_run_as(&self, principal_id: &str, os_user: Option<&str>) -> Result<(), AwsError> {
+    async fn set_run_as(
+        &self,
+        principal_id: &PrincipalId,
+        os_user: Option<&str>,
+    ) -> Result<(), AwsError> {
         if *self.refuse_attribute.lock().unwrap() {
             return Err(AwsError::Api {
                 operation: "UpdateUser",
@@ -74,8 +78,8 @@ impl IdentityCenter for FakeIdc {
         }
         let mut attribute = self.attribute.lock().unwrap();
         match os_user {
-            Some(u) => attribute.insert(principal_id.to_owned(), u.to_owned()),
-            None => attribute.remove(principal_id),
+            Some(u) => attribute.insert(principal_id.to_string(), u.to_owned()),
+            None => attribute.remove(principal_id.as_str()),
         };
         Ok(())
     }
@@ -304,7 +308,7 @@ async fn a_grant_runs_from_activation_and_ends_exactly_at_its_time() {
         "attribute cleared"
     );
     assert!(
-        principals::is_converged(b.broker.db(), "u-alice")
+        principals::is_converged(b.broker.db(), &"u-alice".into())
             .await
             .unwrap()
     );
@@ -332,7 +336,7 @@ async fn a_refused_attribute_fails_only_its_grant_after_its_attempts_on_the_cloc
         assert_eq!(b.state(tagged).await, StateName::Approved, "retried early");
         b.clock.advance(TimeDelta::seconds(61));
         b.pass().await;
-        let failures = principals::run_as(b.broker.db(), "u-alice")
+        let failures = principals::run_as(b.broker.db(), &"u-alice".into())
             .await
             .unwrap()
             .failures

@@ -93,7 +93,7 @@ async fn work<I: IdentityCenter>(broker: Broker<I>, owner: String, claim: Claim)
             );
         }
         Err(ConvergeError::Broker(e)) => {
-            tracing::error!(error = %e, principal = claim.principal_id, "converge failed; retrying");
+            tracing::error!(error = %e, principal = %claim.principal_id, "converge failed; retrying");
             let retry = broker.now() + TimeDelta::seconds(2);
             let recorded = async {
                 let mut tx = broker.db().begin().await?;
@@ -102,7 +102,7 @@ async fn work<I: IdentityCenter>(broker: Broker<I>, owner: String, claim: Claim)
                 tx.commit().await
             };
             if let Err(store) = recorded.await {
-                tracing::error!(error = %store, principal = claim.principal_id, "could not record a converge failure; its lease runs out");
+                tracing::error!(error = %store, principal = %claim.principal_id, "could not record a converge failure; its lease runs out");
             }
         }
     }

@@ -66,7 +66,10 @@ const ROW_COLUMNS: &str = "principal_id, account_id, permission_set_arn, state, 
      op_request_id, op_started_at, failures, last_error, retry_at";
 
 /// The assignments recorded for one principal.
-pub async fn of_principal(db: &Db, principal_id: &str) -> Result<Vec<AssignmentRow>, StoreError> {
+pub async fn of_principal(
+    db: &Db,
+    principal_id: &PrincipalId,
+) -> Result<Vec<AssignmentRow>, StoreError> {
     let rows = query(&format!(
         "SELECT {ROW_COLUMNS} FROM assignments WHERE principal_id = $1"
     ))

@@ -1,6 +1,7 @@
 //! SQL of principals, the unit of convergence, and their work leases.
 
 use super::sql::query;
+use crate::domain::PrincipalId;
 use chrono::{DateTime, Utc};
 
 use super::assignments::Failures;
@@ -9,7 +10,7 @@ use super::{Backend, Db, StoreError, WriteTx, from_millis, to_millis};
 /// A principal claimed for convergence: the generation of its desired state we saw.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Claim {
-    pub principal_id: String,
+    pub principal_id: PrincipalId,
     pub generation: i64,
     pub attempts: i64,
 }
@@ -21,7 +22,7 @@ pub struct Claim {
 /// The back-off of each failing cause (an assignment, the run-as attribute) is dropped
 /// too, so it is tried again with the new decision (which may be what it needed, such as
 /// a new grant after an administrator fixed a permission); its count of failures stays.
-pub async fn touch(tx: &mut WriteTx, principal_id: &str) -> Result<(), StoreError> {
+pub async fn touch(tx: &mut WriteTx, principal_id: &PrincipalId) -> Result<(), StoreError> {
     query(
         "INSERT INTO principals (principal_id) VALUES ($1) \
          ON CONFLICT (principal_id) DO UPDATE SET generation = principals.generation + 1, \
@@ -38,7 +39,7 @@ pub async fn touch(tx: &mut WriteTx, principal_id: &str) -> Result<(), StoreErro
 }
 
 /// The generation of a principal's desired state (0 if jitgate never saw them).
-pub async fn generation(db: &Db, principal_id: &str) -> Result<i64, StoreError> {
+pub async fn generation(db: &Db, principal_id: &PrincipalId) -> Result<i64, StoreError> {
     let row = query("SELECT generation FROM principals WHERE principal_id = $1")
         .bind(principal_id)
         .fetch_optional(db.reader())
@@ -49,7 +50,7 @@ pub async fn generation(db: &Db, principal_id: &str) -> Result<i64, StoreError> 
 }
 
 /// Whether AWS is known to match what a principal's grants want (nothing pending).
-pub async fn is_converged(db: &Db, principal_id: &str) -> Result<bool, StoreError> {
+pub async fn is_converged(db: &Db, principal_id: &PrincipalId) -> Result<bool, StoreError> {
     let row =
         query("SELECT generation, converged_generation FROM principals WHERE principal_id = $1")
             .bind(principal_id)
@@ -62,7 +63,10 @@ pub async fn is_converged(db: &Db, principal_id: &str) -> Result<bool, StoreErro
 }
 
 /// Who holds a principal's lease, if anyone (for tests and diagnostics).
-pub async fn lease_owner(db: &Db, principal_id: &str) -> Result<Option<String>, StoreError> {
+pub async fn lease_owner(
+    db: &Db,
+    principal_id: &PrincipalId,
+) -> Result<Option<String>, StoreError> {
     let row = query("SELECT lease_owner FROM principals WHERE principal_id = $1")
         .bind(principal_id)
         .fetch_optional(db.reader())
@@ -107,7 +111,7 @@ pub async fn claim(
     rows.iter()
         .map(|r| {
             Ok(Claim {
-                principal_id: r.try_get("principal_id")?,
+                principal_id: PrincipalId(r.try_get("principal_id")?),
                 generation: r.try_get("generation")?,
                 attempts: r.try_get("attempts")?,
             })
@@ -118,7 +122,7 @@ pub async fn claim(
 /// Extends our lease; `false` when it is no longer ours (it expired and was taken).
 pub async fn renew(
     db: &Db,
-    principal_id: &str,
+    principal_id: &PrincipalId,
     owner: &str,
     lease_until: DateTime<Utc>,
 ) -> Result<bool, StoreError> {
@@ -137,7 +141,7 @@ pub async fn renew(
 /// worker entitled to it.
 pub async fn holds_lease(
     tx: &mut WriteTx,
-    principal_id: &str,
+    principal_id: &PrincipalId,
     owner: &str,
 ) -> Result<bool, StoreError> {
     let sql = format!(
@@ -158,7 +162,7 @@ pub async fn holds_lease(
 /// Records that the desired state of `generation` is now real and releases the lease.
 pub async fn converged(
     tx: &mut WriteTx,
-    principal_id: &str,
+    principal_id: &PrincipalId,
     owner: &str,
     generation: i64,
 ) -> Result<(), StoreError> {
@@ -179,7 +183,7 @@ pub async fn converged(
 /// again. `None` when the lease was not ours.
 pub async fn postpone(
     tx: &mut WriteTx,
-    principal_id: &str,
+    principal_id: &PrincipalId,
     owner: &str,
     outstanding: &str,
     next_attempt_at: DateTime<Utc>,
@@ -226,7 +230,7 @@ pub async fn release_leases_of(db: &Db, prefix: Option<&str>) -> Result<u64, Sto
 }
 
 /// Releases a lease without recording anything (shutdown).
-pub async fn release(db: &Db, principal_id: &str, owner: &str) -> Result<(), StoreError> {
+pub async fn release(db: &Db, principal_id: &PrincipalId, owner: &str) -> Result<(), StoreError> {
     query("UPDATE principals SET lease_owner = NULL, lease_until = NULL WHERE principal_id = $1 AND lease_owner = $2")
         .bind(principal_id)
         .bind(owner)
@@ -245,7 +249,7 @@ pub struct RunAs {
 }
 
 /// The run-as attribute state of a principal.
-pub async fn run_as(db: &Db, principal_id: &str) -> Result<RunAs, StoreError> {
+pub async fn run_as(db: &Db, principal_id: &PrincipalId) -> Result<RunAs, StoreError> {
     let row = query(
         "SELECT run_as_written, run_as_confirmed, run_as_failures, run_as_error, run_as_retry_at \
          FROM principals WHERE principal_id = $1",
@@ -274,7 +278,7 @@ pub async fn run_as(db: &Db, principal_id: &str) -> Result<RunAs, StoreError> {
 /// confirmation is dropped until IdC answers.
 pub async fn run_as_intent(
     tx: &mut WriteTx,
-    principal_id: &str,
+    principal_id: &PrincipalId,
     value: &str,
 ) -> Result<(), StoreError> {
     query("UPDATE principals SET run_as_written = $1, run_as_confirmed = NULL WHERE principal_id = $2")
@@ -289,7 +293,7 @@ pub async fn run_as_intent(
 /// the attribute holds what it held before, `written`.
 pub async fn run_as_refused(
     tx: &mut WriteTx,
-    principal_id: &str,
+    principal_id: &PrincipalId,
     written: Option<&str>,
 ) -> Result<(), StoreError> {
     query("UPDATE principals SET run_as_written = $1 WHERE principal_id = $2")
@@ -304,7 +308,7 @@ pub async fn run_as_refused(
 /// failures of writing it are over.
 pub async fn run_as_confirmed(
     tx: &mut WriteTx,
-    principal_id: &str,
+    principal_id: &PrincipalId,
     value: Option<&str>,
 ) -> Result<(), StoreError> {
     query(
@@ -320,7 +324,10 @@ pub async fn run_as_confirmed(
 
 /// Restarts the count of failures to write the attribute (the grants that waited on
 /// them were failed; the next grant gets attempts of its own). The error is kept.
-pub async fn run_as_failures_reset(tx: &mut WriteTx, principal_id: &str) -> Result<(), StoreError> {
+pub async fn run_as_failures_reset(
+    tx: &mut WriteTx,
+    principal_id: &PrincipalId,
+) -> Result<(), StoreError> {
     query(
         "UPDATE principals SET run_as_failures = 0, run_as_failing = NULL WHERE principal_id = $1",
     )
@@ -333,7 +340,7 @@ pub async fn run_as_failures_reset(tx: &mut WriteTx, principal_id: &str) -> Resu
 /// Sets when the failing attribute write or clear is tried again.
 pub async fn run_as_retry_at(
     tx: &mut WriteTx,
-    principal_id: &str,
+    principal_id: &PrincipalId,
     retry_at: DateTime<Utc>,
 ) -> Result<(), StoreError> {
     query("UPDATE principals SET run_as_retry_at = $1 WHERE principal_id = $2")
@@ -348,7 +355,7 @@ pub async fn run_as_retry_at(
 /// when to try again; returns the failures in a row of that kind.
 pub async fn run_as_failed(
     tx: &mut WriteTx,
-    principal_id: &str,
+    principal_id: &PrincipalId,
     kind: &str,
     error: &str,
     retry_at: DateTime<Utc>,
@@ -379,7 +386,7 @@ pub async fn run_as_failed(
 /// One statement: on Postgres the no-op update of an existing row takes its row lock;
 /// on SQLite `BEGIN IMMEDIATE` already holds the database's one write lock, so an
 /// existing row is left untouched.
-pub async fn lock(tx: &mut WriteTx, principal_id: &str) -> Result<(), StoreError> {
+pub async fn lock(tx: &mut WriteTx, principal_id: &PrincipalId) -> Result<(), StoreError> {
     let on_conflict = match tx.backend {
         Backend::Sqlite => "DO NOTHING",
         Backend::Postgres => "DO UPDATE SET principal_id = excluded.principal_id",
@@ -398,7 +405,7 @@ pub async fn lock(tx: &mut WriteTx, principal_id: &str) -> Result<(), StoreError
 /// drift) if no one holds it; creates the row if jitgate never saw the person.
 pub async fn try_lease(
     db: &Db,
-    principal_id: &str,
+    principal_id: &PrincipalId,
     owner: &str,
     now: DateTime<Utc>,
     until: DateTime<Utc>,

@@ -191,7 +191,7 @@ pub async fn principal_of(tx: &mut WriteTx, id: RequestId) -> Result<Option<Stri
 /// assignment (approved, active) and ended ones whose revocation is not settled yet.
 pub async fn of_principal_unsettled(
     db: &Db,
-    principal_id: &str,
+    principal_id: &PrincipalId,
 ) -> Result<Vec<RequestRecord>, StoreError> {
     let rows = query(&format!(
         "SELECT {COLUMNS} FROM requests WHERE principal_id = $1 AND \

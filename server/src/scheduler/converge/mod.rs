@@ -32,7 +32,7 @@ use crate::audit::{Action, NewEvent, SYSTEM_ACTOR};
 use crate::aws::{AssignmentKey, AwsError, IdentityCenter, OpKind, OpStatus, PrincipalKind};
 use crate::broker::{Broker, BrokerError};
 use crate::domain::RequestRecord;
-use crate::domain::{RequestId, RequestState, RunAsMode};
+use crate::domain::{PrincipalId, RequestId, RequestState, RunAsMode};
 use crate::store::assignments::{self, AssignmentState, InFlight};
 use crate::store::principals::{self, Claim, RunAs};
 use crate::store::requests;
@@ -77,7 +77,7 @@ pub async fn converge<I: IdentityCenter>(
     let pass = Pass {
         broker,
         owner,
-        principal: claim.principal_id.as_str(),
+        principal: &claim.principal_id,
     };
     let started = tokio::time::Instant::now();
     let mut pause = FIRST_POLL;
@@ -178,7 +178,7 @@ struct AlsoRecord<'a> {
 struct Pass<'a, I> {
     broker: &'a Broker<I>,
     owner: &'a str,
-    principal: &'a str,
+    principal: &'a PrincipalId,
 }
 
 /// What one step knows: the person's requests, their assignments, the attribute.
@@ -448,9 +448,9 @@ impl<I: IdentityCenter> Pass<'_, I> {
             }
             Err(ConvergeError::LeaseLost(p)) => {
                 let mut tx = self.broker.db().begin().await?;
-                principals::lock(&mut tx, key.principal_id.as_str()).await?;
+                principals::lock(&mut tx, &key.principal_id).await?;
                 assignments::op_started(&mut tx, key, &op).await?;
-                principals::touch(&mut tx, key.principal_id.as_str()).await?;
+                principals::touch(&mut tx, &key.principal_id).await?;
                 tx.commit().await?;
                 Err(ConvergeError::LeaseLost(p))
             }
@@ -680,7 +680,7 @@ impl<I: IdentityCenter> Pass<'_, I> {
         if revocation {
             // The alarm: access that should be gone may still be live. Never given up on.
             tracing::error!(
-                principal = self.principal,
+                principal = %self.principal,
                 attempt = count,
                 retry_in_secs = retry_secs,
                 requests = ?ids(&affected),
@@ -690,7 +690,7 @@ impl<I: IdentityCenter> Pass<'_, I> {
             );
         } else if gives_up {
             tracing::error!(
-                principal = self.principal,
+                principal = %self.principal,
                 attempt = count,
                 requests = ?ids(&affected),
                 error = %text,
@@ -699,7 +699,7 @@ impl<I: IdentityCenter> Pass<'_, I> {
             );
         } else {
             tracing::warn!(
-                principal = self.principal,
+                principal = %self.principal,
                 attempt = count,
                 of = grant_attempts,
                 retry_in_secs = retry_secs,
@@ -771,7 +771,7 @@ impl<I: IdentityCenter> Pass<'_, I> {
     async fn tx(&self) -> Result<WriteTx, ConvergeError> {
         let mut tx = self.broker.db().begin().await?;
         if !principals::holds_lease(&mut tx, self.principal, self.owner).await? {
-            return Err(ConvergeError::LeaseLost(self.principal.to_owned()));
+            return Err(ConvergeError::LeaseLost(self.principal.to_string()));
         }
         Ok(tx)
     }
