@@ -37,28 +37,24 @@ if [ ${#need_apt[@]} -gt 0 ]; then
   fi
 fi
 
-# The AWS peer: moto plus our extensions, in a venv keyed by its requirements.
-req=tests/peers/requirements.txt
-stamp="$VENV/.installed-$(sha256sum "$req" | cut -c1-16)"
-if [ ! -f "$stamp" ]; then
-  echo "install-deps: creating the AWS peer venv in $VENV"
-  rm -rf "$VENV"
-  python3 -m venv "$VENV"
-  "$VENV/bin/pip" install --quiet --disable-pip-version-check -r "$req"
-  touch "$stamp"
-fi
+# A venv at $1 with the pinned requirements $2, made again when they change.
+venv_for() {
+  local dir=$1 req=$2 what=$3
+  local stamp
+  stamp="$dir/.installed-$(sha256sum "$req" | cut -c1-16)"
+  if [ ! -f "$stamp" ]; then
+    echo "install-deps: creating the $what venv in $dir"
+    rm -rf "$dir"
+    python3 -m venv "$dir"
+    "$dir/bin/pip" install --quiet --disable-pip-version-check -r "$req"
+    touch "$stamp"
+  fi
+}
 
+# The AWS peer: moto plus our extensions.
+venv_for "$VENV" tests/peers/requirements.txt "AWS peer"
 # The API fuzzer (schemathesis), in a venv of its own: its pins and moto's differ.
-FUZZ_VENV=${JITGATE_FUZZ_VENV:-$CACHE/fuzz-venv}
-req=tests/fuzz/requirements.txt
-stamp="$FUZZ_VENV/.installed-$(sha256sum "$req" | cut -c1-16)"
-if [ ! -f "$stamp" ]; then
-  echo "install-deps: creating the API fuzzer venv in $FUZZ_VENV"
-  rm -rf "$FUZZ_VENV"
-  python3 -m venv "$FUZZ_VENV"
-  "$FUZZ_VENV/bin/pip" install --quiet --disable-pip-version-check -r "$req"
-  touch "$stamp"
-fi
+venv_for "${JITGATE_FUZZ_VENV:-$CACHE/fuzz-venv}" tests/fuzz/requirements.txt "API fuzzer"
 
 # The OIDC peer's node packages, pinned by its lockfile, into the cache.
 scripts/install-oidc-peer.sh

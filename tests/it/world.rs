@@ -10,6 +10,7 @@ use std::time::Duration;
 use anyhow::{Context, Result, bail};
 use aws_sdk_ssoadmin::config::Credentials;
 use jitgate_proto::RequestView;
+use jitgate_server::audit::AuditEvent;
 use jitgate_server::domain::RequestRecord;
 use jitgate_server::domain::{RequestId, StateName};
 use jitgate_server::store::requests;
@@ -588,6 +589,26 @@ impl World {
             .into_iter()
             .map(|e| e.action)
             .collect())
+    }
+
+    /// Every audit event with this action, in order.
+    pub async fn audit_events(&self, action: &str) -> Result<Vec<AuditEvent>> {
+        Ok(audit::page_since(&self.db, i64::MIN, 0, 100_000)
+            .await?
+            .into_iter()
+            .filter(|e| e.action == action)
+            .collect())
+    }
+
+    /// Whether `client` (a browser's cookie jar) is signed in: the home page says so.
+    pub async fn is_signed_in(&self, client: &reqwest::Client) -> Result<bool> {
+        let home = client
+            .get(format!("{}/", self.server.listen_url()))
+            .send()
+            .await?
+            .text()
+            .await?;
+        Ok(home.contains("Signed in as"))
     }
 
     /// The value of a seeded person's identity-store attribute, read from the peer.

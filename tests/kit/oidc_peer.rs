@@ -117,14 +117,20 @@ impl OidcPeer {
 
     /// Whether later sign-ins get a refresh token (the peer's default: yes).
     pub async fn issue_refresh_tokens(&self, issue: bool) -> Result<()> {
+        self.control("refresh-tokens", json!({ "issue": issue }))
+            .await
+    }
+
+    /// POSTs `body` to the peer's control route `/_peer/{path}`.
+    async fn control(&self, path: &str, body: serde_json::Value) -> Result<()> {
         let response = self
             .http
-            .post(format!("{}/_peer/refresh-tokens", self.issuer))
-            .json(&json!({ "issue": issue }))
+            .post(format!("{}/_peer/{path}", self.issuer))
+            .json(&body)
             .send()
             .await?;
         if !response.status().is_success() {
-            bail!("refresh-tokens {issue}: {}", response.text().await?);
+            bail!("{path} {body}: {}", response.text().await?);
         }
         Ok(())
     }
@@ -135,31 +141,13 @@ impl OidcPeer {
     pub async fn change_account(&self, login: &str, change: serde_json::Value) -> Result<()> {
         let mut body = change;
         body["login"] = json!(login);
-        let response = self
-            .http
-            .post(format!("{}/_peer/accounts", self.issuer))
-            .json(&body)
-            .send()
-            .await?;
-        if !response.status().is_success() {
-            bail!("change {login}: {}", response.text().await?);
-        }
-        Ok(())
+        self.control("accounts", body).await
     }
 
     /// Makes the provider's next ID token bad in one way: "expired", "wrong_nonce",
     /// "wrong_audience", "wrong_issuer", "foreign_key", "unknown_kid".
     pub async fn tamper_next_id_token(&self, mode: &str) -> Result<()> {
-        let response = self
-            .http
-            .post(format!("{}/_peer/tamper", self.issuer))
-            .json(&json!({ "mode": mode }))
-            .send()
-            .await?;
-        if !response.status().is_success() {
-            bail!("tamper {mode}: {}", response.text().await?);
-        }
-        Ok(())
+        self.control("tamper", json!({ "mode": mode })).await
     }
 }
 
