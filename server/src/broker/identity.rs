@@ -11,7 +11,7 @@ use serde_json::json;
 use super::{Broker, BrokerError, Person};
 use crate::audit::{Action, NewEvent};
 use crate::aws::IdentityCenter;
-use crate::domain::IdcLookup;
+use crate::domain::{IdcLookup, PrincipalId};
 use crate::store::users::{self, Binding};
 use crate::store::{WriteTx, audit};
 
@@ -31,14 +31,14 @@ impl<I: IdentityCenter> Broker<I> {
     pub(super) async fn principal_of(
         &self,
         person: &Person,
-    ) -> Result<(String, bool), BrokerError> {
+    ) -> Result<(PrincipalId, bool), BrokerError> {
         let user = users::get(&self.db, person.id.as_str())
             .await?
             .ok_or_else(|| BrokerError::NoIdcUser {
                 detail: "jitgate has no record of your sign-in; sign in again".into(),
             })?;
         if let Some(bound) = user.idc_user_id {
-            return Ok((bound, false));
+            return Ok((PrincipalId::new(bound), false));
         }
         let lookup = user.idc_lookup.ok_or_else(|| BrokerError::NoIdcUser {
             detail: "your last sign-in predates identity matching; sign in again".into(),
@@ -55,7 +55,7 @@ impl<I: IdentityCenter> Broker<I> {
             .ok_or_else(|| BrokerError::NoIdcUser {
                 detail: format!("none has the {lookup}"),
             })?;
-        Ok((found, true))
+        Ok((PrincipalId::new(found), true))
     }
 
     /// Binds `principal_id` to `person` inside `tx`, with its audit event; refuses when
@@ -64,7 +64,7 @@ impl<I: IdentityCenter> Broker<I> {
         &self,
         tx: &mut WriteTx,
         person: &Person,
-        principal_id: &str,
+        principal_id: &PrincipalId,
         now: DateTime<Utc>,
     ) -> Result<(), BrokerError> {
         match users::bind_idc(tx, person.id.as_str(), principal_id).await? {
@@ -78,10 +78,10 @@ impl<I: IdentityCenter> Broker<I> {
             Binding::Other(bound) => Err(BrokerError::IdcBindingMismatch {
                 user: person.id.as_str().to_owned(),
                 bound,
-                found: principal_id.to_owned(),
+                found: principal_id.to_string(),
             }),
             Binding::Taken(_) => Err(BrokerError::IdcUserTaken {
-                found: principal_id.to_owned(),
+                found: principal_id.to_string(),
             }),
         }
     }

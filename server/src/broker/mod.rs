@@ -23,7 +23,7 @@ use crate::audit::SYSTEM_ACTOR;
 use crate::aws::{AwsError, IdentityCenter};
 use crate::config::Config;
 use crate::domain::RequestRecord;
-use crate::domain::{Actor, DomainError, Draft, PrincipalId, Request, RequestId, UserId};
+use crate::domain::{Actor, DomainError, Draft, Request, RequestId, UserId};
 use crate::store::requests;
 use crate::store::{Db, StoreError, audit, principals};
 
@@ -243,15 +243,14 @@ impl<I: IdentityCenter> Broker<I> {
             now,
         )?;
         let permission_set_arn = self.catalog.get()?.arn_for(profile, &probe.os_user)?;
-        let (principal_id, unbound) = self.principal_of(person).await?;
-        let principal = PrincipalId::new(principal_id.clone());
+        let (principal, unbound) = self.principal_of(person).await?;
 
         let mut tx = self.db.begin().await?;
         // The person's principal first, as the scheduler takes it: then the user row and
         // the audit head (bind), so no two transactions wait on each other.
         principals::lock(&mut tx, &principal).await?;
         if unbound {
-            self.bind(&mut tx, person, &principal_id, now).await?;
+            self.bind(&mut tx, person, &principal, now).await?;
         }
         let cap = i64::from(self.config.auth.max_open_requests);
         let open = requests::open_count(&mut tx, &person.id, cap).await?;
@@ -259,7 +258,7 @@ impl<I: IdentityCenter> Broker<I> {
             return Err(BrokerError::TooManyOpen { open });
         }
         let conflict =
-            requests::run_as_conflict(&mut tx, &person.id, &principal_id, probe.os_user.as_str())
+            requests::run_as_conflict(&mut tx, &person.id, &principal, probe.os_user.as_str())
                 .await?;
         let request = Request::submit(
             RequestId::new_v4(),
@@ -273,7 +272,7 @@ impl<I: IdentityCenter> Broker<I> {
             // Open, so nothing is settled yet: it may still come to hold an assignment.
             settled_at: None,
             request,
-            principal_id: principal_id.into(),
+            principal_id: principal,
             permission_set_arn: permission_set_arn.into(),
         };
         requests::insert(&mut tx, &stored).await?;

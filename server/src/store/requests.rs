@@ -139,7 +139,7 @@ pub async fn get(db: &Db, id: RequestId) -> Result<Option<RequestRecord>, StoreE
 pub async fn run_as_conflict(
     tx: &mut WriteTx,
     requester: &UserId,
-    principal_id: &str,
+    principal_id: &PrincipalId,
     os_user: &str,
 ) -> Result<Option<Request>, StoreError> {
     const OPEN: &str =

@@ -4,7 +4,7 @@ use super::sql::{Row, query};
 use chrono::{DateTime, Utc};
 
 use super::{Db, StoreError, WriteTx, from_millis, to_millis};
-use crate::domain::IdcLookup;
+use crate::domain::{IdcLookup, PrincipalId};
 
 /// A person as the provider last described them.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -236,7 +236,7 @@ pub enum Binding {
 pub async fn bind_idc(
     tx: &mut WriteTx,
     user_id: &str,
-    idc_user_id: &str,
+    idc_user_id: &PrincipalId,
 ) -> Result<Binding, StoreError> {
     // The person's row first: two first requests of one person queue here, and the
     // second sees the first's binding once it commits.
@@ -252,7 +252,7 @@ pub async fn bind_idc(
         None => return Err(StoreError::Corrupt(format!("no user {user_id} to bind"))),
     };
     match current {
-        Some(bound) if bound == idc_user_id => return Ok(Binding::Same),
+        Some(bound) if bound == idc_user_id.as_str() => return Ok(Binding::Same),
         Some(bound) => return Ok(Binding::Other(bound)),
         None => {}
     }
