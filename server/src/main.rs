@@ -324,7 +324,6 @@ async fn serve(config: Arc<Config>) -> anyhow::Result<ExitCode> {
         config: config.clone(),
         oidc,
         broker,
-        refreshing: Arc::default(),
     };
     // The scheduler stops before the listener is released: a successor bound to the same
     // address takes back this node's leases, so none may be in use by then.

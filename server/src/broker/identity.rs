@@ -12,7 +12,7 @@ use super::{Broker, BrokerError, Person};
 use crate::audit::{Action, NewEvent};
 use crate::aws::IdentityCenter;
 use crate::domain::{IdcLookup, PrincipalId};
-use crate::store::users::{self, Binding};
+use crate::store::users::{self, Binding, User};
 use crate::store::{WriteTx, audit};
 
 /// What a sign-in's lookup came to against the person's binding.
@@ -84,6 +84,31 @@ impl<I: IdentityCenter> Broker<I> {
                 found: principal_id.to_string(),
             }),
         }
+    }
+
+    /// Records a sign-in the provider vouched for: the person as it described them, with
+    /// `auth.signed_in`, and `auth.roles_changed` when their groups differ from the stored
+    /// ones (read under the row's lock, so a change is recorded once).
+    pub async fn record_sign_in(&self, user: &User, now: DateTime<Utc>) -> Result<(), BrokerError> {
+        let mut tx = self.db.begin().await?;
+        let before = users::claims_for_update(&mut tx, &user.id).await?;
+        users::upsert(&mut tx, user).await?;
+        let event = NewEvent::new(Action::SignedIn, user.id.as_str(), now).details(json!({
+            "issuer": user.issuer,
+            "user_name": user.user_name,
+            "groups": user.groups,
+        }));
+        audit::append(&mut tx, event).await?;
+        if let Some((before, _)) = before.filter(|(groups, _)| *groups != user.groups) {
+            let event = NewEvent::new(Action::RolesChanged, user.id.as_str(), now).details(json!({
+                "before": before,
+                "after": user.groups,
+                "via": "sign-in",
+            }));
+            audit::append(&mut tx, event).await?;
+        }
+        tx.commit().await?;
+        Ok(())
     }
 
     /// At sign-in: whether `lookup` (from the new claims) agrees with the binding of the

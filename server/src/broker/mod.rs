@@ -4,10 +4,12 @@
 //! marks the person's AWS state for convergence. AWS is never called inside it.
 
 mod catalog;
+mod claims;
 mod events;
 mod identity;
 
 pub use catalog::{Catalog, CatalogCell, NotResolved};
+pub use claims::Stale;
 pub use identity::{SignInCheck, unbind};
 
 use std::sync::Arc;
@@ -116,6 +118,8 @@ pub struct Broker<I> {
     wakers: Arc<Wakers>,
     clock: Arc<dyn Clock>,
     rules: Arc<Rules>,
+    /// Claims refreshes in flight in this process, one per person.
+    refreshing: Arc<claims::Refreshing>,
 }
 
 impl<I> Clone for Broker<I> {
@@ -128,6 +132,7 @@ impl<I> Clone for Broker<I> {
             wakers: self.wakers.clone(),
             clock: self.clock.clone(),
             rules: self.rules.clone(),
+            refreshing: self.refreshing.clone(),
         }
     }
 }
@@ -150,6 +155,7 @@ impl<I: IdentityCenter> Broker<I> {
             wakers,
             clock,
             rules,
+            refreshing: Arc::default(),
         }
     }
 

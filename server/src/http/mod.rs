@@ -4,7 +4,6 @@
 
 pub mod access;
 mod api;
-mod claims;
 mod cli_login;
 mod error;
 pub mod listen;
@@ -41,8 +40,6 @@ pub struct AppState {
     /// The sign-in provider: not configured, not reached yet, or ready.
     pub oidc: Provider,
     pub broker: Broker<IdcClient>,
-    /// Claims refreshes in flight, one per person.
-    pub refreshing: Arc<claims::Refreshing>,
 }
 
 /// The name of jitgate's session cookie.

@@ -11,7 +11,7 @@ use subtle::ConstantTimeEq;
 use tower_sessions::Session;
 
 use super::{AppState, WebError};
-use crate::broker::Person;
+use crate::broker::{Person, Stale};
 use crate::domain::{Actor, UserId};
 use crate::store::users::{self, User};
 
@@ -171,14 +171,15 @@ impl FromRequestParts<AppState> for MaybeUser {
             session.flush().await.map_err(internal)?;
             return Ok(MaybeUser(None));
         }
-        let user = match super::claims::current(state, user).await {
+        let user = match state.broker.confirmed(user, &state.oidc).await {
             Ok(user) => user,
-            Err(super::claims::Stale::SignInAgain(why)) => {
+            Err(Stale::SignInAgain(why)) => {
                 tracing::info!(user = %signed_in.id, reason = %why, "session ended: claims too old");
                 session.flush().await.map_err(internal)?;
                 return Ok(MaybeUser(None));
             }
-            Err(super::claims::Stale::Failed(e)) => return Err(e),
+            Err(Stale::Unavailable(why)) => return Err(WebError::Unavailable(why)),
+            Err(Stale::Failed(e)) => return Err(e.into()),
         };
         let csrf = csrf_token(&session).await?;
         keep_alive(&session, state).await?;

@@ -10,13 +10,10 @@ use tower_sessions::Session;
 
 use super::session::{FLOW_KEY, SessionUser, USER_KEY, check_csrf, csrf_token, internal};
 use super::{AppState, WebError};
-use crate::audit::{Action, NewEvent};
 use crate::broker::SignInCheck;
 use crate::oidc::LoginFlow;
 use crate::oidc::idc_match;
-use crate::store::audit;
 use crate::store::users::{self, User};
-use serde_json::json;
 
 #[derive(Deserialize)]
 pub(super) struct LoginQuery {
@@ -138,25 +135,7 @@ pub(super) async fn callback(
         idc_lookup: Some(lookup),
         idc_user_id: None,
     };
-    let mut tx = state.db.begin().await?;
-    // The groups stored before, read under the row's lock: a change is recorded once.
-    let before = users::claims_for_update(&mut tx, &user.id).await?;
-    users::upsert(&mut tx, &user).await?;
-    let event = NewEvent::new(Action::SignedIn, user.id.as_str(), now).details(json!({
-        "issuer": user.issuer,
-        "user_name": user.user_name,
-        "groups": user.groups,
-    }));
-    audit::append(&mut tx, event).await?;
-    if let Some((before, _)) = before.filter(|(groups, _)| *groups != user.groups) {
-        let event = NewEvent::new(Action::RolesChanged, user.id.as_str(), now).details(json!({
-            "before": before,
-            "after": user.groups,
-            "via": "sign-in",
-        }));
-        audit::append(&mut tx, event).await?;
-    }
-    tx.commit().await?;
+    state.broker.record_sign_in(&user, now).await?;
     session.cycle_id().await.map_err(internal)?;
     // Signed in: the session lives by the configured idle timeout from now on.
     session.set_expiry(Some(tower_sessions::Expiry::OnInactivity(

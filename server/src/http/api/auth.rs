@@ -9,8 +9,9 @@ use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
 use super::error::ApiError;
+use crate::broker::Stale;
 use crate::http::session::MaybeUser;
-use crate::http::{AppState, CurrentUser};
+use crate::http::{AppState, CurrentUser, WebError};
 use crate::store::tokens;
 
 /// Prefix of jitgate API tokens, so a leaked one is recognizable (secret scanners).
@@ -53,12 +54,11 @@ impl FromRequestParts<AppState> for ApiUser {
             let (_, user) = tokens::authenticate(&state.db, &token_hash(token), state.broker.now())
                 .await?
                 .ok_or_else(invalid)?;
-            let user = match crate::http::claims::current(state, user).await {
+            let user = match state.broker.confirmed(user, &state.oidc).await {
                 Ok(user) => user,
-                Err(crate::http::claims::Stale::SignInAgain(why)) => {
-                    return Err(ApiError::unauthorized(why));
-                }
-                Err(crate::http::claims::Stale::Failed(e)) => return Err(e.into()),
+                Err(Stale::SignInAgain(why)) => return Err(ApiError::unauthorized(why)),
+                Err(Stale::Unavailable(why)) => return Err(WebError::Unavailable(why).into()),
+                Err(Stale::Failed(e)) => return Err(e.into()),
             };
             let actor = state.broker.rules().actor(
                 crate::domain::UserId::new(user.id.clone()),

@@ -11,9 +11,10 @@ use std::sync::{Arc, Mutex};
 use secrecy::ExposeSecret;
 use serde_json::json;
 
-use super::{AppState, WebError};
+use super::{Broker, BrokerError};
 use crate::audit::{Action, NewEvent};
-use crate::oidc::RefreshError;
+use crate::aws::IdentityCenter;
+use crate::oidc::{Provider, RefreshError};
 use crate::store::users::{self, User};
 use crate::store::{audit, tokens};
 
@@ -35,33 +36,49 @@ impl Refreshing {
 }
 
 /// Why a person's claims cannot be used now.
-pub(super) enum Stale {
+#[derive(Debug)]
+pub enum Stale {
     /// Sign in again: no refresh token, or the provider no longer accepts them.
     SignInAgain(String),
-    /// The provider could not confirm them now, or jitgate failed (answer 503/500).
-    Failed(WebError),
+    /// The provider cannot confirm them now (retry later: 503).
+    Unavailable(String),
+    /// jitgate failed (the store).
+    Failed(BrokerError),
 }
 
-/// `user` with claims at most `claims_max_age` old, refreshed if need be.
-pub(super) async fn current(state: &AppState, user: User) -> Result<User, Stale> {
-    let max_age = state.config.auth.claims_max_age.get();
+impl<T: Into<BrokerError>> From<T> for Stale {
+    fn from(e: T) -> Self {
+        Stale::Failed(e.into())
+    }
+}
+
+impl<I: IdentityCenter> Broker<I> {
+    /// `user` (as an edge found them: session or API token) with claims at most
+    /// `claims_max_age` old, confirmed again with `provider` if need be.
+    pub async fn confirmed(&self, user: User, provider: &Provider) -> Result<User, Stale> {
+        current(self, user, provider).await
+    }
+}
+
+async fn current<I: IdentityCenter>(
+    broker: &Broker<I>,
+    user: User,
+    provider: &Provider,
+) -> Result<User, Stale> {
+    let max_age = broker.config.auth.claims_max_age.get();
     let fresh = |u: &User| {
         u.claims_at.is_some_and(|at| {
-            (state.broker.now() - at)
-                .to_std()
-                .is_ok_and(|age| age <= max_age)
-                || at > state.broker.now()
+            (broker.now() - at).to_std().is_ok_and(|age| age <= max_age) || at > broker.now()
         })
     };
     if fresh(&user) {
         return Ok(user);
     }
-    let lock = state.refreshing.lock_for(&user.id);
+    let lock = broker.refreshing.lock_for(&user.id);
     let _one_at_a_time = lock.lock().await;
     // Another request may have refreshed them while this one waited.
-    let user = users::get(&state.db, &user.id)
-        .await
-        .map_err(|e| Stale::Failed(e.into()))?
+    let user = users::get(&broker.db, &user.id)
+        .await?
         .ok_or_else(|| Stale::SignInAgain("jitgate no longer knows this person".into()))?;
     if fresh(&user) {
         return Ok(user);
@@ -70,20 +87,14 @@ pub(super) async fn current(state: &AppState, user: User) -> Result<User, Stale>
         return Err(Stale::SignInAgain(format!(
             "your roles were confirmed more than {} ago and the identity provider gave \
              jitgate no way to confirm them again: sign in to jitgate again",
-            state.config.auth.claims_max_age
+            broker.config.auth.claims_max_age
         )));
     };
-    let oidc = state
-        .oidc
-        .get()
-        .map_err(|why| Stale::Failed(WebError::Unavailable(why)))?;
+    let oidc = provider.get().map_err(Stale::Unavailable)?;
     match oidc.refresh(refresh_token.0.as_str()).await {
-        Ok(refreshed) => confirm(state, user, refreshed).await.map_err(Stale::Failed),
+        Ok(refreshed) => confirm(broker, user, refreshed).await,
         Err(RefreshError::Rejected(why)) => {
-            if withdraw(state, &user, &refresh_token)
-                .await
-                .map_err(Stale::Failed)?
-            {
+            if withdraw(broker, &user, &refresh_token).await? {
                 tracing::warn!(user = %user.id, reason = %why, "the identity provider no longer accepts this person; their sessions and API tokens end");
                 return Err(Stale::SignInAgain(
                     "the identity provider no longer accepts you: your sessions and API \
@@ -93,10 +104,7 @@ pub(super) async fn current(state: &AppState, user: User) -> Result<User, Stale>
             }
             // The token was replaced meanwhile (a sign-in, another replica's refresh):
             // what counts is what that left.
-            match users::get(&state.db, &user.id)
-                .await
-                .map_err(|e| Stale::Failed(e.into()))?
-            {
+            match users::get(&broker.db, &user.id).await? {
                 Some(now) if fresh(&now) => Ok(now),
                 _ => Err(Stale::SignInAgain(
                     "your roles could not be confirmed: sign in to jitgate again".into(),
@@ -105,33 +113,35 @@ pub(super) async fn current(state: &AppState, user: User) -> Result<User, Stale>
         }
         Err(RefreshError::Unavailable(why)) => {
             tracing::warn!(user = %user.id, reason = %why, "cannot confirm claims with the identity provider");
-            Err(Stale::Failed(WebError::Unavailable(
+            Err(Stale::Unavailable(
                 "jitgate cannot confirm your roles with the identity provider right now; try \
                  again shortly"
                     .into(),
-            )))
+            ))
         }
     }
 }
 
 /// Records the confirmed claims; a change of groups is audited with both sets. A sign-in
 /// that confirmed them while this refresh was on its way wins (it is newer).
-async fn confirm(
-    state: &AppState,
+async fn confirm<I: IdentityCenter>(
+    broker: &Broker<I>,
     mut user: User,
     refreshed: crate::oidc::Refreshed,
-) -> Result<User, WebError> {
-    let now = state.broker.now();
-    let mut tx = state.db.begin().await?;
+) -> Result<User, Stale> {
+    let now = broker.now();
+    let mut tx = broker.db.begin().await?;
     let Some((stored_groups, stored_at)) = users::claims_for_update(&mut tx, &user.id).await?
     else {
-        return Err(WebError::SignInRequired);
+        return Err(Stale::SignInAgain(
+            "jitgate no longer knows this person".into(),
+        ));
     };
     if stored_at > user.claims_at {
         drop(tx);
-        return users::get(&state.db, &user.id)
+        return users::get(&broker.db, &user.id)
             .await?
-            .ok_or(WebError::SignInRequired);
+            .ok_or_else(|| Stale::SignInAgain("jitgate no longer knows this person".into()));
     }
     let refresh_token = refreshed.refresh_token.as_ref().map(|t| t.expose_secret());
     users::confirm_claims(&mut tx, &user.id, &refreshed.groups, refresh_token, now).await?;
@@ -154,13 +164,13 @@ async fn confirm(
 
 /// Ends every session and API token of a person the provider no longer accepts, unless
 /// the rejected token was replaced meanwhile (`false`: nothing done).
-async fn withdraw(
-    state: &AppState,
+async fn withdraw<I: IdentityCenter>(
+    broker: &Broker<I>,
     user: &User,
     rejected: &users::RefreshToken,
-) -> Result<bool, WebError> {
-    let now = state.broker.now();
-    let mut tx = state.db.begin().await?;
+) -> Result<bool, BrokerError> {
+    let now = broker.now();
+    let mut tx = broker.db.begin().await?;
     if !users::cut_off(&mut tx, &user.id, now, rejected).await? {
         return Ok(false);
     }
