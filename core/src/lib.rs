@@ -6,6 +6,7 @@
 #![warn(missing_docs)]
 
 pub mod app;
+pub mod audit;
 pub mod clock;
 pub mod domain;
 pub mod parse;

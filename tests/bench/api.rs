@@ -12,7 +12,7 @@ use chrono::{TimeDelta, Utc};
 use jitgate_server::domain::{Draft, UserId};
 use jitgate_server::store::{requests, tokens, users};
 
-use super::{ACCOUNT, Bench, Person, memory, restart, start};
+use super::{ACCOUNT, Bench, memory, restart, start};
 use crate::wrk::{self, Figures, Load, Shape};
 
 /// Requesters whose tokens the POST load rotates over.
@@ -31,7 +31,7 @@ pub async fn run() -> Result<()> {
     let tokens = issue_tokens(&b).await?;
     for _ in 0..LISTED {
         b.broker
-            .submit(&person(&b.users[0]), draft(), Utc::now())
+            .submit(&person(&b, &b.users[0]), draft(), Utc::now())
             .await?;
     }
 
@@ -258,13 +258,10 @@ async fn warm_up(url: &str, tokens: &[String]) -> Result<()> {
     Ok(())
 }
 
-fn person(user: &str) -> Person {
-    Person {
-        id: UserId::new(user.to_owned()),
-        user_name: user.to_owned(),
-        email: Some(format!("{user}@example.com")),
-        groups: vec!["developers".into()],
-    }
+fn person(b: &Bench, user: &str) -> jitgate_core::domain::Actor {
+    b.broker
+        .rules()
+        .actor(UserId::new(user.to_owned()), vec!["developers".into()])
 }
 
 fn draft() -> Draft {

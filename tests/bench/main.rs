@@ -35,7 +35,7 @@ use chrono::{DateTime, TimeDelta, Utc};
 use clap::{Parser, ValueEnum};
 use futures::stream::{self, StreamExt, TryStreamExt};
 use jitgate_server::aws::IdcClient;
-use jitgate_server::broker::{Broker, Catalog, CatalogCell, Person, Wakers};
+use jitgate_server::broker::{Broker, Catalog, CatalogCell, Wakers};
 use jitgate_server::config::load_from_str;
 use jitgate_server::domain::RequestRecord;
 use jitgate_server::domain::{
@@ -361,12 +361,9 @@ async fn revocations(grants: usize, schedule: Schedule) -> Result<Report> {
 }
 
 async fn submit(broker: &Broker<IdcClient>, user: String) -> Result<RequestId> {
-    let person = Person {
-        id: UserId::new(user.clone()),
-        user_name: user.clone(),
-        email: Some(format!("{user}@example.com")),
-        groups: vec!["developers".into()],
-    };
+    let actor = broker
+        .rules()
+        .actor(UserId::new(user), vec!["developers".into()]);
     let draft = Draft {
         profile: "prod-web".into(),
         account: ACCOUNT.into(),
@@ -375,7 +372,7 @@ async fn submit(broker: &Broker<IdcClient>, user: String) -> Result<RequestId> {
         reason: "benchmark".into(),
         ticket: None,
     };
-    Ok(broker.submit(&person, draft, Utc::now()).await?.request.id)
+    Ok(broker.submit(&actor, draft, Utc::now()).await?.request.id)
 }
 
 /// Rewrites the active grants' `expires_at` to the scenario's schedule, starting at `first`.

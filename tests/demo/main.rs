@@ -28,7 +28,7 @@ use aws_sdk_ssoadmin::config::Credentials;
 use chrono::{DateTime, Utc};
 use clap::Parser;
 use jitgate_server::aws::IdcClient;
-use jitgate_server::broker::{Broker, Catalog, CatalogCell, Person, Wakers};
+use jitgate_server::broker::{Action, Broker, Catalog, CatalogCell, Wakers};
 use jitgate_server::config::{Config, load_from_file};
 use jitgate_server::domain::RequestRecord;
 use jitgate_server::domain::{Draft, EndReason, RequestId, RequestState, UserId};
@@ -124,6 +124,12 @@ struct Demo {
 }
 
 impl Demo {
+    /// One of [`PEOPLE`] as the rules see them.
+    fn actor(&self, name: &str) -> jitgate_core::domain::Actor {
+        let (id, groups) = person(name);
+        self.broker.rules().actor(id, groups)
+    }
+
     /// Builds the broker the way `tests/it/world.rs` (and, later, the web app) does.
     async fn connect(args: &Args) -> Result<Demo> {
         let config = load_from_file(&args.config)
@@ -161,11 +167,11 @@ impl Demo {
         // The people act here without signing in: record them as a sign-in would (found
         // in IdC by user name), so the broker knows how to find their IdC users.
         for (name, _) in PEOPLE {
-            let p = person(name);
+            let (id, groups) = person(name);
             let row = jitgate_server::store::users::by_user_name(
-                p.id.as_str(),
+                id.as_str(),
                 name,
-                p.groups.clone(),
+                groups,
                 chrono::Utc::now(),
             );
             jitgate_server::store::users::save(&db, &row)
@@ -210,7 +216,7 @@ impl Demo {
         };
         let stored = self
             .broker
-            .submit(&person("alice"), draft, Utc::now())
+            .submit(&self.actor("alice"), draft, Utc::now())
             .await
             .context("alice's request for prod-web")?;
         let profile = self.profile("prod-web")?;
@@ -227,7 +233,11 @@ impl Demo {
     /// Step 2: nobody approves their own request, admins included.
     async fn alice_approves_her_own(&self, id: RequestId) -> Result<()> {
         step(3, "alice tries to approve her own request");
-        match self.broker.approve(&person("alice"), id, Utc::now()).await {
+        match self
+            .broker
+            .act(&self.actor("alice"), id, Action::Approve, Utc::now())
+            .await
+        {
             Ok(_) => bail!("alice was allowed to approve her own request"),
             Err(refusal) => detail(&format!("refused: {refusal}")),
         }
@@ -247,7 +257,7 @@ impl Demo {
         };
         match self
             .broker
-            .submit(&person("alice"), draft, Utc::now())
+            .submit(&self.actor("alice"), draft, Utc::now())
             .await
         {
             Ok(stored) => bail!(
@@ -264,7 +274,7 @@ impl Demo {
         step(5, "bob (sre) approves");
         let approved = self
             .broker
-            .approve(&person("bob"), id, Utc::now())
+            .act(&self.actor("bob"), id, Action::Approve, Utc::now())
             .await
             .context("bob's approval")?;
         detail(&format!(
@@ -311,7 +321,7 @@ impl Demo {
         };
         let stored = self
             .broker
-            .submit(&person("carol"), draft, Utc::now())
+            .submit(&self.actor("carol"), draft, Utc::now())
             .await
             .context("carol's request for staging")?;
         let id = stored.request.id;
@@ -346,10 +356,12 @@ impl Demo {
         step(7, "carol revokes her staging grant early");
         let revoked = self
             .broker
-            .revoke(
-                &person("carol"),
+            .act(
+                &self.actor("carol"),
                 id,
-                Some("demo: done deploying".into()),
+                Action::Revoke {
+                    comment: Some("demo: done deploying".into()),
+                },
                 Utc::now(),
             )
             .await
@@ -644,21 +656,17 @@ async fn identity_store_client(
     aws_sdk_identitystore::Client::new(&shared)
 }
 
-/// One of [`PEOPLE`], as the sign-in will hand them to the broker.
-fn person(name: &str) -> Person {
+/// One of [`PEOPLE`]: their jitgate user id and groups, as the sign-in will hand them
+/// to the broker.
+fn person(name: &str) -> (UserId, Vec<String>) {
     let groups = PEOPLE
         .iter()
         .find(|(n, _)| *n == name)
         .map(|(_, groups)| groups.iter().map(|g| (*g).to_owned()).collect())
         .unwrap_or_default();
-    Person {
-        // The subject the demo's OpenID provider gives them, so the in-process actions
-        // and a later sign-in in the browser are the same jitgate user.
-        id: UserId::new(format!("sub-{name}")),
-        user_name: name.to_owned(),
-        email: Some(format!("{name}@example.com")),
-        groups,
-    }
+    // The subject the demo's OpenID provider gives them, so the in-process actions and a
+    // later sign-in in the browser are the same jitgate user.
+    (UserId::new(format!("sub-{name}")), groups)
 }
 
 /// A request state in a few words.

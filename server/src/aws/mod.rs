@@ -10,6 +10,7 @@ pub use limits::Limits;
 pub use sdk::{IdcClient, IdcSettings, Instance};
 
 use std::future::Future;
+use std::sync::Arc;
 
 use crate::domain::{IdcLookup, PermissionSetArn, PrincipalId};
 
@@ -147,7 +148,7 @@ pub trait IdentityCenter: Send + Sync + 'static {
     fn find_user(
         &self,
         lookup: &IdcLookup,
-    ) -> impl Future<Output = Result<Option<String>, AwsError>> + Send;
+    ) -> impl Future<Output = Result<Option<PrincipalId>, AwsError>> + Send;
 
     /// Writes (or with `None` clears) the user attribute that carries `SSMSessionRunAs`.
     fn set_run_as(
@@ -225,5 +226,20 @@ pub async fn delete_and_wait<I: IdentityCenter>(
         tokio::time::sleep(delay).await;
         delay = (delay * 3 / 2).min(std::time::Duration::from_secs(2));
         status = idc.operation_status(OpKind::Delete, &op.request_id).await?;
+    }
+}
+
+/// IAM Identity Center as the application layer's directory port.
+pub struct IdcDirectory<I>(pub Arc<I>);
+
+impl<I: IdentityCenter> jitgate_core::app::ports::Directory for IdcDirectory<I> {
+    async fn find_user(
+        &self,
+        lookup: &IdcLookup,
+    ) -> jitgate_core::app::ports::PortResult<Option<PrincipalId>> {
+        self.0
+            .find_user(lookup)
+            .await
+            .map_err(jitgate_core::app::ports::PortFailure::new)
     }
 }

@@ -308,7 +308,7 @@ fn status_of(status: Option<&AccountAssignmentOperationStatus>) -> OpStatus {
 }
 
 impl IdentityCenter for IdcClient {
-    async fn find_user(&self, lookup: &IdcLookup) -> Result<Option<String>, AwsError> {
+    async fn find_user(&self, lookup: &IdcLookup) -> Result<Option<PrincipalId>, AwsError> {
         let identifier = match lookup {
             IdcLookup::UserName { user_name } => unique_attribute("userName", user_name)?,
             IdcLookup::Email { email } => unique_attribute("emails.value", email)?,
@@ -321,7 +321,7 @@ impl IdentityCenter for IdcClient {
             ),
             IdcLookup::Unusable { .. } => return Ok(None),
         };
-        self.user_id_by(identifier).await
+        Ok(self.user_id_by(identifier).await?.map(PrincipalId::new))
     }
 
     async fn set_run_as(

@@ -8,7 +8,9 @@
 use std::collections::HashMap;
 
 use crate::config::{Config, ProfileConfig};
-use crate::domain::OsUser;
+use jitgate_core::app::ports::{NoPermissionSet, PermissionSets};
+
+use crate::domain::{OsUser, PermissionSetArn};
 
 /// A permission set a profile names that IdC does not have.
 #[derive(Debug, Clone, thiserror::Error)]
@@ -154,5 +156,30 @@ impl CatalogCell {
                     .join("; ")
             )),
         }
+    }
+}
+
+/// The catalog as the application layer's permission set port.
+pub struct CatalogSets {
+    pub cell: std::sync::Arc<CatalogCell>,
+    pub config: std::sync::Arc<Config>,
+}
+
+impl PermissionSets for CatalogSets {
+    fn arn_for(
+        &self,
+        profile: &str,
+        os_user: &OsUser,
+    ) -> Result<PermissionSetArn, NoPermissionSet> {
+        let why = |e: &dyn std::fmt::Display| NoPermissionSet(e.to_string());
+        let catalog = self.cell.get().map_err(|e| why(&e))?;
+        let profile = self
+            .config
+            .profile(profile)
+            .ok_or_else(|| NoPermissionSet(format!("no profile `{profile}`")))?;
+        catalog
+            .arn_for(profile, os_user)
+            .map(PermissionSetArn::from)
+            .map_err(|e| why(&e))
     }
 }

@@ -1,4 +1,5 @@
-//! Which IAM Identity Center user a person's grants land on. The lookup their sign-in's
+//! Which IAM Identity Center user a person's grants land on (the first use binds it:
+//! `jitgate_core::app::requests`), and the record of a sign-in. The lookup their sign-in's
 //! trusted claims allow (server/src/oidc/idc_match.rs) finds it once; it is then bound
 //! to the person, and every later grant uses the binding, whatever the claims say next.
 //! A sign-in whose claims would find another IdC user is refused, audited, until an
@@ -8,12 +9,12 @@
 use chrono::{DateTime, Utc};
 use serde_json::json;
 
-use super::{Broker, BrokerError, Person};
+use super::{Broker, BrokerError};
 use crate::audit::{Action, NewEvent};
 use crate::aws::IdentityCenter;
-use crate::domain::{IdcLookup, PrincipalId};
-use crate::store::users::{self, Binding, User};
-use crate::store::{WriteTx, audit};
+use crate::domain::IdcLookup;
+use crate::store::audit;
+use crate::store::users::{self, User};
 
 /// What a sign-in's lookup came to against the person's binding.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -26,66 +27,6 @@ pub enum SignInCheck {
 }
 
 impl<I: IdentityCenter> Broker<I> {
-    /// `person`'s IdC user id, and whether it still has to be bound (by [`Self::bind`],
-    /// inside the transaction that first needs it). Calls IdC only for an unbound person.
-    pub(super) async fn principal_of(
-        &self,
-        person: &Person,
-    ) -> Result<(PrincipalId, bool), BrokerError> {
-        let user = users::get(&self.db, person.id.as_str())
-            .await?
-            .ok_or_else(|| BrokerError::NoIdcUser {
-                detail: "jitgate has no record of your sign-in; sign in again".into(),
-            })?;
-        if let Some(bound) = user.idc_user_id {
-            return Ok((PrincipalId::new(bound), false));
-        }
-        let lookup = user.idc_lookup.ok_or_else(|| BrokerError::NoIdcUser {
-            detail: "your last sign-in predates identity matching; sign in again".into(),
-        })?;
-        if let IdcLookup::Unusable { why } = &lookup {
-            return Err(BrokerError::NoIdcUser {
-                detail: why.clone(),
-            });
-        }
-        let found = self
-            .idc
-            .find_user(&lookup)
-            .await?
-            .ok_or_else(|| BrokerError::NoIdcUser {
-                detail: format!("none has the {lookup}"),
-            })?;
-        Ok((PrincipalId::new(found), true))
-    }
-
-    /// Binds `principal_id` to `person` inside `tx`, with its audit event; refuses when
-    /// either is bound otherwise (a concurrent first use, or another person's user).
-    pub(super) async fn bind(
-        &self,
-        tx: &mut WriteTx,
-        person: &Person,
-        principal_id: &PrincipalId,
-        now: DateTime<Utc>,
-    ) -> Result<(), BrokerError> {
-        match users::bind_idc(tx, person.id.as_str(), principal_id).await? {
-            Binding::Same => Ok(()),
-            Binding::New => {
-                let event = NewEvent::new(Action::IdcBound, person.id.as_str(), now)
-                    .details(json!({ "idc_user_id": principal_id }));
-                audit::append(tx, event).await?;
-                Ok(())
-            }
-            Binding::Other(bound) => Err(BrokerError::IdcBindingMismatch {
-                user: person.id.as_str().to_owned(),
-                bound,
-                found: principal_id.to_string(),
-            }),
-            Binding::Taken(_) => Err(BrokerError::IdcUserTaken {
-                found: principal_id.to_string(),
-            }),
-        }
-    }
-
     /// Records a sign-in the provider vouched for: the person as it described them, with
     /// `auth.signed_in`, and `auth.roles_changed` when their groups differ from the stored
     /// ones (read under the row's lock, so a change is recorded once).
@@ -133,9 +74,10 @@ impl<I: IdentityCenter> Broker<I> {
                 return Ok(SignInCheck::Fine);
             }
         };
-        if found == bound {
+        if found.as_str() == bound {
             return Ok(SignInCheck::Fine);
         }
+        let found = found.to_string();
         let mut tx = self.db.begin().await?;
         let event = NewEvent::new(Action::IdcBindingRefused, user_id, now).details(json!({
             "bound": bound,

@@ -91,9 +91,8 @@ impl From<BrokerError> for WebError {
                 WebError::IdcBinding(e.to_string())
             }
             e @ BrokerError::TooManyOpen { .. } => WebError::Limit(e.to_string()),
-            e @ (BrokerError::Catalog(_) | BrokerError::NotReady(_)) => {
-                WebError::Unavailable(e.to_string())
-            }
+            e @ BrokerError::NoPermissionSet(_) => WebError::Unavailable(e.to_string()),
+            BrokerError::Port(e) => WebError::Internal(e.to_string()),
         }
     }
 }

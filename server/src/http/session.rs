@@ -11,7 +11,7 @@ use subtle::ConstantTimeEq;
 use tower_sessions::Session;
 
 use super::{AppState, WebError};
-use crate::broker::{Person, Stale};
+use crate::broker::Stale;
 use crate::domain::{Actor, UserId};
 use crate::store::users::{self, User};
 
@@ -40,16 +40,6 @@ pub struct CurrentUser {
 pub struct MaybeUser(pub Option<CurrentUser>);
 
 impl CurrentUser {
-    /// The person as the broker sees them.
-    pub fn person(&self) -> Person {
-        Person {
-            id: UserId::new(self.user.id.clone()),
-            user_name: self.user.user_name.clone(),
-            email: self.user.email.clone(),
-            groups: self.user.groups.clone(),
-        }
-    }
-
     /// What a page shows of the person.
     pub fn view(&self, state: &AppState) -> UserView {
         let rules = state.broker.rules();

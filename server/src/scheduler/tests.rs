@@ -14,9 +14,9 @@ use super::expiry::expire_due;
 use crate::aws::{
     AssignmentKey, AwsError, IdentityCenter, OpKind, OpStatus, PrincipalKind, StartedOp,
 };
-use crate::broker::{Broker, Catalog, CatalogCell, Person, Wakers};
+use crate::broker::{Action, Broker, Catalog, CatalogCell, Wakers};
 use crate::config::load_from_str;
-use crate::domain::{Draft, IdcLookup, PrincipalId, RequestId, StateName, UserId};
+use crate::domain::{Actor, Draft, IdcLookup, PrincipalId, RequestId, StateName, UserId};
 use crate::store::{Db, principals, requests};
 
 const JITSSM: &str = "arn:aws:sso:::permissionSet/ssoins-test/ps-jitssm";
@@ -56,9 +56,9 @@ impl FakeIdc {
 }
 
 impl IdentityCenter for FakeIdc {
-    async fn find_user(&self, lookup: &IdcLookup) -> Result<Option<String>, AwsError> {
+    async fn find_user(&self, lookup: &IdcLookup) -> Result<Option<PrincipalId>, AwsError> {
         Ok(match lookup {
-            IdcLookup::UserName { user_name } => Some(format!("u-{user_name}")),
+            IdcLookup::UserName { user_name } => Some(PrincipalId::new(format!("u-{user_name}"))),
             _ => None,
         })
     }
@@ -202,16 +202,14 @@ async fn bench() -> Bench {
     }
 }
 
-fn person(name: &str, group: &str) -> Person {
-    Person {
-        id: UserId::new(name),
-        user_name: name.into(),
-        email: None,
-        groups: vec![group.into()],
-    }
-}
-
 impl Bench {
+    /// The actor for `name`, a member of `group`, under the bench's rules.
+    fn person(&self, name: &str, group: &str) -> Actor {
+        self.broker
+            .rules()
+            .actor(UserId::new(name), vec![group.into()])
+    }
+
     async fn grant(&self, profile: &str, os_user: &str, minutes: u64) -> RequestId {
         let draft = Draft {
             profile: profile.into(),
@@ -224,11 +222,16 @@ impl Bench {
         let now = self.clock.now();
         let stored = self
             .broker
-            .submit(&person("alice", "developers"), draft, now)
+            .submit(&self.person("alice", "developers"), draft, now)
             .await
             .unwrap();
         self.broker
-            .approve(&person("bob", "sre"), stored.request.id, now)
+            .act(
+                &self.person("bob", "sre"),
+                stored.request.id,
+                Action::Approve,
+                now,
+            )
             .await
             .unwrap();
         stored.request.id

@@ -14,6 +14,7 @@ pub mod cli_logins;
 pub mod drift;
 pub mod jobs;
 mod lite;
+mod port;
 pub mod principals;
 pub mod requests;
 pub mod sessions;

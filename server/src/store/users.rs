@@ -218,18 +218,7 @@ pub async fn claims_for_update(
     Ok(Some((groups, at)))
 }
 
-/// What binding an IdC user to a person came to.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Binding {
-    /// Bound now, for the first time.
-    New,
-    /// They were bound to this IdC user already.
-    Same,
-    /// They are bound to another IdC user (this one): refused until an admin re-binds.
-    Other(String),
-    /// The IdC user is bound to another person (this jitgate user id): refused.
-    Taken(String),
-}
+pub use jitgate_core::app::ports::Binding;
 
 /// Binds `idc_user_id` to person `user_id` unless either is bound otherwise. Inside the
 /// caller's transaction, so the binding lands with the change that needed it.

@@ -59,7 +59,7 @@ pub(super) async fn create(
     };
     let stored = state
         .broker
-        .submit(&caller.user.person(), draft, state.broker.now())
+        .submit(&caller.user.actor, draft, state.broker.now())
         .await?;
     Ok((
         StatusCode::CREATED,
@@ -212,7 +212,7 @@ async fn act(
     let next = state
         .broker
         .act(
-            &caller.user.person(),
+            &caller.user.actor,
             stored.request.id,
             action,
             state.broker.now(),

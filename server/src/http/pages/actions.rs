@@ -118,13 +118,12 @@ async fn act(
         .or_page(&viewer)?;
     let stored = visible(&state, &viewer.user, &id).await.or_page(&viewer)?;
     let id = stored.request.id;
-    let person = viewer.user.person();
     let comment = non_blank(&form.comment);
     // The form's duration is parsed here so its error lands next to the field.
     let outcome = match to_broker_action(action, comment, &form) {
         Ok(act) => state
             .broker
-            .act(&person, id, act, state.broker.now())
+            .act(&viewer.user.actor, id, act, state.broker.now())
             .await
             .map_err(Into::into),
         Err(e) => Err(e),

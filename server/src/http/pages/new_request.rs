@@ -138,7 +138,7 @@ pub(super) async fn submit(
         Ok::<_, WebError>(
             state
                 .broker
-                .submit(&viewer.user.person(), draft, state.broker.now())
+                .submit(&viewer.user.actor, draft, state.broker.now())
                 .await?,
         )
     }

@@ -1,5 +1,5 @@
 //! The audit event that records each request transition, derived from the request
-//! before and after, so every path through the broker is described the same way.
+//! before and after, so every path through the application layer is described the same way.
 
 use chrono::{DateTime, Utc};
 use serde_json::{Value, json};
@@ -9,7 +9,7 @@ use crate::domain::RequestRecord;
 use crate::domain::{EndReason, Request, RequestState};
 
 /// The event for a new request (auto-approved ones say so).
-pub fn submitted(stored: &RequestRecord, actor: &str, now: DateTime<Utc>) -> NewEvent {
+pub(crate) fn submitted(stored: &RequestRecord, actor: &str, now: DateTime<Utc>) -> NewEvent {
     let r = &stored.request;
     NewEvent::new(Action::RequestSubmitted, actor, now)
         .request(r.id)
@@ -29,7 +29,7 @@ pub fn submitted(stored: &RequestRecord, actor: &str, now: DateTime<Utc>) -> New
 }
 
 /// The event for the step from `before` to `after`.
-pub fn transition(
+pub(crate) fn transition(
     before: &Request,
     after: &RequestRecord,
     actor: &str,

@@ -1,0 +1,195 @@
+//! The ports: what the application layer needs from the world, as traits the server's
+//! adapters implement (the store over SQLite and Postgres, IAM Identity Center over the
+//! AWS SDK, the permission set catalog, the scheduler's wake-ups). Unit tests implement
+//! them in memory; integration tests run the real adapters against real peers.
+
+use std::error::Error as StdError;
+use std::future::Future;
+
+use chrono::{DateTime, Utc};
+
+use crate::audit::NewEvent;
+use crate::domain::{
+    IdcLookup, OsUser, PermissionSetArn, PrincipalId, Request, RequestId, RequestRecord, UserId,
+};
+
+/// A failure of an adapter (the database, AWS), carried through the application layer
+/// untouched so the edge that called can log it and answer "unavailable".
+#[derive(Debug)]
+pub struct PortFailure(Box<dyn StdError + Send + Sync>);
+
+impl PortFailure {
+    /// Wraps an adapter's error.
+    pub fn new(e: impl StdError + Send + Sync + 'static) -> Self {
+        PortFailure(Box::new(e))
+    }
+
+    /// The adapter's error, when it is an `E`.
+    pub fn downcast<E: StdError + 'static>(self) -> Result<E, Self> {
+        match self.0.downcast::<E>() {
+            Ok(e) => Ok(*e),
+            Err(other) => Err(PortFailure(other)),
+        }
+    }
+}
+
+impl std::fmt::Display for PortFailure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+impl StdError for PortFailure {
+    fn source(&self) -> Option<&(dyn StdError + 'static)> {
+        self.0.source()
+    }
+}
+
+/// What a port answers.
+pub type PortResult<T> = Result<T, PortFailure>;
+
+/// How a person stands with IAM Identity Center in jitgate's records.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IdcStanding {
+    /// The IdC user bound to them at first use, if any: every later grant lands there.
+    pub bound: Option<PrincipalId>,
+    /// How their last sign-in's trusted claims find their IdC user; `None` when that
+    /// sign-in predates identity matching.
+    pub lookup: Option<IdcLookup>,
+}
+
+/// What binding an IdC user to a person came to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Binding {
+    /// Bound now, for the first time.
+    New,
+    /// They were bound to this IdC user already.
+    Same,
+    /// They are bound to another IdC user (this one): refused until an admin re-binds.
+    Other(String),
+    /// The IdC user is bound to another person (this jitgate user id): refused.
+    Taken(String),
+}
+
+/// The store: where requests, people and the audit trail are kept.
+pub trait Store: Send + Sync + 'static {
+    /// One write transaction.
+    type Tx: Transaction;
+
+    /// Opens a write transaction.
+    fn begin(&self) -> impl Future<Output = PortResult<Self::Tx>> + Send;
+
+    /// A request as last committed.
+    fn request(
+        &self,
+        id: RequestId,
+    ) -> impl Future<Output = PortResult<Option<RequestRecord>>> + Send;
+
+    /// How `user` stands with IdC; `None` for someone jitgate has no record of.
+    fn idc_standing(
+        &self,
+        user: &UserId,
+    ) -> impl Future<Output = PortResult<Option<IdcStanding>>> + Send;
+}
+
+/// A write transaction: everything one use case changes, with its audit events, commits
+/// together or not at all (dropping it uncommitted rolls back). Locks are taken in one
+/// order everywhere (the person's principal, then the request, the user row, the audit
+/// head last) so no two transactions wait on each other.
+pub trait Transaction: Send {
+    /// Locks the IdC principal's row (created if new): the order every writer follows.
+    fn lock_principal(
+        &mut self,
+        principal: &PrincipalId,
+    ) -> impl Future<Output = PortResult<()>> + Send;
+
+    /// The IdC user a request is for, read before locking it.
+    fn principal_of(
+        &mut self,
+        id: RequestId,
+    ) -> impl Future<Output = PortResult<Option<PrincipalId>>> + Send;
+
+    /// The request, locked for this transaction.
+    fn lock_request(
+        &mut self,
+        id: RequestId,
+    ) -> impl Future<Output = PortResult<Option<RequestRecord>>> + Send;
+
+    /// Stores a new request.
+    fn insert_request(
+        &mut self,
+        record: &RequestRecord,
+    ) -> impl Future<Output = PortResult<()>> + Send;
+
+    /// Saves a changed request, changed at `now`.
+    fn save_request(
+        &mut self,
+        record: &RequestRecord,
+        now: DateTime<Utc>,
+    ) -> impl Future<Output = PortResult<()>> + Send;
+
+    /// Marks the principal's AWS state as changed, for the scheduler to converge.
+    fn touch_principal(
+        &mut self,
+        principal: &PrincipalId,
+    ) -> impl Future<Output = PortResult<()>> + Send;
+
+    /// How many open requests `requester` has, counted up to `cap`.
+    fn open_count(
+        &mut self,
+        requester: &UserId,
+        cap: i64,
+    ) -> impl Future<Output = PortResult<i64>> + Send;
+
+    /// An open principal-tag request of `requester` or `principal` for another OS user
+    /// than `os_user`, if any (AWS can enforce one run-as user per IdC user at a time).
+    fn run_as_conflict(
+        &mut self,
+        requester: &UserId,
+        principal: &PrincipalId,
+        os_user: &OsUser,
+    ) -> impl Future<Output = PortResult<Option<Request>>> + Send;
+
+    /// Binds `principal` to `user` unless either is bound otherwise.
+    fn bind_idc(
+        &mut self,
+        user: &UserId,
+        principal: &PrincipalId,
+    ) -> impl Future<Output = PortResult<Binding>> + Send;
+
+    /// Appends an audit event, chained after the last.
+    fn append(&mut self, event: NewEvent) -> impl Future<Output = PortResult<()>> + Send;
+
+    /// Commits.
+    fn commit(self) -> impl Future<Output = PortResult<()>> + Send;
+}
+
+/// IAM Identity Center's directory of people.
+pub trait Directory: Send + Sync + 'static {
+    /// The identity-store user `lookup` finds; `None` when there is none.
+    fn find_user(
+        &self,
+        lookup: &IdcLookup,
+    ) -> impl Future<Output = PortResult<Option<PrincipalId>>> + Send;
+}
+
+/// Why no permission set can be named for a grant now.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct NoPermissionSet(pub String);
+
+/// The permission sets each profile's grants land on, as looked up in IdC.
+pub trait PermissionSets: Send + Sync + 'static {
+    /// The permission set for a grant of `profile` as `os_user`.
+    fn arn_for(&self, profile: &str, os_user: &OsUser)
+    -> Result<PermissionSetArn, NoPermissionSet>;
+}
+
+/// Wake-ups for the work that follows a change (the server's scheduler): committed
+/// changes are found by it anyway, a wake-up only saves the wait.
+pub trait Signals: Send + Sync + 'static {
+    /// A person's desired AWS state changed.
+    fn converge(&self);
+    /// The set of active grants or their end changed.
+    fn expiry(&self);
+}

@@ -1,0 +1,540 @@
+//! The use cases on in-memory ports: what each writes, in one transaction or not at all,
+//! and what it refuses before it writes anything. (The integration tests run the same
+//! use cases on the real store and peers.)
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use chrono::{DateTime, TimeDelta, Utc};
+
+use super::*;
+use crate::app::ports::{
+    IdcStanding, NoPermissionSet, PortResult, Store as StorePort, Transaction as TxPort,
+};
+use crate::audit::Action as Audited;
+use crate::domain::{ErrorKind, OsUser, PermissionSetArn, RunAsMode, StateName};
+
+#[derive(Clone, Default)]
+struct State {
+    requests: Vec<RequestRecord>,
+    people: HashMap<UserId, IdcStanding>,
+    events: Vec<NewEvent>,
+    touched: Vec<PrincipalId>,
+}
+
+/// A store that keeps everything in memory: a transaction works on a copy and puts it
+/// back at commit, so a dropped transaction changes nothing.
+#[derive(Clone, Default)]
+struct MemStore(Arc<Mutex<State>>);
+
+impl MemStore {
+    fn state(&self) -> State {
+        self.0.lock().unwrap().clone()
+    }
+
+    fn actions(&self) -> Vec<Audited> {
+        self.state().events.iter().map(|e| e.action).collect()
+    }
+
+    fn signed_in(&self, user: &str) {
+        self.0.lock().unwrap().people.insert(
+            UserId::new(user),
+            IdcStanding {
+                bound: None,
+                lookup: Some(IdcLookup::UserName {
+                    user_name: user.into(),
+                }),
+            },
+        );
+    }
+}
+
+struct MemTx {
+    store: Arc<Mutex<State>>,
+    work: State,
+}
+
+impl StorePort for MemStore {
+    type Tx = MemTx;
+
+    async fn begin(&self) -> PortResult<MemTx> {
+        Ok(MemTx {
+            store: self.0.clone(),
+            work: self.state(),
+        })
+    }
+
+    async fn request(&self, id: RequestId) -> PortResult<Option<RequestRecord>> {
+        Ok(self
+            .state()
+            .requests
+            .into_iter()
+            .find(|r| r.request.id == id))
+    }
+
+    async fn idc_standing(&self, user: &UserId) -> PortResult<Option<IdcStanding>> {
+        Ok(self.state().people.get(user).cloned())
+    }
+}
+
+impl TxPort for MemTx {
+    async fn lock_principal(&mut self, _: &PrincipalId) -> PortResult<()> {
+        Ok(())
+    }
+
+    async fn principal_of(&mut self, id: RequestId) -> PortResult<Option<PrincipalId>> {
+        Ok(self
+            .work
+            .requests
+            .iter()
+            .find(|r| r.request.id == id)
+            .map(|r| r.principal_id.clone()))
+    }
+
+    async fn lock_request(&mut self, id: RequestId) -> PortResult<Option<RequestRecord>> {
+        Ok(self
+            .work
+            .requests
+            .iter()
+            .find(|r| r.request.id == id)
+            .cloned())
+    }
+
+    async fn insert_request(&mut self, record: &RequestRecord) -> PortResult<()> {
+        self.work.requests.push(record.clone());
+        Ok(())
+    }
+
+    async fn save_request(&mut self, record: &RequestRecord, _: DateTime<Utc>) -> PortResult<()> {
+        for r in &mut self.work.requests {
+            if r.request.id == record.request.id {
+                *r = record.clone();
+            }
+        }
+        Ok(())
+    }
+
+    async fn touch_principal(&mut self, principal: &PrincipalId) -> PortResult<()> {
+        self.work.touched.push(principal.clone());
+        Ok(())
+    }
+
+    async fn open_count(&mut self, requester: &UserId, cap: i64) -> PortResult<i64> {
+        let open = self
+            .work
+            .requests
+            .iter()
+            .filter(|r| &r.request.requester == requester && r.request.is_open())
+            .count();
+        Ok((open as i64).min(cap))
+    }
+
+    async fn run_as_conflict(
+        &mut self,
+        requester: &UserId,
+        _: &PrincipalId,
+        os_user: &OsUser,
+    ) -> PortResult<Option<Request>> {
+        Ok(self
+            .work
+            .requests
+            .iter()
+            .find(|r| {
+                &r.request.requester == requester
+                    && r.request.is_open()
+                    && &r.request.os_user != os_user
+            })
+            .map(|r| r.request.clone()))
+    }
+
+    async fn bind_idc(&mut self, user: &UserId, principal: &PrincipalId) -> PortResult<Binding> {
+        if let Some((holder, _)) = self
+            .work
+            .people
+            .iter()
+            .find(|(u, s)| *u != user && s.bound.as_ref() == Some(principal))
+        {
+            return Ok(Binding::Taken(holder.to_string()));
+        }
+        let Some(standing) = self.work.people.get_mut(user) else {
+            return Ok(Binding::Taken("(no such user)".into()));
+        };
+        Ok(match &standing.bound {
+            Some(b) if b == principal => Binding::Same,
+            Some(b) => Binding::Other(b.to_string()),
+            None => {
+                standing.bound = Some(principal.clone());
+                Binding::New
+            }
+        })
+    }
+
+    async fn append(&mut self, event: NewEvent) -> PortResult<()> {
+        self.work.events.push(event);
+        Ok(())
+    }
+
+    async fn commit(self) -> PortResult<()> {
+        *self.store.lock().unwrap() = self.work;
+        Ok(())
+    }
+}
+
+/// IdC's directory: people found by user name; counts its calls.
+#[derive(Default)]
+struct MemDirectory {
+    users: HashMap<String, PrincipalId>,
+    calls: AtomicUsize,
+}
+
+impl Directory for MemDirectory {
+    async fn find_user(&self, lookup: &IdcLookup) -> PortResult<Option<PrincipalId>> {
+        self.calls.fetch_add(1, Ordering::SeqCst);
+        Ok(match lookup {
+            IdcLookup::UserName { user_name } => self.users.get(user_name).cloned(),
+            _ => None,
+        })
+    }
+}
+
+/// Permission sets named after the profile and OS user, or none (IdC not reached yet).
+struct Sets(bool);
+
+impl PermissionSets for Sets {
+    fn arn_for(
+        &self,
+        profile: &str,
+        os_user: &OsUser,
+    ) -> Result<PermissionSetArn, NoPermissionSet> {
+        if self.0 {
+            Ok(PermissionSetArn::from(format!(
+                "arn:aws:sso:::permissionSet/ssoins-1/ps-{profile}-{os_user}"
+            )))
+        } else {
+            Err(NoPermissionSet(
+                "IAM Identity Center not reached yet".into(),
+            ))
+        }
+    }
+}
+
+#[derive(Default)]
+struct Counted {
+    converge: AtomicUsize,
+    expiry: AtomicUsize,
+}
+
+impl Signals for Counted {
+    fn converge(&self) {
+        self.converge.fetch_add(1, Ordering::SeqCst);
+    }
+
+    fn expiry(&self) {
+        self.expiry.fetch_add(1, Ordering::SeqCst);
+    }
+}
+
+fn policy(name: &str) -> Policy {
+    Policy {
+        profile: name.into(),
+        accounts: vec!["111111111111".parse().unwrap()],
+        allowed_os_users: vec!["app".parse().unwrap(), "deploy".parse().unwrap()],
+        min_duration: Duration::from_secs(60),
+        max_duration: Duration::from_secs(8 * 3600),
+        requester_groups: vec!["developers".into()],
+        approver_groups: vec!["sre".into()],
+        approvers: Vec::new(),
+        approvals_required: 1,
+        auto_approve: false,
+        approval_timeout: Duration::from_secs(3600),
+        run_as_mode: RunAsMode::PrincipalTag,
+    }
+}
+
+fn rules(profiles: &[&str]) -> Arc<Rules> {
+    Arc::new(Rules::new(
+        vec!["admins".into()],
+        false,
+        profiles.iter().map(|p| policy(p)).collect(),
+    ))
+}
+
+struct World {
+    store: MemStore,
+    directory: Arc<MemDirectory>,
+    signals: Arc<Counted>,
+    app: Requests<MemStore, MemDirectory>,
+    now: DateTime<Utc>,
+}
+
+impl World {
+    fn new() -> Self {
+        Self::with(rules(&["prod"]), true, 3)
+    }
+
+    fn with(rules: Arc<Rules>, sets_resolved: bool, max_open: u32) -> Self {
+        let store = MemStore::default();
+        for user in ["alice", "bob", "carol"] {
+            store.signed_in(user);
+        }
+        let directory = Arc::new(MemDirectory {
+            users: [("alice", "u-alice"), ("bob", "u-bob")]
+                .into_iter()
+                .map(|(n, p)| (n.to_owned(), PrincipalId::new(p)))
+                .collect(),
+            calls: AtomicUsize::new(0),
+        });
+        let signals = Arc::new(Counted::default());
+        let app = Requests::new(
+            store.clone(),
+            directory.clone(),
+            Arc::new(Sets(sets_resolved)),
+            signals.clone(),
+            rules,
+            max_open,
+        );
+        World {
+            store,
+            directory,
+            signals,
+            app,
+            now: DateTime::<Utc>::from_timestamp(1_767_225_600, 0).unwrap(),
+        }
+    }
+
+    fn actor(&self, user: &str, group: &str) -> Actor {
+        self.app
+            .rules()
+            .actor(UserId::new(user), vec![group.into()])
+    }
+
+    async fn submit(&self, user: &str, os_user: &str) -> Result<RequestRecord, AppError> {
+        let draft = Draft {
+            profile: "prod".into(),
+            account: "111111111111".into(),
+            os_user: os_user.into(),
+            duration: Duration::from_secs(3600),
+            reason: "deploy the fix".into(),
+            ticket: None,
+        };
+        self.app
+            .submit(&self.actor(user, "developers"), draft, self.now)
+            .await
+    }
+}
+
+#[tokio::test]
+async fn the_first_request_binds_the_idc_user_once_and_audits_it() {
+    let w = World::new();
+    let first = w.submit("alice", "app").await.unwrap();
+    assert_eq!(first.principal_id, PrincipalId::new("u-alice"));
+    assert_eq!(
+        first.permission_set_arn,
+        PermissionSetArn::from("arn:aws:sso:::permissionSet/ssoins-1/ps-prod-app")
+    );
+    assert_eq!(
+        w.store.actions(),
+        [Audited::IdcBound, Audited::RequestSubmitted]
+    );
+
+    let second = w.submit("alice", "app").await.unwrap();
+    assert_eq!(second.principal_id, first.principal_id);
+    assert_eq!(
+        w.directory.calls.load(Ordering::SeqCst),
+        1,
+        "a bound person's IdC user is not looked up again"
+    );
+    assert_eq!(w.store.actions().last(), Some(&Audited::RequestSubmitted));
+    assert_eq!(w.store.actions().len(), 3, "bound once");
+}
+
+#[tokio::test]
+async fn self_approval_is_refused_and_changes_nothing() {
+    let w = World::new();
+    let id = w.submit("alice", "app").await.unwrap().request.id;
+    let before = w.store.state().events.len();
+    // Alice is an approver too, and still may not approve her own request.
+    let alice = w.app.rules().actor(
+        UserId::new("alice"),
+        vec!["developers".into(), "sre".into()],
+    );
+    let e = w
+        .app
+        .act(&alice, id, Action::Approve, w.now)
+        .await
+        .unwrap_err();
+    match e {
+        AppError::Domain(e) => assert_eq!(e.kind(), ErrorKind::Forbidden, "{e}"),
+        other => panic!("want a domain refusal, got {other:?}"),
+    }
+    let state = w.store.state();
+    assert_eq!(state.events.len(), before, "no audit event for a refusal");
+    assert_eq!(state.requests[0].request.state.name(), StateName::Pending);
+    assert_eq!(w.signals.converge.load(Ordering::SeqCst), 0);
+}
+
+#[tokio::test]
+async fn an_approval_is_saved_with_its_event_and_wakes_convergence() {
+    let w = World::new();
+    let id = w.submit("alice", "app").await.unwrap().request.id;
+    let approved = w
+        .app
+        .act(&w.actor("bob", "sre"), id, Action::Approve, w.now)
+        .await
+        .unwrap();
+    assert_eq!(approved.request.state.name(), StateName::Approved);
+    let state = w.store.state();
+    assert_eq!(
+        state.requests[0], approved,
+        "what was answered is what was saved"
+    );
+    assert_eq!(
+        state.events.last().map(|e| (e.action, e.actor.as_str())),
+        Some((Audited::RequestApproved, "bob"))
+    );
+    assert_eq!(state.touched, [PrincipalId::new("u-alice")]);
+    assert_eq!(w.signals.converge.load(Ordering::SeqCst), 1);
+}
+
+#[tokio::test]
+async fn someone_without_an_idc_user_is_refused_before_anything_is_written() {
+    let w = World::new();
+    let e = w.submit("carol", "app").await.unwrap_err();
+    assert!(matches!(e, AppError::NoIdcUser { .. }), "{e:?}");
+    assert!(
+        e.to_string().contains("userName"),
+        "says what was looked for: {e}"
+    );
+    let state = w.store.state();
+    assert!(state.requests.is_empty() && state.events.is_empty());
+}
+
+#[tokio::test]
+async fn bad_input_and_a_missing_catalog_cost_no_idc_call() {
+    let w = World::with(rules(&["prod"]), false, 3);
+    let e = w.submit("alice", "app").await.unwrap_err();
+    assert!(matches!(e, AppError::NoPermissionSet(_)), "{e:?}");
+    let e = World::new().submit("alice", "root").await.unwrap_err();
+    assert!(matches!(e, AppError::Domain(_)), "{e:?}");
+    assert_eq!(w.directory.calls.load(Ordering::SeqCst), 0);
+    assert!(w.store.state().events.is_empty());
+}
+
+#[tokio::test]
+async fn the_open_request_cap_holds() {
+    let w = World::with(rules(&["prod"]), true, 2);
+    w.submit("alice", "app").await.unwrap();
+    w.submit("alice", "app").await.unwrap();
+    let e = w.submit("alice", "app").await.unwrap_err();
+    assert!(matches!(e, AppError::TooManyOpen { open: 2 }), "{e:?}");
+    assert_eq!(w.store.state().requests.len(), 2);
+}
+
+#[tokio::test]
+async fn a_second_os_user_at_once_is_refused_in_principal_tag_mode() {
+    let w = World::new();
+    w.submit("alice", "app").await.unwrap();
+    let e = w.submit("alice", "deploy").await.unwrap_err();
+    assert!(matches!(e, AppError::Domain(_)), "{e:?}");
+    assert_eq!(w.store.state().requests.len(), 1);
+}
+
+#[tokio::test]
+async fn a_step_no_longer_due_is_nothing_to_do() {
+    let w = World::new();
+    let id = w.submit("alice", "app").await.unwrap().request.id;
+    let before = w.store.state().events.len();
+    assert_eq!(
+        w.app.expire(id, w.now).await.unwrap(),
+        None,
+        "pending: nothing to expire"
+    );
+    assert_eq!(
+        w.app.activate(id, w.now).await.unwrap(),
+        None,
+        "not approved yet"
+    );
+    assert_eq!(w.store.state().events.len(), before);
+    let e = w.app.expire(RequestId::new_v4(), w.now).await.unwrap_err();
+    assert!(matches!(e, AppError::NotFound(_)), "{e:?}");
+}
+
+#[tokio::test]
+async fn a_grant_ends_on_time_and_tells_the_expiry_timer_about_changes() {
+    let w = World::new();
+    let id = w.submit("alice", "app").await.unwrap().request.id;
+    w.app
+        .act(&w.actor("bob", "sre"), id, Action::Approve, w.now)
+        .await
+        .unwrap();
+    let active = w.app.activate(id, w.now).await.unwrap().unwrap();
+    assert_eq!(active.request.state.name(), StateName::Active);
+    assert_eq!(w.signals.expiry.load(Ordering::SeqCst), 1, "a new expiry");
+    let early = w.now + TimeDelta::minutes(30);
+    assert_eq!(w.app.expire(id, early).await.unwrap(), None, "not due yet");
+    let due = w.now + TimeDelta::hours(1);
+    let ended = w.app.expire(id, due).await.unwrap().unwrap();
+    assert_eq!(ended.request.state.name(), StateName::Ended);
+    assert_eq!(w.store.actions().last(), Some(&Audited::RequestExpired));
+    assert_eq!(w.store.state().events.last().unwrap().actor, SYSTEM_ACTOR);
+}
+
+#[tokio::test]
+async fn removing_a_profile_never_stops_its_grants_from_ending() {
+    let w = World::new();
+    let id = w.submit("alice", "app").await.unwrap().request.id;
+    w.app
+        .act(&w.actor("bob", "sre"), id, Action::Approve, w.now)
+        .await
+        .unwrap();
+    w.app.activate(id, w.now).await.unwrap().unwrap();
+    // The same store under a config without the profile.
+    let after = Requests::new(
+        w.store.clone(),
+        w.directory.clone(),
+        Arc::new(Sets(true)),
+        w.signals.clone(),
+        rules(&["staging"]),
+        3,
+    );
+    let alice = after
+        .rules()
+        .actor(UserId::new("alice"), vec!["developers".into()]);
+    let revoked = after
+        .act(&alice, id, Action::Revoke { comment: None }, w.now)
+        .await
+        .unwrap();
+    assert_eq!(revoked.request.state.name(), StateName::Ended);
+    assert_eq!(w.store.actions().last(), Some(&Audited::RequestRevoked));
+}
+
+#[tokio::test]
+async fn an_open_request_of_a_removed_profile_is_closed_saying_why() {
+    let w = World::new();
+    let id = w.submit("alice", "app").await.unwrap().request.id;
+    assert_eq!(
+        w.app.close_removed(id, w.now).await.unwrap(),
+        None,
+        "still configured"
+    );
+    let after = Requests::new(
+        w.store.clone(),
+        w.directory.clone(),
+        Arc::new(Sets(true)),
+        w.signals.clone(),
+        rules(&["staging"]),
+        3,
+    );
+    let closed = after.close_removed(id, w.now).await.unwrap().unwrap();
+    assert_eq!(closed.request.state.name(), StateName::Lapsed);
+    let event = w.store.state().events.last().cloned().unwrap();
+    assert_eq!(event.action, Audited::RequestLapsed);
+    assert!(
+        event.details["comment"]
+            .as_str()
+            .unwrap()
+            .contains("removed")
+    );
+}
