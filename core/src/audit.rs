@@ -123,6 +123,70 @@ impl Action {
     }
 }
 
+/// An action as read back from the trail: one this release knows, or the stored name
+/// of one it does not (written by a later release, or edited: `audit verify` then
+/// names the event). It is stored, hashed and shown by its name.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StoredAction {
+    /// An action this release knows.
+    Known(Action),
+    /// A name this release does not know.
+    Unknown(String),
+}
+
+impl StoredAction {
+    /// The action the stored `name` stands for.
+    pub fn parse(name: &str) -> Self {
+        Action::parse(name).map_or_else(|| StoredAction::Unknown(name.to_owned()), StoredAction::Known)
+    }
+
+    /// The stored name.
+    pub fn as_str(&self) -> &str {
+        match self {
+            StoredAction::Known(action) => action.as_str(),
+            StoredAction::Unknown(name) => name,
+        }
+    }
+
+    /// The action, when this release knows it.
+    pub fn known(&self) -> Option<Action> {
+        match self {
+            StoredAction::Known(action) => Some(*action),
+            StoredAction::Unknown(_) => None,
+        }
+    }
+}
+
+impl From<Action> for StoredAction {
+    fn from(action: Action) -> Self {
+        StoredAction::Known(action)
+    }
+}
+
+impl std::fmt::Display for StoredAction {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl serde::Serialize for StoredAction {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(self.as_str())
+    }
+}
+
+impl PartialEq<Action> for StoredAction {
+    fn eq(&self, other: &Action) -> bool {
+        self.known() == Some(*other)
+    }
+}
+
+impl PartialEq<&str> for StoredAction {
+    fn eq(&self, other: &&str) -> bool {
+        self.as_str() == *other
+    }
+}
+
 /// The actor recorded for what jitgate does on its own (timers, provisioning).
 pub const SYSTEM_ACTOR: &str = "jitgate";
 
@@ -178,5 +242,11 @@ mod tests {
             assert_eq!(Action::parse(action.as_str()), Some(*action));
         }
         assert_eq!(Action::parse("request.teleported"), None);
+        assert_eq!(
+            StoredAction::parse("request.teleported").as_str(),
+            "request.teleported",
+            "an unknown name reads back as it was stored"
+        );
+        assert_eq!(StoredAction::parse("request.approved"), Action::RequestApproved);
     }
 }

@@ -320,7 +320,6 @@ async fn serve(config: Arc<Config>) -> anyhow::Result<ExitCode> {
     .await
     .context("opening the session store")?;
     let state = AppState {
-        db: db.clone(),
         config: config.clone(),
         oidc,
         broker,
@@ -344,8 +343,16 @@ async fn serve(config: Arc<Config>) -> anyhow::Result<ExitCode> {
         header_read_timeout: config.server.header_read_timeout.get(),
         max_connections: config.server.max_connections as usize,
     };
-    jitgate_server::http::listen::serve(listener, router(state, sessions), limits, stop_scheduler)
-        .await;
+    jitgate_server::http::listen::serve(
+        listener,
+        match sessions {
+            sessions::SessionStores::Sqlite(s) => router(state, s),
+            sessions::SessionStores::Postgres(s) => router(state, s),
+        },
+        limits,
+        stop_scheduler,
+    )
+    .await;
     db.close().await;
     Ok(ExitCode::SUCCESS)
 }

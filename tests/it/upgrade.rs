@@ -288,7 +288,8 @@ async fn upgrade_finishes_the_work_of_the_previous_release(backend: Backend) -> 
     // approved it already, carol has not.
     let profiles = ["prod-web".to_owned()];
     let queue_of = async |who: &str| {
-        jitgate_server::store::requests::approval_queue(&w.db, who, &profiles, 0, 10).await
+        let who = jitgate_core::domain::UserId::new(who);
+        jitgate_server::store::requests::approval_queue(&w.db, &who, &profiles, 0, 10).await
     };
     assert!(queue_of("sub-bob").await?.is_empty());
     let carols = queue_of("sub-carol").await?;

@@ -10,7 +10,8 @@ use chrono::{DateTime, Utc};
 
 use crate::audit::NewEvent;
 use crate::domain::{
-    IdcLookup, OsUser, PermissionSetArn, PrincipalId, Request, RequestId, RequestRecord, UserId,
+    IdcLookup, OsUser, PermissionSetArn, PrincipalId, Request, RequestId, RequestRecord, StateName,
+    UserId,
 };
 
 /// A failure of an adapter (the database, AWS), carried through the application layer
@@ -71,6 +72,33 @@ pub enum Binding {
     Taken(String),
 }
 
+/// Which requests a listing asks for, before the rules narrow it to what the person may
+/// see. Empty means "no restriction".
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Listing {
+    /// Only requests by this person.
+    pub requester: Option<UserId>,
+    /// Only these profiles.
+    pub profiles: Option<Vec<String>>,
+    /// Only these states.
+    pub states: Vec<StateName>,
+    /// Only requests created before this (paging, newest first).
+    pub created_before: Option<DateTime<Utc>>,
+    /// At most this many (the store caps it too).
+    pub limit: i64,
+}
+
+/// What the store is asked to list: a [`Listing`] and, for anyone but an admin, whose
+/// requests they may see.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RequestQuery {
+    /// What was asked for.
+    pub listing: Listing,
+    /// Restricts to what a non-admin may see: their own requests (this id) and those
+    /// of the profiles they approve.
+    pub visible_to: Option<(UserId, Vec<String>)>,
+}
+
 /// The store: where requests, people and the audit trail are kept.
 pub trait Store: Send + Sync + 'static {
     /// One write transaction.
@@ -84,6 +112,23 @@ pub trait Store: Send + Sync + 'static {
         &self,
         id: RequestId,
     ) -> impl Future<Output = PortResult<Option<RequestRecord>>> + Send;
+
+    /// Requests matching `query`, newest first.
+    fn list(
+        &self,
+        query: &RequestQuery,
+    ) -> impl Future<Output = PortResult<Vec<RequestRecord>>> + Send;
+
+    /// Requests waiting for `approver`'s decision in `profiles` (pending, or with an
+    /// extension asked for), not their own and not approved by them already: oldest
+    /// first, requesters taking turns; `offset`/`limit` page through it.
+    fn approval_queue(
+        &self,
+        approver: &UserId,
+        profiles: &[String],
+        offset: i64,
+        limit: i64,
+    ) -> impl Future<Output = PortResult<Vec<RequestRecord>>> + Send;
 
     /// How `user` stands with IdC; `None` for someone jitgate has no record of.
     fn idc_standing(

@@ -21,7 +21,10 @@ use crate::domain::{
 use super::authz::Rules;
 use super::error::AppError;
 use super::events;
-use super::ports::{Binding, Directory, PermissionSets, PortFailure, Signals, Store, Transaction};
+use super::ports::{
+    Binding, Directory, Listing, PermissionSets, PortFailure, RequestQuery, Signals, Store,
+    Transaction,
+};
 
 /// What a person can do to an existing request.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -124,6 +127,73 @@ impl<S: Store, D: Directory> Requests<S, D> {
             .unwrap_or_else(|_| Policy::removed(profile))
     }
 
+    /// The request `id`, if `actor` may see it: theirs, one they approve, any for an
+    /// admin. Someone who may not see it is told it does not exist, so ids cannot be
+    /// probed.
+    pub async fn get(&self, actor: &Actor, id: RequestId) -> Result<RequestRecord, AppError> {
+        match self.store.request(id).await.map_err(store_err)? {
+            Some(record) if self.rules.may_view(actor, &record.request) => Ok(record),
+            _ => Err(AppError::NotFound(id)),
+        }
+    }
+
+    /// The requests `listing` asks for that `actor` may see, newest first.
+    pub async fn list(
+        &self,
+        actor: &Actor,
+        listing: Listing,
+    ) -> Result<Vec<RequestRecord>, AppError> {
+        let visible_to =
+            (!actor.is_admin).then(|| (actor.user.clone(), self.rules.approved_profiles(actor)));
+        let query = RequestQuery {
+            listing,
+            visible_to,
+        };
+        self.store.list(&query).await.map_err(store_err)
+    }
+
+    /// `actor`'s own requests, newest first.
+    pub async fn mine(
+        &self,
+        actor: &Actor,
+        states: Vec<crate::domain::StateName>,
+        created_before: Option<DateTime<Utc>>,
+        limit: i64,
+    ) -> Result<Vec<RequestRecord>, AppError> {
+        let listing = Listing {
+            requester: Some(actor.user.clone()),
+            states,
+            created_before,
+            limit,
+            ..Listing::default()
+        };
+        self.list(actor, listing).await
+    }
+
+    /// What waits for `actor`'s decision, the same for every edge: pending requests and
+    /// extensions of the profiles they approve, not their own, not approved by them
+    /// already, oldest first with requesters taking turns.
+    /// `profile` narrows it to one profile.
+    pub async fn approval_queue(
+        &self,
+        actor: &Actor,
+        profile: Option<&str>,
+        offset: i64,
+        limit: i64,
+    ) -> Result<Vec<RequestRecord>, AppError> {
+        let mut profiles = self.rules.approved_profiles(actor);
+        if let Some(only) = profile {
+            profiles.retain(|p| p == only);
+        }
+        if profiles.is_empty() {
+            return Ok(Vec::new());
+        }
+        self.store
+            .approval_queue(&actor.user, &profiles, offset, limit)
+            .await
+            .map_err(store_err)
+    }
+
     /// Files a new request. The person's IdC user is looked up first, so someone
     /// without one is refused now rather than failing at provisioning.
     pub async fn submit(
@@ -198,6 +268,9 @@ impl<S: Store, D: Directory> Requests<S, D> {
         action: Action,
         now: DateTime<Utc>,
     ) -> Result<RequestRecord, AppError> {
+        // Someone who may not see the request is told it does not exist, whatever the
+        // action; the domain then decides whether they may do it.
+        self.get(actor, id).await?;
         let who = actor.user.as_str();
         match action {
             Action::Approve => {

@@ -18,6 +18,7 @@ pub mod os_user;
 pub mod policy;
 pub mod record;
 pub mod request;
+pub mod user;
 
 pub use error::{DomainError, ErrorKind};
 pub use identity::IdcLookup;
@@ -28,3 +29,4 @@ pub use record::RequestRecord;
 pub use request::{
     Approval, Draft, EndReason, Extension, Request, RequestState, StateName, visible_text,
 };
+pub use user::{ApiToken, CliLogin, RefreshToken, User};

@@ -16,7 +16,20 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 use serde_json::Value;
 
-pub use jitgate_core::audit::{Action, NewEvent, SYSTEM_ACTOR};
+pub use jitgate_core::audit::{Action, NewEvent, SYSTEM_ACTOR, StoredAction};
+
+/// What an audit search matches; `None` matches anything.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct EventFilter<'a> {
+    /// Only the events of this request.
+    pub request_id: Option<&'a str>,
+    /// A user id, or `jitgate` for what jitgate did on its own.
+    pub actor: Option<&'a str>,
+    /// An action (`request.approved`) or its beginning (`aws.`).
+    pub action_prefix: Option<&'a str>,
+    /// Only events at or after this time.
+    pub since_millis: i64,
+}
 
 /// An event as stored, with its place in the chain.
 #[derive(Debug, Clone, PartialEq, Serialize)]

@@ -8,12 +8,17 @@
 
 mod catalog;
 mod claims;
+mod credentials;
 mod identity;
+mod reads;
 
 pub use catalog::{Catalog, CatalogCell, CatalogSets, NotResolved};
 pub use claims::Stale;
+pub use credentials::{IssuedToken, TOKEN_PREFIX, secret_hash};
 pub use identity::{SignInCheck, unbind};
 pub use jitgate_core::app::Action;
+pub use jitgate_core::app::ports::Listing;
+pub use reads::{AUDIT_SCAN_LIMIT, AuditExport, AuditPage};
 
 use std::sync::Arc;
 
@@ -27,7 +32,7 @@ use jitgate_core::clock::Clock;
 use crate::aws::{AwsError, IdcDirectory, IdentityCenter};
 use crate::config::Config;
 use crate::domain::RequestRecord;
-use crate::domain::{Actor, DomainError, Draft, RequestId};
+use crate::domain::{Actor, DomainError, Draft, RequestId, StateName};
 use crate::store::{Db, StoreError};
 
 /// Why the broker refused or could not do something.
@@ -75,6 +80,12 @@ pub enum BrokerError {
     /// No permission set can be named for a new grant now.
     #[error(transparent)]
     NoPermissionSet(#[from] jitgate_core::app::ports::NoPermissionSet),
+    /// A per-person limit is reached (says which).
+    #[error("{0}")]
+    Limit(String),
+    /// The person may not do this (says why).
+    #[error("{0}")]
+    Forbidden(String),
     /// An adapter failed with an error of a kind the broker does not know.
     #[error(transparent)]
     Port(PortFailure),
@@ -222,6 +233,52 @@ impl<I: IdentityCenter> Broker<I> {
     /// Who may do what (the application layer's rules, from the config).
     pub fn rules(&self) -> &Rules {
         &self.rules
+    }
+
+    /// The request `id` if `actor` may see it, else "not found".
+    pub async fn request(
+        &self,
+        actor: &Actor,
+        id: RequestId,
+    ) -> Result<RequestRecord, BrokerError> {
+        Ok(self.requests.get(actor, id).await?)
+    }
+
+    /// The requests `listing` asks for that `actor` may see, newest first.
+    pub async fn list(
+        &self,
+        actor: &Actor,
+        listing: Listing,
+    ) -> Result<Vec<RequestRecord>, BrokerError> {
+        Ok(self.requests.list(actor, listing).await?)
+    }
+
+    /// `actor`'s own requests in `states` (all when empty), newest first.
+    pub async fn mine(
+        &self,
+        actor: &Actor,
+        states: Vec<StateName>,
+        created_before: Option<DateTime<Utc>>,
+        limit: i64,
+    ) -> Result<Vec<RequestRecord>, BrokerError> {
+        Ok(self
+            .requests
+            .mine(actor, states, created_before, limit)
+            .await?)
+    }
+
+    /// What waits for `actor`'s decision (the one queue of every edge).
+    pub async fn approval_queue(
+        &self,
+        actor: &Actor,
+        profile: Option<&str>,
+        offset: i64,
+        limit: i64,
+    ) -> Result<Vec<RequestRecord>, BrokerError> {
+        Ok(self
+            .requests
+            .approval_queue(actor, profile, offset, limit)
+            .await?)
     }
 
     /// Files a new request for `actor` (`jitgate_core::app::Requests::submit`).

@@ -9,20 +9,12 @@ use askama::Template;
 use axum::Form;
 use axum::extract::{Query, State};
 use axum::response::{Html, IntoResponse, Redirect, Response};
-use chrono::TimeDelta;
-use rand::RngCore;
 use serde::Deserialize;
 use tower_sessions::Session;
 
-use super::api::token_hash;
 use super::session::{MaybeUser, UserView, check_csrf};
 use super::{AppState, WebError};
-use crate::audit::{Action, NewEvent};
-use crate::store::audit;
-use crate::store::cli_logins::{self, CliLogin};
-
-/// How long the CLI has to trade its code.
-const CODE_LIFETIME: TimeDelta = TimeDelta::minutes(5);
+use crate::domain::CliLogin;
 
 /// What the CLI sends (query of the GET, hidden fields of the POST).
 #[derive(Debug, Deserialize)]
@@ -142,21 +134,12 @@ pub(super) async fn approve(
     check_csrf(&session, request.csrf.as_deref()).await?;
     let user = user.ok_or(WebError::SignInRequired)?;
     let valid = request.validate()?;
-    let mut secret = [0u8; 32];
-    rand::rng().fill_bytes(&mut secret);
-    let code = hex::encode(secret);
     let login = CliLogin {
         user_id: user.user.id.clone(),
         code_challenge: valid.code_challenge,
         token_name: valid.name,
     };
-    let now = state.broker.now();
-    let event = NewEvent::new(Action::CliLoginApproved, user.user.id.as_str(), now)
-        .details(serde_json::json!({ "token_name": login.token_name }));
-    let mut tx = state.db.begin().await?;
-    cli_logins::insert(&mut tx, &token_hash(&code), &login, now + CODE_LIFETIME).await?;
-    audit::append(&mut tx, event).await?;
-    tx.commit().await?;
+    let code = state.broker.approve_cli_login(login).await?;
     Ok(Redirect::to(&format!(
         "http://127.0.0.1:{}/callback?code={code}&state={}",
         valid.port, valid.state

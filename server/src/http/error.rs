@@ -15,7 +15,6 @@ use super::session::UserView;
 use crate::aws::AwsError;
 use crate::broker::BrokerError;
 use crate::domain::{DomainError, ErrorKind};
-use crate::store::StoreError;
 
 /// What went wrong serving a page.
 #[derive(Debug, thiserror::Error)]
@@ -69,8 +68,6 @@ pub enum WebError {
     /// IAM Identity Center failed; the text is logged, never shown.
     #[error(transparent)]
     Aws(#[from] AwsError),
-    #[error(transparent)]
-    Store(#[from] StoreError),
     #[error("{0}")]
     Internal(String),
 }
@@ -79,7 +76,7 @@ impl From<BrokerError> for WebError {
     fn from(e: BrokerError) -> Self {
         match e {
             BrokerError::Domain(e) => WebError::Domain(e),
-            BrokerError::Store(e) => WebError::Store(e),
+            BrokerError::Store(e) => WebError::Internal(e.to_string()),
             BrokerError::Aws(e) => WebError::Aws(e),
             BrokerError::NotFound(id) => WebError::NotFound(format!("no request {id}")),
             e @ BrokerError::UnknownProfile { .. } => WebError::Invalid {
@@ -93,6 +90,8 @@ impl From<BrokerError> for WebError {
             e @ BrokerError::TooManyOpen { .. } => WebError::Limit(e.to_string()),
             e @ BrokerError::NoPermissionSet(_) => WebError::Unavailable(e.to_string()),
             BrokerError::Port(e) => WebError::Internal(e.to_string()),
+            BrokerError::Forbidden(why) => WebError::Forbidden(why),
+            BrokerError::Limit(why) => WebError::Limit(why),
         }
     }
 }
@@ -130,9 +129,7 @@ impl WebError {
             WebError::Unavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, "unavailable"),
             WebError::Limit(_) => (StatusCode::TOO_MANY_REQUESTS, "limit"),
             WebError::Aws(_) => (StatusCode::BAD_GATEWAY, "aws_unavailable"),
-            WebError::Store(_) | WebError::Internal(_) => {
-                (StatusCode::INTERNAL_SERVER_ERROR, "internal")
-            }
+            WebError::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
         }
     }
 
@@ -170,7 +167,7 @@ impl WebError {
     /// under a fresh reference id and shown as that id only.
     pub fn public_message(&self) -> (String, Option<String>) {
         match self {
-            WebError::Store(_) | WebError::Internal(_) => {
+            WebError::Internal(_) => {
                 let id = reference();
                 tracing::error!(reference = %id, error = %self, "request failed");
                 (
@@ -226,7 +223,7 @@ impl WebError {
             WebError::Unavailable(_) => "Unavailable",
             WebError::Limit(_) => "Too many",
             WebError::Aws(_) => "AWS did not answer",
-            WebError::Store(_) | WebError::Internal(_) => "Something went wrong",
+            WebError::Internal(_) => "Something went wrong",
         };
         let sign_in = matches!(self, WebError::SignInRequired).then(|| match back {
             Some(back) => format!("/login?return_to={}", super::cli_login::urlencode(back)),

@@ -29,13 +29,10 @@ use crate::aws::IdcClient;
 use crate::broker::Broker;
 use crate::config::Config;
 use crate::oidc::Provider;
-use crate::store::Db;
-use crate::store::sessions::SessionStores;
 
 /// Shared state of the HTTP handlers.
 #[derive(Clone)]
 pub struct AppState {
-    pub db: Db,
     pub config: Arc<Config>,
     /// The sign-in provider: not configured, not reached yet, or ready.
     pub oidc: Provider,
@@ -45,8 +42,9 @@ pub struct AppState {
 /// The name of jitgate's session cookie.
 pub const SESSION_COOKIE: &str = "jitgate_session";
 
-/// All routes, with sessions stored in `sessions`.
-pub fn router(state: AppState, sessions: SessionStores) -> Router {
+/// All routes, with sessions stored in `sessions` (the store's tower-sessions store of
+/// the configured backend: the HTTP layer needs only the trait).
+pub fn router<S: tower_sessions::SessionStore + Clone>(state: AppState, sessions: S) -> Router {
     let secure = state.config.server.public_url.starts_with("https://");
     let request_timeout = state.config.server.request_timeout.get();
     let idle = time_duration(state.config.auth.session_idle.get());
@@ -62,10 +60,7 @@ pub fn router(state: AppState, sessions: SessionStores) -> Router {
         .nest("/api/v1", api::router())
         .fallback(pages::not_found)
         .with_state(state.clone());
-    let app = match sessions {
-        SessionStores::Sqlite(store) => app.layer(session_layer(store, secure, idle)),
-        SessionStores::Postgres(store) => app.layer(session_layer(store, secure, idle)),
-    };
+    let app = app.layer(session_layer(sessions, secure, idle));
     Router::new()
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
@@ -138,7 +133,7 @@ async fn healthz() -> &'static str {
 /// 503 with one line per missing part (the scheduler runs and revokes regardless).
 async fn readyz(State(state): State<AppState>) -> (StatusCode, String) {
     let mut problems = Vec::new();
-    if let Err(e) = state.db.ping().await {
+    if let Err(e) = state.broker.database_ready().await {
         tracing::warn!(error = %e, "not ready: database unreachable");
         problems.push("database: unreachable".to_owned());
     }

@@ -12,8 +12,8 @@ use tower_sessions::Session;
 
 use super::{AppState, WebError};
 use crate::broker::Stale;
+use crate::domain::User;
 use crate::domain::{Actor, UserId};
-use crate::store::users::{self, User};
 
 pub(super) const USER_KEY: &str = "user";
 pub(super) const FLOW_KEY: &str = "login_flow";
@@ -149,7 +149,7 @@ impl FromRequestParts<AppState> for MaybeUser {
             session.flush().await.map_err(internal)?;
             return Ok(MaybeUser(None));
         }
-        let Some(user) = users::get(&state.db, &signed_in.id).await? else {
+        let Some(user) = state.broker.person(&signed_in.id).await? else {
             session.flush().await.map_err(internal)?;
             return Ok(MaybeUser(None));
         };

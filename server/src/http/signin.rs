@@ -11,9 +11,9 @@ use tower_sessions::Session;
 use super::session::{FLOW_KEY, SessionUser, USER_KEY, check_csrf, csrf_token, internal};
 use super::{AppState, WebError};
 use crate::broker::SignInCheck;
+use crate::domain::{RefreshToken, User};
 use crate::oidc::LoginFlow;
 use crate::oidc::idc_match;
-use crate::store::users::{self, User};
 
 #[derive(Deserialize)]
 pub(super) struct LoginQuery {
@@ -123,7 +123,7 @@ pub(super) async fn callback(
         claims_at: Some(now),
         refresh_token: signed_in
             .refresh_token
-            .map(|t| users::RefreshToken(t.expose_secret().to_owned())),
+            .map(|t| RefreshToken(t.expose_secret().to_owned())),
         cut_off_at: None,
         id: signed_in.subject,
         issuer: signed_in.issuer,

@@ -4,6 +4,7 @@
 use super::sql::{Row, query};
 
 use super::{Db, StoreError, WriteTx, from_millis, to_millis};
+use crate::audit::EventFilter;
 use crate::audit::{AuditEvent, Hashed, NewEvent};
 
 /// Appends `event` to the chain inside `tx`. Taking the head row's lock first makes
@@ -78,18 +79,6 @@ pub async fn page_since(
     .fetch_all(db.scanner())
     .await?;
     rows.iter().map(event_from_row).collect()
-}
-
-/// What an audit search matches; `None` matches anything.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct EventFilter<'a> {
-    pub request_id: Option<&'a str>,
-    /// A user id, or `jitgate` for what jitgate did on its own.
-    pub actor: Option<&'a str>,
-    /// An action (`request.approved`) or its beginning (`aws.`).
-    pub action_prefix: Option<&'a str>,
-    /// Only events at or after this time.
-    pub since_millis: i64,
 }
 
 /// Up to `limit` events matching `filter` with `after_seq < seq <= upto_seq`, in order.

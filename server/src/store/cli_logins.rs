@@ -4,14 +4,7 @@ use super::sql::query;
 use chrono::{DateTime, Utc};
 
 use super::{Db, StoreError, WriteTx, to_millis};
-
-/// What a code, once redeemed, stands for.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct CliLogin {
-    pub user_id: String,
-    pub code_challenge: String,
-    pub token_name: String,
-}
+pub use crate::domain::CliLogin;
 
 /// Stores a new code by its hash.
 pub async fn insert(

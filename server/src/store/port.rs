@@ -4,7 +4,9 @@
 
 use chrono::{DateTime, Utc};
 
-use jitgate_core::app::ports::{Binding, IdcStanding, PortFailure, PortResult, Store, Transaction};
+use jitgate_core::app::ports::{
+    Binding, IdcStanding, PortFailure, PortResult, RequestQuery, Store, Transaction,
+};
 use jitgate_core::audit::NewEvent;
 use jitgate_core::domain::{OsUser, PrincipalId, Request, RequestId, RequestRecord, UserId};
 
@@ -23,6 +25,22 @@ impl Store for Db {
 
     async fn request(&self, id: RequestId) -> PortResult<Option<RequestRecord>> {
         requests::get(self, id).await.map_err(port)
+    }
+
+    async fn list(&self, query: &RequestQuery) -> PortResult<Vec<RequestRecord>> {
+        requests::list(self, query).await.map_err(port)
+    }
+
+    async fn approval_queue(
+        &self,
+        approver: &UserId,
+        profiles: &[String],
+        offset: i64,
+        limit: i64,
+    ) -> PortResult<Vec<RequestRecord>> {
+        requests::approval_queue(self, approver, profiles, offset, limit)
+            .await
+            .map_err(port)
     }
 
     async fn idc_standing(&self, user: &UserId) -> PortResult<Option<IdcStanding>> {

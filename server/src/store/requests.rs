@@ -5,9 +5,8 @@ use super::sql::{Row, query};
 use chrono::{DateTime, Utc};
 
 use super::{Db, StoreError, WriteTx, from_millis, to_millis};
-use crate::domain::{
-    PermissionSetArn, PrincipalId, Request, RequestId, RequestRecord, StateName, UserId,
-};
+use crate::domain::{PermissionSetArn, PrincipalId, Request, RequestId, RequestRecord, UserId};
+use jitgate_core::app::ports::RequestQuery;
 
 const COLUMNS: &str = "detail, principal_id, permission_set_arn, settled_at";
 
@@ -240,7 +239,7 @@ pub async fn open_of_profile(
 /// through it.
 pub async fn approval_queue(
     db: &Db,
-    approver: &str,
+    approver: &UserId,
     profiles: &[String],
     offset: i64,
     limit: i64,
@@ -260,7 +259,7 @@ pub async fn approval_queue(
          ) q ORDER BY turn, created_at, id LIMIT $2 OFFSET $3",
         placeholders.join(", ")
     );
-    let mut q = query(&sql).bind(approver).bind(limit).bind(offset);
+    let mut q = query(&sql).bind(approver.as_str()).bind(limit).bind(offset);
     for profile in profiles {
         q = q.bind(profile.as_str());
     }
@@ -355,34 +354,15 @@ pub async fn settle(tx: &mut WriteTx, id: RequestId, now: DateTime<Utc>) -> Resu
     Ok(())
 }
 
-/// Which requests a listing returns. Empty lists mean "no restriction"; `visible_to`
-/// restricts to requests the person may see: their own (`requester`) or of the
-/// profiles they approve.
-#[derive(Debug, Clone, Default)]
-pub struct ListFilter {
-    /// Only requests by this person.
-    pub requester: Option<String>,
-    /// Only requests by someone else than this person (an approval queue).
-    pub not_requester: Option<String>,
-    /// Only these profiles.
-    pub profiles: Option<Vec<String>>,
-    /// Only these states.
-    pub states: Vec<StateName>,
-    /// Restrict to what a non-admin may see: (their id, profiles they approve).
-    pub visible_to: Option<(String, Vec<String>)>,
-    /// Only requests created before this (paging, newest first).
-    pub created_before: Option<DateTime<Utc>>,
-    pub limit: i64,
-}
-
-/// Requests matching `filter`, newest first.
+/// Requests matching `query`, newest first.
 ///
 /// What a non-admin may see is their own requests or those of the profiles they
 /// approve: an `OR` that no index serves, so the database would sort every request it
 /// could see to return the newest page. Instead each part (their own; each profile)
 /// is its own query, which walks an index newest first and stops at the page size, and
 /// the pages are merged: the cost is a few pages, however many requests there are.
-pub async fn list(db: &Db, filter: &ListFilter) -> Result<Vec<RequestRecord>, StoreError> {
+pub async fn list(db: &Db, asked: &RequestQuery) -> Result<Vec<RequestRecord>, StoreError> {
+    let filter = &asked.listing;
     // Built from fixed SQL fragments; every value is a bound parameter.
     let mut binds: Vec<Bind> = Vec::new();
     let mut param = |binds: &mut Vec<Bind>, value: Bind| {
@@ -393,13 +373,7 @@ pub async fn list(db: &Db, filter: &ListFilter) -> Result<Vec<RequestRecord>, St
     if let Some(r) = &filter.requester {
         common.push(format!(
             "requester = {}",
-            param(&mut binds, Bind::Text(r.clone()))
-        ));
-    }
-    if let Some(r) = &filter.not_requester {
-        common.push(format!(
-            "requester <> {}",
-            param(&mut binds, Bind::Text(r.clone()))
+            param(&mut binds, Bind::Text(r.as_str().to_owned()))
         ));
     }
     if let Some(profiles) = &filter.profiles {
@@ -421,12 +395,12 @@ pub async fn list(db: &Db, filter: &ListFilter) -> Result<Vec<RequestRecord>, St
         ));
     }
     // One branch per part of what the caller may see; `None`: everything.
-    let parts: Vec<Option<String>> = match &filter.visible_to {
+    let parts: Vec<Option<String>> = match &asked.visible_to {
         None => vec![None],
         Some((me, approves)) => {
             let mut parts = vec![Some(format!(
                 "requester = {}",
-                param(&mut binds, Bind::Text(me.clone()))
+                param(&mut binds, Bind::Text(me.as_str().to_owned()))
             ))];
             for profile in approves {
                 parts.push(Some(format!(

@@ -5,18 +5,7 @@ use chrono::{DateTime, Utc};
 
 use super::users::{self, COLUMNS as USER_COLUMNS, User};
 use super::{Db, StoreError, WriteTx, from_millis, to_millis};
-
-/// A token's record (never the token itself).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ApiToken {
-    pub id: String,
-    pub user_id: String,
-    pub name: String,
-    pub created_at: DateTime<Utc>,
-    pub expires_at: DateTime<Utc>,
-    pub last_used_at: Option<DateTime<Utc>>,
-    pub revoked_at: Option<DateTime<Utc>>,
-}
+pub use crate::domain::ApiToken;
 
 const COLUMNS: &str = "id, user_id, name, created_at, expires_at, last_used_at, revoked_at";
 /// [`COLUMNS`] read through the alias `t`, beside `users` in a join.

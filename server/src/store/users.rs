@@ -5,39 +5,7 @@ use chrono::{DateTime, Utc};
 
 use super::{Db, StoreError, WriteTx, from_millis, to_millis};
 use crate::domain::{IdcLookup, PrincipalId};
-
-/// A person as the provider last described them.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct User {
-    pub id: String,
-    pub issuer: String,
-    pub user_name: String,
-    pub email: Option<String>,
-    pub name: Option<String>,
-    pub groups: Vec<String>,
-    pub last_login: DateTime<Utc>,
-    /// How to find their IdC user, from their last sign-in (`None`: not signed in since
-    /// this was recorded).
-    pub idc_lookup: Option<IdcLookup>,
-    /// The IdC user bound to them at first use (written by [`bind_idc`] only).
-    pub idc_user_id: Option<String>,
-    /// When the provider last confirmed their claims (sign-in or refresh).
-    pub claims_at: Option<DateTime<Utc>>,
-    /// The provider's refresh token, to confirm the claims again without the person.
-    pub refresh_token: Option<RefreshToken>,
-    /// When the provider stopped accepting them: sessions signed in before end.
-    pub cut_off_at: Option<DateTime<Utc>>,
-}
-
-/// A provider's refresh token: a credential (with jitgate's client secret), never shown.
-#[derive(Clone, PartialEq, Eq)]
-pub struct RefreshToken(pub String);
-
-impl std::fmt::Debug for RefreshToken {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("RefreshToken(***)")
-    }
-}
+pub use crate::domain::{RefreshToken, User};
 
 /// Records a sign-in: creates the user or refreshes what the provider said about them.
 pub async fn upsert(tx: &mut WriteTx, user: &User) -> Result<(), StoreError> {

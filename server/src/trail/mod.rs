@@ -9,5 +9,5 @@ mod verify;
 
 pub use crate::store::audit::hash_of;
 pub use anchor::{log_head_every, record_key};
-pub use export::{ExportFormat, export};
+pub use export::{ExportError, ExportFormat, export};
 pub use verify::{Broken, Verified, verify};

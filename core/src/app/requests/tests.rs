@@ -11,7 +11,8 @@ use chrono::{DateTime, TimeDelta, Utc};
 
 use super::*;
 use crate::app::ports::{
-    IdcStanding, NoPermissionSet, PortResult, Store as StorePort, Transaction as TxPort,
+    IdcStanding, NoPermissionSet, PortResult, RequestQuery, Store as StorePort,
+    Transaction as TxPort,
 };
 use crate::audit::Action as Audited;
 use crate::domain::{ErrorKind, OsUser, PermissionSetArn, RunAsMode, StateName};
@@ -72,6 +73,50 @@ impl StorePort for MemStore {
             .requests
             .into_iter()
             .find(|r| r.request.id == id))
+    }
+
+    async fn list(&self, query: &RequestQuery) -> PortResult<Vec<RequestRecord>> {
+        let l = &query.listing;
+        let mut found: Vec<RequestRecord> = self
+            .state()
+            .requests
+            .into_iter()
+            .filter(|r| {
+                let q = &r.request;
+                l.requester.as_ref().is_none_or(|u| &q.requester == u)
+                    && l.profiles.as_ref().is_none_or(|p| p.contains(&q.profile))
+                    && (l.states.is_empty() || l.states.contains(&q.state.name()))
+                    && query.visible_to.as_ref().is_none_or(|(me, approves)| {
+                        &q.requester == me || approves.contains(&q.profile)
+                    })
+            })
+            .collect();
+        found.reverse();
+        found.truncate(usize::try_from(l.limit).unwrap_or(0));
+        Ok(found)
+    }
+
+    async fn approval_queue(
+        &self,
+        approver: &UserId,
+        profiles: &[String],
+        offset: i64,
+        limit: i64,
+    ) -> PortResult<Vec<RequestRecord>> {
+        Ok(self
+            .state()
+            .requests
+            .into_iter()
+            .filter(|r| {
+                let q = &r.request;
+                q.state.name() == StateName::Pending
+                    && &q.requester != approver
+                    && profiles.contains(&q.profile)
+                    && q.approvals.iter().all(|a| &a.by != approver)
+            })
+            .skip(usize::try_from(offset).unwrap_or(0))
+            .take(usize::try_from(limit).unwrap_or(0))
+            .collect())
     }
 
     async fn idc_standing(&self, user: &UserId) -> PortResult<Option<IdcStanding>> {
@@ -536,5 +581,59 @@ async fn an_open_request_of_a_removed_profile_is_closed_saying_why() {
             .as_str()
             .unwrap()
             .contains("removed")
+    );
+}
+
+#[tokio::test]
+async fn people_see_their_own_and_what_they_approve_and_nothing_else() {
+    let w = World::with(rules(&["prod", "staging"]), true, 3);
+    let prod = w.submit("alice", "app").await.unwrap().request.id;
+    let everything = Listing {
+        limit: 100,
+        ..Listing::default()
+    };
+    // Bob approves prod; Carol, in QA, approves nothing; an admin sees all.
+    let bob = w.actor("bob", "sre");
+    let carol = w.actor("carol", "qa");
+    let admin = w.actor("root", "admins");
+    assert_eq!(w.app.list(&bob, everything.clone()).await.unwrap().len(), 1);
+    assert_eq!(w.app.get(&bob, prod).await.unwrap().request.id, prod);
+    assert!(
+        w.app
+            .list(&carol, everything.clone())
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert!(matches!(
+        w.app.get(&carol, prod).await,
+        Err(AppError::NotFound(_))
+    ));
+    // Acting on what one may not see is "not found" too, so ids cannot be probed.
+    let e = w
+        .app
+        .act(&carol, prod, Action::Cancel, w.now)
+        .await
+        .unwrap_err();
+    assert!(matches!(e, AppError::NotFound(_)), "{e:?}");
+    assert_eq!(w.app.list(&admin, everything).await.unwrap().len(), 1);
+
+    // The queue: Bob's shows Alice's request until he approved it.
+    let queue = w.app.approval_queue(&bob, None, 0, 50).await.unwrap();
+    assert_eq!(queue.len(), 1);
+    assert!(
+        w.app
+            .approval_queue(&bob, Some("staging"), 0, 50)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    let alice = w.actor("alice", "developers");
+    assert!(
+        w.app
+            .approval_queue(&alice, None, 0, 50)
+            .await
+            .unwrap()
+            .is_empty()
     );
 }

@@ -5,28 +5,18 @@
 use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
 use axum::http::{Method, header};
-use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
 use super::error::ApiError;
 use crate::broker::Stale;
 use crate::http::session::MaybeUser;
 use crate::http::{AppState, CurrentUser, WebError};
-use crate::store::tokens;
-
-/// Prefix of jitgate API tokens, so a leaked one is recognizable (secret scanners).
-pub const TOKEN_PREFIX: &str = "jgt_";
 
 /// The caller of an API route, however authenticated.
 pub struct ApiUser {
     pub user: CurrentUser,
     /// Authenticated by a bearer token rather than the web session.
     pub by_token: bool,
-}
-
-/// The stored form of a token.
-pub fn token_hash(token: &str) -> String {
-    hex::encode(Sha256::digest(token.as_bytes()))
 }
 
 impl FromRequestParts<AppState> for ApiUser {
@@ -48,12 +38,7 @@ impl FromRequestParts<AppState> for ApiUser {
             let invalid = || {
                 ApiError::unauthorized("this token is unknown, expired or revoked; log in again")
             };
-            if !token.starts_with(TOKEN_PREFIX) {
-                return Err(invalid());
-            }
-            let (_, user) = tokens::authenticate(&state.db, &token_hash(token), state.broker.now())
-                .await?
-                .ok_or_else(invalid)?;
+            let user = state.broker.token_owner(token).await?.ok_or_else(invalid)?;
             let user = match state.broker.confirmed(user, &state.oidc).await {
                 Ok(user) => user,
                 Err(Stale::SignInAgain(why)) => return Err(ApiError::unauthorized(why)),

@@ -12,12 +12,10 @@ use serde::Deserialize;
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
-use super::auth::token_hash;
 use super::error::ApiError;
 use super::input::Required;
 use super::tokens::{DEFAULT_LIFETIME, issue};
 use crate::http::AppState;
-use crate::store::cli_logins;
 
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -50,7 +48,9 @@ pub(super) async fn token(
     let refused = || {
         ApiError::unauthorized("this login code is unknown, used or expired; run the login again")
     };
-    let login = cli_logins::redeem(&state.db, &token_hash(&body.code), state.broker.now())
+    let login = state
+        .broker
+        .redeem_cli_login(&body.code)
         .await?
         .ok_or_else(refused)?;
     let expected = login.code_challenge.as_bytes();

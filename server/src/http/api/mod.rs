@@ -12,7 +12,6 @@ mod requests;
 mod tokens;
 mod views;
 
-pub use auth::token_hash;
 pub use error::ApiError;
 
 use axum::Router;

@@ -14,10 +14,10 @@ use super::error::ApiError;
 use super::input::{self, Body, Q, Required};
 use super::views;
 use crate::broker::Action;
+use crate::broker::Listing;
 use crate::domain::RequestRecord;
 use crate::domain::{Draft, RequestId, StateName};
-use crate::http::{AppState, access};
-use crate::store::requests::{self, ListFilter};
+use crate::http::AppState;
 
 /// Reads `text` as a duration (`2h`, `30m`, `1h30m`); `field` names the input at fault.
 pub(super) fn duration(field: &'static str, text: &str) -> Result<Duration, ApiError> {
@@ -117,10 +117,10 @@ pub(super) async fn list(
             "offset pages the approval queue (to_approve); other listings page with before",
         ));
     }
-    let mut filter = ListFilter {
+    let mut filter = Listing {
         created_before: query.before,
         limit: input::in_range("limit", query.limit, 100, 1, 500)?,
-        ..ListFilter::default()
+        ..Listing::default()
     };
     if let Some(s) = &query.state {
         filter.states = vec![
@@ -132,10 +132,9 @@ pub(super) async fn list(
         filter.profiles = Some(vec![p.clone()]);
     }
     if query.mine {
-        filter.requester = Some(user.user.id.clone());
+        filter.requester = Some(user.actor.user.clone());
     }
-    let filter = access::restrict(user, state.broker.rules(), filter);
-    let found = requests::list(&state.db, &filter).await?;
+    let found = state.broker.list(&user.actor, filter).await?;
     let views = found
         .iter()
         .map(|s| views::request(s, &state.config))
@@ -155,14 +154,12 @@ async fn approval_queue(
             "to_approve is the approval queue: it takes profile, offset and limit only",
         ));
     }
-    let mut profiles = access::approved_profiles(user, state.broker.rules());
-    if let Some(p) = &query.profile {
-        profiles.retain(|name| name == p);
-    }
     let limit = input::in_range("limit", query.limit, 100, 1, 500)?;
     let offset = input::in_range("offset", query.offset, 0, 0, i64::MAX)?;
-    let found =
-        requests::approval_queue(&state.db, &user.user.id, &profiles, offset, limit).await?;
+    let found = state
+        .broker
+        .approval_queue(&user.actor, query.profile.as_deref(), offset, limit)
+        .await?;
     Ok(Json(
         found
             .iter()
@@ -174,10 +171,7 @@ async fn approval_queue(
 /// A request the caller may see; any other id is "not found", so ids cannot be probed.
 async fn visible(state: &AppState, caller: &ApiUser, id: &str) -> Result<RequestRecord, ApiError> {
     let id = request_id(id)?;
-    match requests::get(&state.db, id).await? {
-        Some(stored) if access::can_view(&caller.user, &stored, state.broker.rules()) => Ok(stored),
-        _ => Err(ApiError::not_found(format!("no request {id}"))),
-    }
+    Ok(state.broker.request(&caller.user.actor, id).await?)
 }
 
 /// `GET /requests/{id}`.

@@ -6,19 +6,13 @@ use std::time::Duration;
 use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
-use chrono::TimeDelta;
 use jitgate_proto::{ErrorBody, NewToken, TokenCreated, TokenView};
-use rand::RngCore;
 
-use super::auth::{ApiUser, TOKEN_PREFIX, token_hash};
+use super::auth::ApiUser;
 use super::error::ApiError;
 use super::input::Required;
 use super::requests::duration;
-use crate::audit::{Action, NewEvent};
 use crate::http::AppState;
-use crate::store::audit;
-use crate::store::tokens::{self, ApiToken};
-use serde_json::json;
 
 pub(in crate::http) const DEFAULT_LIFETIME: Duration = Duration::from_secs(30 * 24 * 3600);
 const MAX_LIFETIME: Duration = Duration::from_secs(90 * 24 * 3600);
@@ -68,8 +62,8 @@ pub(super) async fn create(
     Ok((StatusCode::CREATED, Json(created)))
 }
 
-/// Makes and stores a token for `user_id`; the answer is the only place its secret
-/// appears.
+/// Makes a token for `user_id` through the broker; the answer is the only place its
+/// secret appears.
 pub(in crate::http) async fn issue(
     state: &AppState,
     user_id: &str,
@@ -77,40 +71,14 @@ pub(in crate::http) async fn issue(
     lifetime: Duration,
     via: &str,
 ) -> Result<TokenCreated, ApiError> {
-    let mut secret = [0u8; 32];
-    rand::rng().fill_bytes(&mut secret);
-    let token = format!("{TOKEN_PREFIX}{}", hex::encode(secret));
-    let now = state.broker.now();
-    let record = ApiToken {
-        id: uuid::Uuid::new_v4().to_string(),
-        user_id: user_id.to_owned(),
-        name: name.to_owned(),
-        created_at: now,
-        expires_at: now + TimeDelta::from_std(lifetime).unwrap_or(TimeDelta::days(30)),
-        last_used_at: None,
-        revoked_at: None,
-    };
-    let event = NewEvent::new(Action::TokenIssued, user_id, now).details(json!({
-        "token_id": record.id,
-        "name": record.name,
-        "expires_at": record.expires_at,
-        "via": via,
-    }));
-    let mut tx = state.db.begin().await?;
-    let live = tokens::live_count(&mut tx, user_id, now).await?;
-    if live >= i64::from(state.config.auth.max_tokens) {
-        return Err(ApiError(crate::http::WebError::Limit(format!(
-            "you hold {live} live API tokens, the most one person may; revoke some you no \
-             longer use (GET and DELETE /api/v1/tokens) first"
-        ))));
-    }
-    tokens::insert(&mut tx, &record, &token_hash(&token)).await?;
-    audit::append(&mut tx, event).await?;
-    tx.commit().await?;
+    let issued = state
+        .broker
+        .issue_token(user_id, name, lifetime, via)
+        .await?;
     Ok(TokenCreated {
-        id: record.id,
-        token,
-        expires_at: record.expires_at,
+        id: issued.id,
+        token: issued.token,
+        expires_at: issued.expires_at,
     })
 }
 
@@ -128,7 +96,7 @@ pub(super) async fn list(
     State(state): State<AppState>,
     caller: ApiUser,
 ) -> Result<Json<Vec<TokenView>>, ApiError> {
-    let list = tokens::of_user(&state.db, &caller.user.user.id).await?;
+    let list = state.broker.tokens_of(&caller.user.actor).await?;
     Ok(Json(
         list.into_iter()
             .map(|t| TokenView {
@@ -160,14 +128,8 @@ pub(super) async fn revoke(
     caller: ApiUser,
     Path(id): Path<String>,
 ) -> Result<StatusCode, ApiError> {
-    let now = state.broker.now();
-    let mut tx = state.db.begin().await?;
-    if !tokens::revoke(&mut tx, &caller.user.user.id, &id, now).await? {
+    if !state.broker.revoke_token(&caller.user.actor, &id).await? {
         return Err(ApiError::not_found(format!("you have no live token {id}")));
     }
-    let event = NewEvent::new(Action::TokenRevoked, caller.user.user.id.as_str(), now)
-        .details(json!({ "token_id": id }));
-    audit::append(&mut tx, event).await?;
-    tx.commit().await?;
     Ok(StatusCode::NO_CONTENT)
 }

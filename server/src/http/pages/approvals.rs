@@ -6,11 +6,10 @@ use axum::http::StatusCode;
 
 use super::view::RequestRow;
 use super::{OrPage, PageResult, Viewer, render};
+use crate::broker::BrokerError;
 use crate::domain::RequestRecord;
 use crate::http::session::UserView;
 use crate::http::{AppState, CurrentUser, WebError, access};
-use crate::store::StoreError;
-use crate::store::requests;
 
 /// Requests on one page of the queue.
 pub(super) const QUEUE_PAGE: i64 = 50;
@@ -45,7 +44,7 @@ pub(super) async fn show(
     let page = at.page.max(0);
     let waiting = queue(&state, &viewer.user, page).await.or_page(&viewer)?;
     let next = (waiting.len() as i64 == QUEUE_PAGE).then_some(page + 1);
-    let rows = RequestRow::all(&state.db, &waiting, &state.config, state.broker.now())
+    let rows = RequestRow::all(&state, &waiting, state.broker.now())
         .await
         .or_page(&viewer)?;
     let page = ApprovalsPage {
@@ -74,22 +73,16 @@ fn missing_approver_role(state: &AppState, user: &CurrentUser) -> WebError {
     user.missing_role(state.broker.rules(), "approver", groups)
 }
 
-/// One page of the requests waiting for `user`'s decision (see
-/// `store::requests::approval_queue`, shared with the API): pending requests and
-/// extensions in profiles `user` approves, not their own and not already approved by
-/// them, oldest first, requesters taking turns.
+/// Page `page` of the requests waiting for `user`'s decision: the application
+/// layer's one queue (`jitgate_core::app::Requests::approval_queue`), shared with the
+/// API.
 pub(super) async fn queue(
     state: &AppState,
     user: &CurrentUser,
     page: i64,
-) -> Result<Vec<RequestRecord>, StoreError> {
-    let profiles = access::approved_profiles(user, state.broker.rules());
-    requests::approval_queue(
-        &state.db,
-        &user.user.id,
-        &profiles,
-        page.max(0) * QUEUE_PAGE,
-        QUEUE_PAGE,
-    )
-    .await
+) -> Result<Vec<RequestRecord>, BrokerError> {
+    state
+        .broker
+        .approval_queue(&user.actor, None, page.max(0) * QUEUE_PAGE, QUEUE_PAGE)
+        .await
 }

@@ -10,7 +10,6 @@ use super::{OrPage, PageError, PageResult, Viewer, approvals, render};
 use crate::domain::StateName;
 use crate::http::AppState;
 use crate::http::session::{MaybeUser, UserView};
-use crate::store::requests::{self, ListFilter};
 
 /// A person has few open requests; more than this means something is stuck.
 const OPEN_LIMIT: i64 = 50;
@@ -40,25 +39,19 @@ pub(super) async fn show(State(state): State<AppState>, MaybeUser(user): MaybeUs
     let view = user.view(&state);
     let viewer = Viewer { user, view };
     let now = state.broker.now();
-    let mine = |states: Vec<StateName>| ListFilter {
-        requester: Some(viewer.user.user.id.clone()),
-        states,
-        limit: OPEN_LIMIT,
-        ..Default::default()
+    let mine = |states: Vec<StateName>| {
+        state
+            .broker
+            .mine(&viewer.user.actor, states, None, OPEN_LIMIT)
     };
-    let grants = requests::list(
-        &state.db,
-        &mine(vec![StateName::Active, StateName::Approved]),
-    )
-    .await
-    .or_page(&viewer)?;
-    let pending = requests::list(&state.db, &mine(vec![StateName::Pending]))
+    let grants = mine(vec![StateName::Active, StateName::Approved])
         .await
         .or_page(&viewer)?;
+    let pending = mine(vec![StateName::Pending]).await.or_page(&viewer)?;
     let waiting = approvals::queue(&state, &viewer.user, 0)
         .await
         .or_page(&viewer)?;
-    let rows = |list| RequestRow::all(&state.db, list, &state.config, now);
+    let rows = |list| RequestRow::all(&state, list, now);
     let page = Home {
         user: Some(viewer.view.clone()),
         grants: rows(&grants).await.or_page(&viewer)?,

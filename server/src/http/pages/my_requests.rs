@@ -9,8 +9,7 @@ use super::view::RequestRow;
 use super::{OrPage, PageResult, Viewer, render};
 use crate::http::AppState;
 use crate::http::session::UserView;
-use crate::store::from_millis;
-use crate::store::requests::{self, ListFilter};
+use chrono::DateTime;
 
 const PAGE_SIZE: i64 = 50;
 
@@ -42,21 +41,19 @@ pub(super) async fn show(
         .before
         .parse::<i64>()
         .ok()
-        .and_then(|ms| from_millis(ms).ok());
-    let filter = ListFilter {
-        requester: Some(viewer.user.user.id.clone()),
-        created_before,
-        limit: PAGE_SIZE,
-        ..Default::default()
-    };
-    let list = requests::list(&state.db, &filter).await.or_page(&viewer)?;
+        .and_then(DateTime::from_timestamp_millis);
+    let list = state
+        .broker
+        .mine(&viewer.user.actor, Vec::new(), created_before, PAGE_SIZE)
+        .await
+        .or_page(&viewer)?;
     let older = match list.last() {
         Some(last) if list.len() as i64 == PAGE_SIZE => {
             Some(last.request.created_at.timestamp_millis())
         }
         _ => None,
     };
-    let rows = RequestRow::all(&state.db, &list, &state.config, state.broker.now())
+    let rows = RequestRow::all(&state, &list, state.broker.now())
         .await
         .or_page(&viewer)?;
     let page = MyRequests {

@@ -10,12 +10,11 @@ use serde_json::Value;
 
 use super::view::{self, People, people_of, time_left, when};
 use super::{OrPage, PageResult, Viewer, render};
+use crate::broker::BrokerError;
 use crate::domain::RequestRecord;
 use crate::domain::{Approval, EndReason, RequestId, RequestState};
 use crate::http::session::UserView;
-use crate::http::{AppState, CurrentUser, WebError, access};
-use crate::store::audit;
-use crate::store::requests;
+use crate::http::{AppState, CurrentUser, WebError};
 
 /// One line of the details list.
 struct Fact {
@@ -114,9 +113,9 @@ pub(super) async fn visible(
     let Ok(parsed) = id.parse::<RequestId>() else {
         return Err(not_found());
     };
-    match requests::get(&state.db, parsed).await? {
-        Some(stored) if access::can_view(user, &stored, state.broker.rules()) => Ok(stored),
-        _ => Err(not_found()),
+    match state.broker.request(&user.actor, parsed).await {
+        Err(BrokerError::NotFound(_)) => Err(not_found()),
+        found => Ok(found?),
     }
 }
 
@@ -129,7 +128,9 @@ pub(super) async fn page(
     status: StatusCode,
 ) -> PageResult {
     let now = state.broker.now();
-    let events = audit::for_request(&state.db, &stored.request.id.to_string())
+    let events = state
+        .broker
+        .request_events(&viewer.user.actor, stored.request.id)
         .await
         .or_page(viewer)?;
     let mut ids = people_of(std::slice::from_ref(stored));
@@ -138,7 +139,7 @@ pub(super) async fn page(
         ids.extend(extension.approvals.iter().map(|a| a.by.as_str()));
     }
     ids.extend(events.iter().map(|e| e.actor.as_str()));
-    let people = People::load(&state.db, ids).await.or_page(viewer)?;
+    let people = People::load(state, ids).await.or_page(viewer)?;
     let page = RequestPage {
         user: Some(viewer.view.clone()),
         id: stored.request.id.to_string(),

@@ -7,11 +7,11 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 
-use crate::audit::SYSTEM_ACTOR;
+use crate::broker::BrokerError;
 use crate::config::Config;
 use crate::domain::RequestRecord;
 use crate::domain::{EndReason, RequestState};
-use crate::store::{Db, StoreError, users};
+use crate::http::AppState;
 
 /// `2026-11-05 14:02 UTC`.
 pub fn when(t: DateTime<Utc>) -> String {
@@ -64,18 +64,10 @@ pub struct People {
 impl People {
     /// Loads the names of `ids` (user ids; the system actor needs none).
     pub async fn load<'a>(
-        db: &Db,
+        state: &AppState,
         ids: impl IntoIterator<Item = &'a str>,
-    ) -> Result<People, StoreError> {
-        let mut names = HashMap::new();
-        for id in ids {
-            if id == SYSTEM_ACTOR || names.contains_key(id) {
-                continue;
-            }
-            if let Some(user) = users::get(db, id).await? {
-                names.insert(id.to_owned(), user.name.unwrap_or(user.user_name));
-            }
-        }
+    ) -> Result<People, BrokerError> {
+        let names = state.broker.display_names(ids).await?;
         Ok(People { names })
     }
 
@@ -158,15 +150,14 @@ impl RequestRow {
 
     /// Rows of `list`, with the names of everyone they mention.
     pub async fn all(
-        db: &Db,
+        state: &AppState,
         list: &[RequestRecord],
-        config: &Config,
         now: DateTime<Utc>,
-    ) -> Result<Vec<RequestRow>, StoreError> {
-        let people = People::load(db, people_of(list)).await?;
+    ) -> Result<Vec<RequestRow>, BrokerError> {
+        let people = People::load(state, people_of(list)).await?;
         Ok(list
             .iter()
-            .map(|s| RequestRow::of(s, &people, config, now))
+            .map(|s| RequestRow::of(s, &people, &state.config, now))
             .collect())
     }
 }

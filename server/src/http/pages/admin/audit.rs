@@ -2,7 +2,7 @@
 //! oldest first, a page at a time, with links to export it.
 //!
 //! The database matches the filters. Without a request id (which is indexed), one page
-//! looks at most [`SCAN_LIMIT`] events past `after`, so a rare match cannot make a page
+//! looks at most `broker::AUDIT_SCAN_LIMIT` events past `after`, so a rare match cannot make a page
 //! read the whole trail: the "next" link then continues the scan where it stopped.
 
 use askama::Template;
@@ -11,18 +11,14 @@ use axum::http::StatusCode;
 use serde::Deserialize;
 
 use super::{parse_since, require_admin};
-use crate::audit::AuditEvent;
+use crate::audit::EventFilter;
 use crate::http::AppState;
 use crate::http::pages::view::{People, when};
 use crate::http::pages::{OrPage, PageResult, Viewer, render};
 use crate::http::session::UserView;
-use crate::store::audit::{self, EventFilter};
-use crate::store::{Db, StoreError};
 
 /// Events shown per page.
 const PAGE_SIZE: usize = 100;
-/// Events one page looks at, at most, while looking for matches.
-const SCAN_LIMIT: i64 = 20_000;
 
 /// The search, as typed (blank: no filter).
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -75,7 +71,7 @@ struct AuditPage {
     rows: Vec<EventRow>,
     /// The `after` of the next page, when there may be more.
     next: Option<i64>,
-    /// The page stopped reading before it was full (see [`SCAN_LIMIT`]).
+    /// The page stopped reading before it was full (see `broker::AUDIT_SCAN_LIMIT`).
     scan_stopped: bool,
     error: Option<String>,
 }
@@ -104,11 +100,18 @@ pub(in crate::http::pages) async fn show(
     };
     let since_millis = since.map_or(i64::MIN, |t| t.timestamp_millis());
     let after = search.after.trim().parse::<i64>().unwrap_or(0);
-    let found = find(&state.db, &search, since_millis, after)
+    let found = state
+        .broker
+        .search_audit(
+            &viewer.user.actor,
+            &search.filter(since_millis),
+            after,
+            PAGE_SIZE,
+        )
         .await
         .or_page(&viewer)?;
     let actors: Vec<&str> = found.events.iter().map(|e| e.actor.as_str()).collect();
-    let people = People::load(&state.db, actors).await.or_page(&viewer)?;
+    let people = People::load(&state, actors).await.or_page(&viewer)?;
     page.rows = found
         .events
         .into_iter()
@@ -125,53 +128,4 @@ pub(in crate::http::pages) async fn show(
     page.next = found.next;
     page.scan_stopped = found.scan_stopped;
     render(StatusCode::OK, &page).or_page(&viewer)
-}
-
-/// What one page of a search found.
-#[derive(Default)]
-struct Found {
-    events: Vec<AuditEvent>,
-    next: Option<i64>,
-    scan_stopped: bool,
-}
-
-async fn find(
-    db: &Db,
-    search: &Search,
-    since_millis: i64,
-    after: i64,
-) -> Result<Found, StoreError> {
-    let filter = search.filter(since_millis);
-    let mut after = after;
-    let upto = if filter.request_id.is_some() {
-        // Indexed: no range needed.
-        i64::MAX
-    } else {
-        if since_millis > i64::MIN {
-            // Start at the first recent event rather than walk the older ones.
-            match audit::first_seq_since(db, since_millis).await? {
-                Some(first) => after = after.max(first - 1),
-                None => return Ok(Found::default()),
-            }
-        }
-        after.saturating_add(SCAN_LIMIT)
-    };
-    let limit = i64::try_from(PAGE_SIZE).unwrap_or(i64::MAX);
-    let events = audit::search(db, &filter, after, upto, limit).await?;
-    if events.len() == PAGE_SIZE {
-        let next = events.last().map(|e| e.seq);
-        return Ok(Found {
-            events,
-            next,
-            scan_stopped: false,
-        });
-    }
-    // Less than a page in the range looked at: more may follow it.
-    let (head_seq, _) = audit::head(db).await?;
-    let more = upto < head_seq;
-    Ok(Found {
-        events,
-        next: more.then_some(upto),
-        scan_stopped: more,
-    })
 }

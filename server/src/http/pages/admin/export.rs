@@ -1,7 +1,7 @@
 //! `GET /admin/audit/export?format=jsonl|csv&since=`: the audit trail as a download,
 //! streamed while it is read (bounded memory whatever its size).
 //!
-//! `trail::export` writes to a blocking `std::io::Write`, so it runs on a thread of the
+//! The broker's `AuditExport` writes to a blocking `std::io::Write`, so it runs on a thread of the
 //! blocking pool; [`ChannelWriter`] hands its output to the response body in chunks over
 //! a bounded channel, so a slow client slows the export down instead of filling memory. A failure after the download started
 //! aborts the response, so a cut-short file never looks complete.
@@ -18,7 +18,7 @@ use tokio::sync::mpsc;
 use super::{parse_since, require_admin};
 use crate::http::pages::{OrPage, PageResult, Viewer};
 use crate::http::{AppState, WebError};
-use crate::trail::{ExportFormat, export};
+use crate::trail::ExportFormat;
 
 /// Bytes buffered before a chunk goes to the client.
 const CHUNK: usize = 64 * 1024;
@@ -51,7 +51,10 @@ pub(in crate::http::pages) async fn download(
     let now = state.broker.now();
     let since = parse_since(&query.since, now).or_page(&viewer)?;
     let (tx, mut rx) = mpsc::channel::<io::Result<Bytes>>(CHUNKS_IN_FLIGHT);
-    let db = state.db.clone();
+    let export = state
+        .broker
+        .audit_export(&viewer.user.actor, since, format)
+        .or_page(&viewer)?;
     let actor = viewer.user.user.id.clone();
     // A thread of the blocking pool: the writer may block there until the client
     // catches up, and the runtime's workers stay free.
@@ -60,7 +63,7 @@ pub(in crate::http::pages) async fn download(
             tx: tx.clone(),
             buffer: Vec::with_capacity(CHUNK),
         };
-        let result = match futures::executor::block_on(export(&db, since, format, &mut out)) {
+        let result = match futures::executor::block_on(export.write(&mut out)) {
             Ok(count) => out.flush().map(|()| count),
             Err(e) => Err(io::Error::other(e.to_string())),
         };

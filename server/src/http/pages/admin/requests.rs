@@ -6,13 +6,14 @@ use axum::http::StatusCode;
 use serde::Deserialize;
 
 use super::require_admin;
+use crate::broker::Listing;
 use crate::domain::StateName;
+use crate::domain::UserId;
 use crate::http::pages::view::RequestRow;
 use crate::http::pages::{OrPage, PageResult, Viewer, render};
 use crate::http::session::UserView;
 use crate::http::{AppState, WebError};
-use crate::store::from_millis;
-use crate::store::requests::{self, ListFilter};
+use chrono::DateTime;
 
 const PAGE_SIZE: i64 = 100;
 
@@ -73,26 +74,29 @@ pub(in crate::http::pages) async fn show(
         },
     };
     let blank_is_none = |s: &str| Some(s.trim().to_owned()).filter(|s| !s.is_empty());
-    let filter = ListFilter {
-        requester: blank_is_none(&filters.requester),
+    let listing = Listing {
+        requester: blank_is_none(&filters.requester).map(UserId::new),
         profiles: blank_is_none(&filters.profile).map(|p| vec![p]),
         states,
         created_before: filters
             .before
             .parse::<i64>()
             .ok()
-            .and_then(|ms| from_millis(ms).ok()),
+            .and_then(DateTime::from_timestamp_millis),
         limit: PAGE_SIZE,
-        ..Default::default()
     };
-    let list = requests::list(&state.db, &filter).await.or_page(&viewer)?;
+    let list = state
+        .broker
+        .list(&viewer.user.actor, listing)
+        .await
+        .or_page(&viewer)?;
     page.older = match list.last() {
         Some(last) if list.len() as i64 == PAGE_SIZE => {
             Some(last.request.created_at.timestamp_millis())
         }
         _ => None,
     };
-    page.rows = RequestRow::all(&state.db, &list, &state.config, state.broker.now())
+    page.rows = RequestRow::all(&state, &list, state.broker.now())
         .await
         .or_page(&viewer)?;
     render(StatusCode::OK, &page).or_page(&viewer)
