@@ -79,7 +79,7 @@ async fn rewrite_from(
             seq: event.seq,
             at_millis: event.at.timestamp_millis(),
             actor,
-            action: &event.action,
+            action: event.action.as_str(),
             request_id: event.request_id.as_deref(),
             details: &event.details,
         }

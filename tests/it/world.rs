@@ -587,7 +587,7 @@ impl World {
         Ok(audit::for_request(&self.db, &id.to_string())
             .await?
             .into_iter()
-            .map(|e| e.action)
+            .map(|e| e.action.to_string())
             .collect())
     }
 

@@ -37,7 +37,8 @@ pub struct AuditEvent {
     pub seq: i64,
     pub at: DateTime<Utc>,
     pub actor: String,
-    pub action: String,
+    /// What happened, read back typed (an unknown name is kept as stored).
+    pub action: StoredAction,
     pub request_id: Option<String>,
     pub details: Value,
     pub prev_hash: String,
@@ -47,9 +48,9 @@ pub struct AuditEvent {
 }
 
 impl AuditEvent {
-    /// The stored action name read back as the typed action.
+    /// The action, when this release knows it.
     pub fn kind(&self) -> Option<Action> {
-        Action::parse(&self.action)
+        self.action.known()
     }
 
     /// Writes the event as one structured log line (never secrets: events hold ids).

@@ -5,7 +5,7 @@ use super::sql::{Row, query};
 
 use super::{Db, StoreError, WriteTx, from_millis, to_millis};
 use crate::audit::EventFilter;
-use crate::audit::{AuditEvent, Hashed, NewEvent};
+use crate::audit::{AuditEvent, Hashed, NewEvent, StoredAction};
 
 /// Appends `event` to the chain inside `tx`. Taking the head row's lock first makes
 /// concurrent writers (other transactions, other replicas) queue up, one chain in order.
@@ -50,7 +50,7 @@ pub async fn append(tx: &mut WriteTx, event: NewEvent) -> Result<AuditEvent, Sto
         seq,
         at: from_millis(at_millis)?,
         actor: event.actor,
-        action: action.to_owned(),
+        action: event.action.into(),
         request_id: event.request_id,
         details: event.details,
         prev_hash,
@@ -186,7 +186,7 @@ fn event_from_row(row: &Row) -> Result<AuditEvent, StoreError> {
         seq: row.try_get("seq")?,
         at: from_millis(row.try_get("at")?)?,
         actor: row.try_get("actor")?,
-        action: row.try_get("action")?,
+        action: StoredAction::parse(&row.try_get::<String>("action")?),
         request_id: row.try_get("request_id")?,
         // Unparseable details (edited by hand) stay visible as text and fail the hash
         // check in `audit verify`, which then names the event.

@@ -67,7 +67,7 @@ pub async fn export(
                         event.seq.to_string(),
                         event.at.to_rfc3339_opts(SecondsFormat::Millis, true),
                         inert(event.actor),
-                        inert(event.action),
+                        inert(event.action.to_string()),
                         inert(event.request_id.unwrap_or_default()),
                         inert(event.details.to_string()),
                         event.prev_hash,

@@ -175,7 +175,7 @@ fn check_event(
         seq: event.seq,
         at_millis: event.at.timestamp_millis(),
         actor: &event.actor,
-        action: &event.action,
+        action: event.action.as_str(),
         request_id: event.request_id.as_deref(),
         details: &event.details,
     }

@@ -65,7 +65,7 @@ pub(super) async fn list(
                 seq: e.seq,
                 at: e.at,
                 actor: e.actor,
-                action: e.action,
+                action: e.action.to_string(),
                 request_id: e.request_id,
                 details: e.details,
                 hash: e.hash,

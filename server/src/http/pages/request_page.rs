@@ -151,7 +151,7 @@ pub(super) async fn page(
             .map(|e| TimelineEntry {
                 at: when(e.at),
                 actor: people.name(&e.actor),
-                action: e.action.clone(),
+                action: e.action.to_string(),
                 details: details(&shown_details(e, viewer.user.actor.is_admin)),
             })
             .collect(),
@@ -256,7 +256,7 @@ fn approvers(approvals: &[Approval], people: &People) -> String {
 fn shown_details(event: &crate::audit::AuditEvent, is_admin: bool) -> Value {
     let mut details = event.details.clone();
     if !is_admin
-        && event.action.starts_with("aws.")
+        && event.action.as_str().starts_with("aws.")
         && let Value::Object(map) = &mut details
     {
         map.remove("error");

@@ -120,7 +120,7 @@ pub(in crate::http::pages) async fn show(
             at: when(e.at),
             actor: people.name(&e.actor),
             actor_id: e.actor,
-            action: e.action,
+            action: e.action.to_string(),
             request_id: e.request_id,
             details: e.details.to_string(),
         })
