@@ -24,6 +24,9 @@ build: deps
 lint:
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --workspace --all-targets --quiet -- -D warnings
+	@if grep -rn 'crate::store' server/src/http; then \
+	  echo "lint: server/src/http reaches the store only through the broker (docs/ARCHITECTURE.md)"; \
+	  exit 1; fi
 
 ## unit-peer: the test peers' own tests (AWS peer: unittest; OIDC peer: node --test)
 unit-peer: deps

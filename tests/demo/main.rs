@@ -1,14 +1,17 @@
-//! `jitgate-demo`: the scripted walk-through behind `make demo`.
+//! `jitgate-demo`: `make demo`. It stands up the world with the test kit
+//! (`stage.rs`: the AWS peer, the OpenID provider peer and `jitgate-server` on SQLite),
+//! prints where everything is, and either leaves it running for a browser until Ctrl-C
+//! (at a terminal) or runs the scripted walk-through and exits (no terminal on stdin, or
+//! `JITGATE_DEMO_EXIT=1`; `JITGATE_DEMO_SCRIPTED=1` runs it at a terminal too).
 //!
-//! First the people sign in on the running server's web sign-in (through the OpenID
+//! In the walk-through the people first sign in on the running server's web sign-in (through the OpenID
 //! provider peer, as a browser would) and the demo shows what `GET /api/v1/me` says of
 //! them. Then this program plays the people: it drives requests through the
 //! `jitgate_server` broker in-process, on the same database as the running
 //! `jitgate-server`, as the web app does. The server process does the rest
 //! (provisioning, activation, expiry, revocation) against the AWS peer, and every step
 //! prints what the database, the peer and the identity store really hold, so nothing
-//! shown here is made up by the demo itself. `scripts/demo.sh` starts the peers and the
-//! server and then runs this.
+//! shown here is made up by the demo itself.
 
 // The tests, the benchmark and the demo stand outside the server and compare what it did
 // with real time, so they read the wall clock (the server reads it only through its Clock).
@@ -51,19 +54,21 @@ const PEOPLE: &[(&str, &[&str])] = &[
     ("carol", &["sre", "jitgate-admins"]),
 ];
 
-/// Walks through a grant's life against a running jitgate-server and its AWS peer.
+mod stage;
+
+/// Stands up jitgate with its peers and walks through a grant's life.
 #[derive(Parser)]
 #[command(name = "jitgate-demo")]
-struct Args {
+struct Args {}
+
+/// What the walk-through talks to.
+struct Target {
     /// The running server's config file (the demo uses its database and AWS settings).
-    #[arg(long)]
     config: PathBuf,
     /// Base URL of the AWS peer, for its `/_peer/assignments` control API.
-    #[arg(long)]
     peer: String,
-    /// Base URL of the running server; when given, the people first sign in on the web.
-    #[arg(long)]
-    server: Option<String>,
+    /// Base URL of the running server, where the people sign in first.
+    server: String,
 }
 
 /// What `GET /api/v1/me` says of a signed-in person (the fields the demo shows).
@@ -86,7 +91,8 @@ struct PeerAssignment {
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    match run(Args::parse()).await {
+    let Args {} = Args::parse();
+    match demo().await {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("jitgate-demo: error: {e:#}");
@@ -95,11 +101,85 @@ async fn main() -> ExitCode {
     }
 }
 
-async fn run(args: Args) -> Result<()> {
-    if let Some(server) = &args.server {
-        web_sign_in(server.trim_end_matches('/')).await?;
+/// Whether an environment variable is set to 1.
+fn flag(name: &str) -> bool {
+    std::env::var(name).is_ok_and(|v| v == "1")
+}
+
+async fn demo() -> Result<()> {
+    use std::io::IsTerminal;
+    let interactive = std::io::stdin().is_terminal() && !flag("JITGATE_DEMO_EXIT");
+    let stage = stage::Stage::up().await?;
+    println!("\n{}", stage.describe());
+    let outcome = walk_and_wait(&stage, interactive).await;
+    let stopped = stage.down().await;
+    outcome.and(stopped)
+}
+
+/// The scripted walk-through when asked for, the browser steps, then (at a terminal)
+/// everything keeps running until Ctrl-C or TERM.
+async fn walk_and_wait(stage: &stage::Stage, interactive: bool) -> Result<()> {
+    if !interactive || flag("JITGATE_DEMO_SCRIPTED") {
+        println!(
+            "\nScripted walk-through: people sign in on the web, then act through the broker \
+             library;\nthe server provisions, expires and revokes in the AWS peer."
+        );
+        let target = Target {
+            config: stage.server.config_path(),
+            peer: stage.aws.url().to_owned(),
+            server: stage.url.clone(),
+        };
+        if let Err(e) = run(&target).await {
+            let log = stage.server.log();
+            let tail: Vec<&str> = log.lines().rev().take(20).collect();
+            eprintln!("\ndemo: the walk-through failed; last lines of the server's log:");
+            for line in tail.iter().rev() {
+                eprintln!("{line}");
+            }
+            return Err(e);
+        }
     }
-    let demo = Demo::connect(&args).await?;
+    let url = &stage.url;
+    let peer = stage.aws.url();
+    let config = stage.server.config_path();
+    println!(
+        "\nTry it in a browser (any password):\n  \
+         1. Open {url} and sign in as alice. New request: prod-web, account 111111111111,\n     \
+         OS user app, 5 minutes, any reason. It waits for an approver (sre).\n  \
+         2. In a private window, open {url}, sign in as bob; Approvals -> open it -> Approve.\n  \
+         3. As alice, watch it turn active with the time left; the assignment is in the peer:\n       \
+         curl -s {peer}/_peer/assignments\n     \
+         It expires after 5 minutes (or Revoke it on its page) and the assignment goes away.\n  \
+         4. Sign in as carol (admin): Admin -> Audit shows every step; export it as CSV.\n\
+         Also: {url}/api/v1/openapi.json, and\n  \
+         {server} audit verify --config {config}",
+        config = config.display(),
+        server = server_binary().display()
+    );
+    if !interactive {
+        return Ok(());
+    }
+    println!("\nEverything keeps running; press Ctrl-C to stop it.");
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term.recv() => {}
+    }
+    println!();
+    Ok(())
+}
+
+/// The `jitgate-server` built beside this binary.
+fn server_binary() -> PathBuf {
+    std::env::current_exe()
+        .ok()
+        .and_then(|exe| exe.parent().map(|dir| dir.join("jitgate-server")))
+        .unwrap_or_else(|| PathBuf::from("jitgate-server"))
+}
+
+async fn run(args: &Target) -> Result<()> {
+    web_sign_in(args.server.trim_end_matches('/')).await?;
+    let demo = Demo::connect(args).await?;
     let alice_request = demo.alice_asks().await?;
     demo.alice_approves_her_own(alice_request).await?;
     demo.alice_asks_for_a_second_os_user().await?;
@@ -131,7 +211,7 @@ impl Demo {
     }
 
     /// Builds the broker the way `tests/it/world.rs` (and, later, the web app) does.
-    async fn connect(args: &Args) -> Result<Demo> {
+    async fn connect(args: &Target) -> Result<Demo> {
         let config = load_from_file(&args.config)
             .with_context(|| format!("loading {}", args.config.display()))?;
         let db = Db::connect(

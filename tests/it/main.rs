@@ -1,6 +1,6 @@
 //! jitgate's end-to-end tests: the real `jitgate-server` binary against real peers
 //! (Postgres, the AWS peer), all in one test binary so they share one link step and one
-//! Postgres server (STYLE.md §4).
+//! Postgres server.
 
 // The tests, the benchmark and the demo stand outside the server and compare what it did
 // with real time, so they read the wall clock (the server reads it only through its Clock).
@@ -19,6 +19,7 @@ mod browser;
 mod cli;
 mod cli_login;
 mod crash;
+mod demo;
 mod e2e;
 mod fuzz;
 mod hygiene;

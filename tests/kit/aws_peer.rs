@@ -246,6 +246,11 @@ impl AwsPeer {
         Ok(())
     }
 
+    /// The file the peer's stderr goes to.
+    pub fn log_path(&self) -> std::path::PathBuf {
+        self.dir.path().join("stderr.log")
+    }
+
     /// What the peer wrote to stderr so far.
     pub fn stderr_log(&self) -> String {
         std::fs::read_to_string(self.dir.path().join("stderr.log")).unwrap_or_default()

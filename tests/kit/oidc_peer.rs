@@ -21,7 +21,8 @@ pub struct OidcPeer {
     child: Child,
     issuer: String,
     http: reqwest::Client,
-    _dir: tempfile::TempDir,
+    /// Holds the provider's stderr log.
+    dir: tempfile::TempDir,
     _stdout: Lines<BufReader<ChildStdout>>,
 }
 
@@ -29,6 +30,19 @@ impl OidcPeer {
     /// Starts the provider with `redirect_uris` registered for the `jitgate` client.
     pub async fn start(redirect_uris: &[String]) -> Result<OidcPeer> {
         Self::start_inner(redirect_uris, None).await
+    }
+
+    /// Starts the provider for a jitgate at `server` (its callback and, after sign-out,
+    /// its home page registered), as `make demo` runs it.
+    pub async fn start_for(server: &str) -> Result<OidcPeer> {
+        let callback = [format!("{server}/auth/callback")];
+        let home = [format!("{server}/")];
+        Self::start_full(&callback, None, &home).await
+    }
+
+    /// The file the provider's stderr goes to.
+    pub fn log_path(&self) -> std::path::PathBuf {
+        self.dir.path().join("stderr.log")
     }
 
     /// [`Self::start`] with the accounts of `accounts` (a JSON file, see
@@ -44,6 +58,14 @@ impl OidcPeer {
         redirect_uris: &[String],
         accounts: Option<&std::path::Path>,
     ) -> Result<OidcPeer> {
+        Self::start_full(redirect_uris, accounts, &[]).await
+    }
+
+    async fn start_full(
+        redirect_uris: &[String],
+        accounts: Option<&std::path::Path>,
+        post_logout_uris: &[String],
+    ) -> Result<OidcPeer> {
         let script = repo_root().join("tests/peers/oidc/provider.mjs");
         let dir = tempfile::Builder::new()
             .prefix("jitgate-oidc-peer-")
@@ -55,6 +77,9 @@ impl OidcPeer {
             .args(["--port", "0", "--exit-on-stdin-eof"]);
         for uri in redirect_uris {
             command.args(["--redirect-uri", uri]);
+        }
+        for uri in post_logout_uris {
+            command.args(["--post-logout-redirect-uri", uri]);
         }
         if let Some(accounts) = accounts {
             command.arg("--accounts").arg(accounts);
@@ -99,7 +124,7 @@ impl OidcPeer {
             child,
             issuer,
             http: reqwest::Client::new(),
-            _dir: dir,
+            dir,
             _stdout: lines,
         })
     }

@@ -140,7 +140,8 @@ impl ServerProcess {
         }
     }
 
-    fn log_path(&self) -> PathBuf {
+    /// The file the server's stdout and stderr go to.
+    pub fn log_path(&self) -> PathBuf {
         self.dir.path().join("server.log")
     }
 
@@ -241,17 +242,22 @@ fn server_command(args: &[&str], config: &Path, extra_env: &[(&str, &str)]) -> R
 }
 
 /// The `jitgate-server` to run: `$JITGATE_SERVER_BIN` when set (the benchmark runs the
-/// release build), else the one next to this binary: target/<profile>/deps/it-HASH runs,
-/// target/<profile>/jitgate-server is the server.
+/// release build), else the one in this binary's profile dir: target/<profile>/deps/it-HASH
+/// (a test) or target/<profile>/jitgate-demo runs, target/<profile>/jitgate-server is the
+/// server.
 fn server_binary() -> Result<PathBuf> {
     if let Some(bin) = std::env::var_os("JITGATE_SERVER_BIN") {
         return Ok(PathBuf::from(bin));
     }
     let exe = std::env::current_exe()?;
-    let profile_dir = exe
+    let dir = exe
         .parent()
-        .and_then(Path::parent)
         .with_context(|| format!("cannot find the target dir from {}", exe.display()))?;
+    let profile_dir = if dir.ends_with("deps") {
+        dir.parent().unwrap_or(dir)
+    } else {
+        dir
+    };
     let binary = profile_dir.join("jitgate-server");
     if !binary.exists() {
         bail!(

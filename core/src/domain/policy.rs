@@ -10,7 +10,7 @@ use super::error::DomainError;
 use super::ids::{AccountId, UserId};
 use super::os_user::OsUser;
 
-/// How the chosen OS user reaches `SSMSessionRunAs` (DESIGN.md, "Enforcing the OS user").
+/// How the chosen OS user reaches `SSMSessionRunAs` (docs/OPERATIONS.md, "Enforcing the OS user").
 #[derive(
     Clone, Copy, Debug, Default, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize,
 )]
