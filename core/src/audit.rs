@@ -137,7 +137,10 @@ pub enum StoredAction {
 impl StoredAction {
     /// The action the stored `name` stands for.
     pub fn parse(name: &str) -> Self {
-        Action::parse(name).map_or_else(|| StoredAction::Unknown(name.to_owned()), StoredAction::Known)
+        Action::parse(name).map_or_else(
+            || StoredAction::Unknown(name.to_owned()),
+            StoredAction::Known,
+        )
     }
 
     /// The stored name.
@@ -184,6 +187,49 @@ impl PartialEq<Action> for StoredAction {
 impl PartialEq<&str> for StoredAction {
     fn eq(&self, other: &&str) -> bool {
         self.as_str() == *other
+    }
+}
+
+/// What an audit search matches; `None` matches anything.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct EventFilter<'a> {
+    /// Only the events of this request.
+    pub request_id: Option<&'a str>,
+    /// A user id, or `jitgate` for what jitgate did on its own.
+    pub actor: Option<&'a str>,
+    /// An action (`request.approved`) or its beginning (`aws.`).
+    pub action_prefix: Option<&'a str>,
+    /// Only events at or after this time.
+    pub since_millis: i64,
+}
+
+/// An event as stored, with its place in the chain.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct AuditEvent {
+    /// Its place in the chain, from 1.
+    pub seq: i64,
+    /// When it happened.
+    pub at: DateTime<Utc>,
+    /// Who did it: a jitgate user id, or [`SYSTEM_ACTOR`].
+    pub actor: String,
+    /// What happened, read back typed (an unknown name is kept as stored).
+    pub action: StoredAction,
+    /// The request it is about, if any.
+    pub request_id: Option<String>,
+    /// What else it records.
+    pub details: Value,
+    /// The hash of the event before it.
+    pub prev_hash: String,
+    /// Its hash, chained after `prev_hash`.
+    pub hash: String,
+    /// The key the hash is keyed with; `None` for a plain hash (before keying).
+    pub key_id: Option<String>,
+}
+
+impl AuditEvent {
+    /// The action, when this release knows it.
+    pub fn kind(&self) -> Option<Action> {
+        self.action.known()
     }
 }
 
@@ -247,6 +293,9 @@ mod tests {
             "request.teleported",
             "an unknown name reads back as it was stored"
         );
-        assert_eq!(StoredAction::parse("request.approved"), Action::RequestApproved);
+        assert_eq!(
+            StoredAction::parse("request.approved"),
+            Action::RequestApproved
+        );
     }
 }

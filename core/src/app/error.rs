@@ -67,6 +67,15 @@ pub enum AppError {
     /// profile's permission set does not exist there).
     #[error(transparent)]
     NoPermissionSet(#[from] NoPermissionSet),
+    /// A per-person limit is reached (says which).
+    #[error("{0}")]
+    Limit(String),
+    /// Nothing of that name the person may know of (says what).
+    #[error("{0}")]
+    NoSuch(String),
+    /// The person may not do this (says why).
+    #[error("{0}")]
+    Forbidden(String),
     /// The store failed.
     #[error("storage: {0}")]
     Store(PortFailure),

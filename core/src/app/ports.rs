@@ -8,10 +8,10 @@ use std::future::Future;
 
 use chrono::{DateTime, Utc};
 
-use crate::audit::NewEvent;
+use crate::audit::{AuditEvent, EventFilter, NewEvent};
 use crate::domain::{
-    IdcLookup, OsUser, PermissionSetArn, PrincipalId, Request, RequestId, RequestRecord, StateName,
-    UserId,
+    ApiToken, CliLogin, IdcLookup, OsUser, PermissionSetArn, PrincipalId, Request, RequestId,
+    RequestRecord, StateName, User, UserId,
 };
 
 /// A failure of an adapter (the database, AWS), carried through the application layer
@@ -130,6 +130,60 @@ pub trait Store: Send + Sync + 'static {
         limit: i64,
     ) -> impl Future<Output = PortResult<Vec<RequestRecord>>> + Send;
 
+    /// The person jitgate knows as `user`, as their provider last described them.
+    fn person(&self, user: &UserId) -> impl Future<Output = PortResult<Option<User>>> + Send;
+
+    /// `user`'s API tokens (records, never secrets), newest first.
+    fn tokens_of(&self, user: &UserId) -> impl Future<Output = PortResult<Vec<ApiToken>>> + Send;
+
+    /// The owner of the live token whose secret hashes to `hash` (and marks it used at
+    /// `now`); `None` for an unknown, expired or revoked one.
+    fn token_owner(
+        &self,
+        hash: &str,
+        now: DateTime<Utc>,
+    ) -> impl Future<Output = PortResult<Option<User>>> + Send;
+
+    /// Uses up the CLI login code whose secret hashes to `hash`, in one statement: what
+    /// it stands for if it exists, is unexpired at `now` and was not used before.
+    fn redeem_cli_login(
+        &self,
+        hash: &str,
+        now: DateTime<Utc>,
+    ) -> impl Future<Output = PortResult<Option<CliLogin>>> + Send;
+
+    /// The audit events of one request, in order.
+    fn events_of_request(
+        &self,
+        request_id: &str,
+    ) -> impl Future<Output = PortResult<Vec<AuditEvent>>> + Send;
+
+    /// Up to `limit` events at or after `since_millis` with `seq > after`, in order.
+    fn events_since(
+        &self,
+        since_millis: i64,
+        after: i64,
+        limit: i64,
+    ) -> impl Future<Output = PortResult<Vec<AuditEvent>>> + Send;
+
+    /// Up to `limit` events matching `filter` with `after < seq <= upto`, in order.
+    fn search_events(
+        &self,
+        filter: &EventFilter<'_>,
+        after: i64,
+        upto: i64,
+        limit: i64,
+    ) -> impl Future<Output = PortResult<Vec<AuditEvent>>> + Send;
+
+    /// The sequence number of the first event at or after `since_millis`, if any.
+    fn first_event_since(
+        &self,
+        since_millis: i64,
+    ) -> impl Future<Output = PortResult<Option<i64>>> + Send;
+
+    /// The sequence number of the last event (0 for an empty trail).
+    fn last_event(&self) -> impl Future<Output = PortResult<i64>> + Send;
+
     /// How `user` stands with IdC; `None` for someone jitgate has no record of.
     fn idc_standing(
         &self,
@@ -201,6 +255,50 @@ pub trait Transaction: Send {
         user: &UserId,
         principal: &PrincipalId,
     ) -> impl Future<Output = PortResult<Binding>> + Send;
+
+    /// Records a sign-in: creates the person or updates what the provider said of them.
+    /// Answers their groups as stored before, read under the row's lock (`None` for a
+    /// person new to jitgate).
+    fn record_person(
+        &mut self,
+        user: &User,
+    ) -> impl Future<Output = PortResult<Option<Vec<String>>>> + Send;
+
+    /// Removes `user`'s IdC binding; answers the IdC user they were bound to.
+    fn unbind_idc(
+        &mut self,
+        user: &UserId,
+    ) -> impl Future<Output = PortResult<Option<String>>> + Send;
+
+    /// How many live API tokens `user` holds at `now`.
+    fn live_tokens(
+        &mut self,
+        user: &UserId,
+        now: DateTime<Utc>,
+    ) -> impl Future<Output = PortResult<i64>> + Send;
+
+    /// Stores a new token by the hash of its secret.
+    fn insert_token(
+        &mut self,
+        token: &ApiToken,
+        hash: &str,
+    ) -> impl Future<Output = PortResult<()>> + Send;
+
+    /// Revokes `user`'s live token `id` at `now`; `false` when there is none.
+    fn revoke_token(
+        &mut self,
+        user: &UserId,
+        id: &str,
+        now: DateTime<Utc>,
+    ) -> impl Future<Output = PortResult<bool>> + Send;
+
+    /// Stores a CLI login code by its hash, redeemable until `expires_at`.
+    fn insert_cli_login(
+        &mut self,
+        hash: &str,
+        login: &CliLogin,
+        expires_at: DateTime<Utc>,
+    ) -> impl Future<Output = PortResult<()>> + Send;
 
     /// Appends an audit event, chained after the last.
     fn append(&mut self, event: NewEvent) -> impl Future<Output = PortResult<()>> + Send;

@@ -137,6 +137,19 @@ impl<S: Store, D: Directory> Requests<S, D> {
         }
     }
 
+    /// The audit events of request `id`, for someone who may see the request.
+    pub async fn timeline(
+        &self,
+        actor: &Actor,
+        id: RequestId,
+    ) -> Result<Vec<crate::audit::AuditEvent>, AppError> {
+        self.get(actor, id).await?;
+        self.store
+            .events_of_request(&id.to_string())
+            .await
+            .map_err(store_err)
+    }
+
     /// The requests `listing` asks for that `actor` may see, newest first.
     pub async fn list(
         &self,

@@ -14,7 +14,7 @@ mod reads;
 
 pub use catalog::{Catalog, CatalogCell, CatalogSets, NotResolved};
 pub use claims::Stale;
-pub use credentials::{IssuedToken, TOKEN_PREFIX, secret_hash};
+pub use credentials::{IssuedToken, TOKEN_PREFIX};
 pub use identity::{SignInCheck, unbind};
 pub use jitgate_core::app::Action;
 pub use jitgate_core::app::ports::Listing;
@@ -26,7 +26,7 @@ use chrono::{DateTime, Utc};
 use tokio::sync::Notify;
 
 use jitgate_core::app::ports::{PortFailure, Signals};
-use jitgate_core::app::{AppError, Requests, Rules};
+use jitgate_core::app::{AppError, Credentials, People, Requests, Rules, Trail};
 use jitgate_core::clock::Clock;
 
 use crate::aws::{AwsError, IdcDirectory, IdentityCenter};
@@ -80,6 +80,9 @@ pub enum BrokerError {
     /// No permission set can be named for a new grant now.
     #[error(transparent)]
     NoPermissionSet(#[from] jitgate_core::app::ports::NoPermissionSet),
+    /// Nothing of that name the person may know of (says what).
+    #[error("{0}")]
+    NoSuch(String),
     /// A per-person limit is reached (says which).
     #[error("{0}")]
     Limit(String),
@@ -104,6 +107,9 @@ impl From<AppError> for BrokerError {
             AppError::IdcUserTaken { found } => BrokerError::IdcUserTaken { found },
             AppError::TooManyOpen { open } => BrokerError::TooManyOpen { open },
             AppError::NoPermissionSet(e) => BrokerError::NoPermissionSet(e),
+            AppError::Limit(why) => BrokerError::Limit(why),
+            AppError::NoSuch(what) => BrokerError::NoSuch(what),
+            AppError::Forbidden(why) => BrokerError::Forbidden(why),
             AppError::Store(f) | AppError::Directory(f) => match f.downcast::<StoreError>() {
                 Ok(e) => BrokerError::Store(e),
                 Err(f) => match f.downcast::<AwsError>() {
@@ -145,6 +151,12 @@ pub struct Broker<I> {
     rules: Arc<Rules>,
     /// The use cases over requests, on this server's adapters.
     requests: Requests<Db, IdcDirectory<I>>,
+    /// API tokens and CLI logins.
+    credentials: Credentials<Db>,
+    /// Sign-ins and the people jitgate knows.
+    people: People<Db, IdcDirectory<I>>,
+    /// The audit trail, for admins.
+    trail: Trail<Db>,
     /// Claims refreshes in flight in this process, one per person.
     refreshing: Arc<claims::Refreshing>,
 }
@@ -160,6 +172,9 @@ impl<I> Clone for Broker<I> {
             clock: self.clock.clone(),
             rules: self.rules.clone(),
             requests: self.requests.clone(),
+            credentials: self.credentials.clone(),
+            people: self.people.clone(),
+            trail: self.trail.clone(),
             refreshing: self.refreshing.clone(),
         }
     }
@@ -175,9 +190,13 @@ impl<I: IdentityCenter> Broker<I> {
         clock: Arc<dyn Clock>,
     ) -> Self {
         let rules = Arc::new(config.rules());
+        let directory = Arc::new(IdcDirectory(idc.clone()));
+        let credentials = Credentials::new(db.clone(), config.auth.max_tokens);
+        let people = People::new(db.clone(), directory.clone());
+        let trail = Trail::new(db.clone(), config.auth.admin_groups.clone());
         let requests = Requests::new(
             db.clone(),
-            Arc::new(IdcDirectory(idc.clone())),
+            directory,
             Arc::new(CatalogSets {
                 cell: catalog.clone(),
                 config: config.clone(),
@@ -195,6 +214,9 @@ impl<I: IdentityCenter> Broker<I> {
             clock,
             rules,
             requests,
+            credentials,
+            people,
+            trail,
             refreshing: Arc::default(),
         }
     }

@@ -14,7 +14,6 @@ use tower_sessions::Session;
 
 use super::session::{MaybeUser, UserView, check_csrf};
 use super::{AppState, WebError};
-use crate::domain::CliLogin;
 
 /// What the CLI sends (query of the GET, hidden fields of the POST).
 #[derive(Debug, Deserialize)]
@@ -134,12 +133,10 @@ pub(super) async fn approve(
     check_csrf(&session, request.csrf.as_deref()).await?;
     let user = user.ok_or(WebError::SignInRequired)?;
     let valid = request.validate()?;
-    let login = CliLogin {
-        user_id: user.user.id.clone(),
-        code_challenge: valid.code_challenge,
-        token_name: valid.name,
-    };
-    let code = state.broker.approve_cli_login(login).await?;
+    let code = state
+        .broker
+        .approve_cli_login(&user.actor, valid.code_challenge, valid.name)
+        .await?;
     Ok(Redirect::to(&format!(
         "http://127.0.0.1:{}/callback?code={code}&state={}",
         valid.port, valid.state

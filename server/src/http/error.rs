@@ -92,6 +92,7 @@ impl From<BrokerError> for WebError {
             BrokerError::Port(e) => WebError::Internal(e.to_string()),
             BrokerError::Forbidden(why) => WebError::Forbidden(why),
             BrokerError::Limit(why) => WebError::Limit(why),
+            BrokerError::NoSuch(what) => WebError::NotFound(what),
         }
     }
 }

@@ -249,7 +249,7 @@ impl WriteTx {
             TxInner::Sqlite(tx) => tx.commit()?,
         }
         for event in &self.events {
-            event.log();
+            crate::audit::log(event);
         }
         Ok(self.events)
     }

@@ -7,10 +7,12 @@ use chrono::{DateTime, Utc};
 use jitgate_core::app::ports::{
     Binding, IdcStanding, PortFailure, PortResult, RequestQuery, Store, Transaction,
 };
-use jitgate_core::audit::NewEvent;
-use jitgate_core::domain::{OsUser, PrincipalId, Request, RequestId, RequestRecord, UserId};
+use jitgate_core::audit::{AuditEvent, EventFilter, NewEvent};
+use jitgate_core::domain::{
+    ApiToken, CliLogin, OsUser, PrincipalId, Request, RequestId, RequestRecord, User, UserId,
+};
 
-use super::{Db, StoreError, WriteTx, audit, principals, requests, users};
+use super::{Db, StoreError, WriteTx, audit, cli_logins, principals, requests, tokens, users};
 
 fn port(e: StoreError) -> PortFailure {
     PortFailure::new(e)
@@ -41,6 +43,65 @@ impl Store for Db {
         requests::approval_queue(self, approver, profiles, offset, limit)
             .await
             .map_err(port)
+    }
+
+    async fn person(&self, user: &UserId) -> PortResult<Option<User>> {
+        users::get(self, user.as_str()).await.map_err(port)
+    }
+
+    async fn tokens_of(&self, user: &UserId) -> PortResult<Vec<ApiToken>> {
+        tokens::of_user(self, user.as_str()).await.map_err(port)
+    }
+
+    async fn token_owner(&self, hash: &str, now: DateTime<Utc>) -> PortResult<Option<User>> {
+        let found = tokens::authenticate(self, hash, now).await.map_err(port)?;
+        Ok(found.map(|(_, user)| user))
+    }
+
+    async fn redeem_cli_login(
+        &self,
+        hash: &str,
+        now: DateTime<Utc>,
+    ) -> PortResult<Option<CliLogin>> {
+        cli_logins::redeem(self, hash, now).await.map_err(port)
+    }
+
+    async fn events_of_request(&self, request_id: &str) -> PortResult<Vec<AuditEvent>> {
+        audit::for_request(self, request_id).await.map_err(port)
+    }
+
+    async fn events_since(
+        &self,
+        since_millis: i64,
+        after: i64,
+        limit: i64,
+    ) -> PortResult<Vec<AuditEvent>> {
+        audit::page_since(self, since_millis, after, limit)
+            .await
+            .map_err(port)
+    }
+
+    async fn search_events(
+        &self,
+        filter: &EventFilter<'_>,
+        after: i64,
+        upto: i64,
+        limit: i64,
+    ) -> PortResult<Vec<AuditEvent>> {
+        audit::search(self, filter, after, upto, limit)
+            .await
+            .map_err(port)
+    }
+
+    async fn first_event_since(&self, since_millis: i64) -> PortResult<Option<i64>> {
+        audit::first_seq_since(self, since_millis)
+            .await
+            .map_err(port)
+    }
+
+    async fn last_event(&self) -> PortResult<i64> {
+        let (seq, _) = audit::head(self).await.map_err(port)?;
+        Ok(seq)
     }
 
     async fn idc_standing(&self, user: &UserId) -> PortResult<Option<IdcStanding>> {
@@ -97,6 +158,50 @@ impl Transaction for WriteTx {
 
     async fn bind_idc(&mut self, user: &UserId, principal: &PrincipalId) -> PortResult<Binding> {
         users::bind_idc(self, user.as_str(), principal)
+            .await
+            .map_err(port)
+    }
+
+    async fn record_person(&mut self, user: &User) -> PortResult<Option<Vec<String>>> {
+        let before = users::claims_for_update(self, &user.id)
+            .await
+            .map_err(port)?;
+        users::upsert(self, user).await.map_err(port)?;
+        Ok(before.map(|(groups, _)| groups))
+    }
+
+    async fn unbind_idc(&mut self, user: &UserId) -> PortResult<Option<String>> {
+        users::unbind_idc(self, user.as_str()).await.map_err(port)
+    }
+
+    async fn live_tokens(&mut self, user: &UserId, now: DateTime<Utc>) -> PortResult<i64> {
+        tokens::live_count(self, user.as_str(), now)
+            .await
+            .map_err(port)
+    }
+
+    async fn insert_token(&mut self, token: &ApiToken, hash: &str) -> PortResult<()> {
+        tokens::insert(self, token, hash).await.map_err(port)
+    }
+
+    async fn revoke_token(
+        &mut self,
+        user: &UserId,
+        id: &str,
+        now: DateTime<Utc>,
+    ) -> PortResult<bool> {
+        tokens::revoke(self, user.as_str(), id, now)
+            .await
+            .map_err(port)
+    }
+
+    async fn insert_cli_login(
+        &mut self,
+        hash: &str,
+        login: &CliLogin,
+        expires_at: DateTime<Utc>,
+    ) -> PortResult<()> {
+        cli_logins::insert(self, hash, login, expires_at)
             .await
             .map_err(port)
     }

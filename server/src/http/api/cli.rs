@@ -5,16 +5,12 @@
 use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
-use base64::Engine;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use jitgate_proto::{ErrorBody, TokenCreated};
 use serde::Deserialize;
-use sha2::{Digest, Sha256};
-use subtle::ConstantTimeEq;
 
 use super::error::ApiError;
 use super::input::Required;
-use super::tokens::{DEFAULT_LIFETIME, issue};
+use super::tokens::{DEFAULT_LIFETIME, created};
 use crate::http::AppState;
 
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
@@ -22,11 +18,6 @@ use crate::http::AppState;
 pub(super) struct Exchange {
     code: String,
     code_verifier: String,
-}
-
-/// The S256 challenge of a PKCE verifier.
-fn pkce_challenge(verifier: &str) -> String {
-    URL_SAFE_NO_PAD.encode(Sha256::digest(verifier.as_bytes()))
 }
 
 /// `POST /cli/token`: one-time code + PKCE verifier → API token.
@@ -48,40 +39,10 @@ pub(super) async fn token(
     let refused = || {
         ApiError::unauthorized("this login code is unknown, used or expired; run the login again")
     };
-    let login = state
+    let issued = state
         .broker
-        .redeem_cli_login(&body.code)
+        .exchange_cli_login(&body.code, &body.code_verifier, DEFAULT_LIFETIME)
         .await?
         .ok_or_else(refused)?;
-    let expected = login.code_challenge.as_bytes();
-    if !bool::from(
-        pkce_challenge(&body.code_verifier)
-            .as_bytes()
-            .ct_eq(expected),
-    ) {
-        // The code is used up either way: a guessed verifier gets one try.
-        return Err(refused());
-    }
-    let created = issue(
-        &state,
-        &login.user_id,
-        &login.token_name,
-        DEFAULT_LIFETIME,
-        "cli",
-    )
-    .await?;
-    Ok((StatusCode::CREATED, Json(created)))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn challenge_matches_rfc_7636_appendix_b() {
-        assert_eq!(
-            pkce_challenge("dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk"),
-            "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM"
-        );
-    }
+    Ok((StatusCode::CREATED, Json(created(issued))))
 }

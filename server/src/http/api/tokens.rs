@@ -12,6 +12,7 @@ use super::auth::ApiUser;
 use super::error::ApiError;
 use super::input::Required;
 use super::requests::duration;
+use crate::broker::IssuedToken;
 use crate::http::AppState;
 
 pub(in crate::http) const DEFAULT_LIFETIME: Duration = Duration::from_secs(30 * 24 * 3600);
@@ -58,28 +59,20 @@ pub(super) async fn create(
             "a token lives longer than zero and at most 90d",
         ));
     }
-    let created = issue(&state, &caller.user.user.id, name, lifetime, "web").await?;
-    Ok((StatusCode::CREATED, Json(created)))
-}
-
-/// Makes a token for `user_id` through the broker; the answer is the only place its
-/// secret appears.
-pub(in crate::http) async fn issue(
-    state: &AppState,
-    user_id: &str,
-    name: &str,
-    lifetime: Duration,
-    via: &str,
-) -> Result<TokenCreated, ApiError> {
     let issued = state
         .broker
-        .issue_token(user_id, name, lifetime, via)
+        .issue_token(&caller.user.actor, name, lifetime)
         .await?;
-    Ok(TokenCreated {
+    Ok((StatusCode::CREATED, Json(created(issued))))
+}
+
+/// The answer for a token just made: the only place its secret appears.
+pub(in crate::http) fn created(issued: IssuedToken) -> TokenCreated {
+    TokenCreated {
         id: issued.id,
         token: issued.token,
         expires_at: issued.expires_at,
-    })
+    }
 }
 
 /// `GET /tokens`: the caller's tokens, without their secrets.
@@ -128,8 +121,6 @@ pub(super) async fn revoke(
     caller: ApiUser,
     Path(id): Path<String>,
 ) -> Result<StatusCode, ApiError> {
-    if !state.broker.revoke_token(&caller.user.actor, &id).await? {
-        return Err(ApiError::not_found(format!("you have no live token {id}")));
-    }
+    state.broker.revoke_token(&caller.user.actor, &id).await?;
     Ok(StatusCode::NO_CONTENT)
 }
