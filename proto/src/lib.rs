@@ -41,6 +41,12 @@ pub struct RequestView {
     pub end_reason: Option<String>,
     /// Why provisioning failed, for `failed` requests.
     pub failure_reason: Option<String>,
+    /// Who denied it, for `denied` requests.
+    #[serde(default)]
+    pub denied_by: Option<String>,
+    /// The approver's comment, for `denied` requests.
+    #[serde(default)]
+    pub deny_comment: Option<String>,
     pub approvals: Vec<ApprovalView>,
     /// Approvals still needed (of the request, or of its pending extension).
     pub approvals_missing: u32,

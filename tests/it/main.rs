@@ -24,6 +24,7 @@ mod e2e;
 mod fuzz;
 mod hygiene;
 mod identity;
+mod jitgate_cli;
 mod lifecycle;
 mod one_door;
 mod pages;

@@ -26,7 +26,9 @@ pub use chrome::{Browser, ChromeDriver, png_size, screenshots_dir};
 pub use config::{ConfigBuilder, ProfileSpec, sqlite_url_in};
 pub use oidc_peer::{OidcPeer, SignInOutcome, browser, session_cookie, sign_in, sign_in_from};
 pub use postgres::{Postgres, start_postgres};
-pub use server::{AUDIT_KEY, ServerProcess, audit_keys, keyed, run_cli, run_cli_with, test_env};
+pub use server::{
+    AUDIT_KEY, ServerProcess, audit_keys, cli_binary, keyed, run_cli, run_cli_with, test_env,
+};
 
 use std::net::TcpListener;
 use std::path::PathBuf;

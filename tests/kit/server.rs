@@ -249,6 +249,18 @@ fn server_binary() -> Result<PathBuf> {
     if let Some(bin) = std::env::var_os("JITGATE_SERVER_BIN") {
         return Ok(PathBuf::from(bin));
     }
+    built_binary("jitgate-server")
+}
+
+/// The `jitgate` CLI built beside the running test binary (`cargo build --bin jitgate`;
+/// make test builds every binary of the workspace).
+pub fn cli_binary() -> Result<PathBuf> {
+    built_binary("jitgate")
+}
+
+/// Binary `name` in this binary's profile dir: target/<profile>/deps/it-HASH (a test)
+/// or target/<profile>/jitgate-demo runs, target/<profile>/<name> is the one asked for.
+fn built_binary(name: &str) -> Result<PathBuf> {
     let exe = std::env::current_exe()?;
     let dir = exe
         .parent()
@@ -258,10 +270,10 @@ fn server_binary() -> Result<PathBuf> {
     } else {
         dir
     };
-    let binary = profile_dir.join("jitgate-server");
+    let binary = profile_dir.join(name);
     if !binary.exists() {
         bail!(
-            "{} is missing: build it first: cargo build --bin jitgate-server (make test does)",
+            "{} is missing: build it first: cargo build --bin {name} (make test does)",
             binary.display()
         );
     }

@@ -47,6 +47,10 @@ pub fn request(stored: &RequestRecord, config: &Config) -> proto::RequestView {
         RequestState::Failed { reason, .. } => (None, None, None, Some(reason.clone())),
         _ => (None, None, None, None),
     };
+    let (denied_by, deny_comment) = match &r.state {
+        RequestState::Denied { by, comment, .. } => (Some(by.to_string()), comment.clone()),
+        _ => (None, None),
+    };
     let approvals_missing = config
         .profile(&r.profile)
         .map_or(0, |p| r.approvals_missing(&p.policy()));
@@ -67,6 +71,8 @@ pub fn request(stored: &RequestRecord, config: &Config) -> proto::RequestView {
         ended_at,
         end_reason,
         failure_reason,
+        denied_by,
+        deny_comment,
         approvals: approvals(&r.approvals),
         approvals_missing,
         extension: r.extension.as_ref().map(|e| proto::ExtensionView {

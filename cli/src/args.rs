@@ -1,0 +1,101 @@
+//! The command line, as clap reads it.
+
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand};
+
+use crate::exit;
+
+/// Just-in-time shell access to EC2: ask for it, approve it, follow it.
+#[derive(Debug, Parser)]
+#[command(name = "jitgate", version, after_help = exit::HELP)]
+pub struct Cli {
+    /// The jitgate server (else the one `jitgate login` saved).
+    #[arg(long, global = true, env = "JITGATE_SERVER")]
+    pub server: Option<String>,
+    /// Print data as JSON (for scripts) instead of text.
+    #[arg(long, global = true)]
+    pub json: bool,
+    /// Where the config and credentials live (default: ~/.config/jitgate).
+    #[arg(long, global = true, env = "JITGATE_CONFIG_DIR", hide = true)]
+    pub config_dir: Option<PathBuf>,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Sign in through the server's web sign-in and keep an API token for this machine.
+    Login {
+        /// Print the sign-in URL instead of opening a browser; paste the code shown at the
+        /// end if this machine's browser cannot reach the loopback address.
+        #[arg(long)]
+        no_browser: bool,
+    },
+    /// Forget this machine's token (and revoke it on the server).
+    Logout,
+    /// The profiles you may request or approve.
+    Profiles,
+    /// Your grants (with time left), your pending requests and what waits for your approval.
+    Status,
+    /// Ask for access under a profile.
+    Request {
+        /// The profile (see `jitgate profiles`).
+        profile: String,
+        /// The OS user to be on the instances.
+        #[arg(long = "as", value_name = "OSUSER")]
+        os_user: String,
+        /// How long, like 30m, 2h or 1h30m.
+        #[arg(long = "for", value_name = "DURATION")]
+        duration: String,
+        /// Why you need it (shown to the approvers).
+        #[arg(long)]
+        reason: String,
+        /// A ticket or incident id.
+        #[arg(long)]
+        ticket: Option<String>,
+        /// The AWS account (needed when the profile covers several).
+        #[arg(long)]
+        account: Option<String>,
+        /// Wait until it is active (exit 0) or will not be (exit 5).
+        #[arg(long)]
+        wait: bool,
+    },
+    /// Approve a request (or its pending extension).
+    Approve {
+        /// The request id.
+        id: String,
+    },
+    /// Deny a request (or its pending extension).
+    Deny {
+        /// The request id.
+        id: String,
+        /// Why (shown to the requester).
+        #[arg(long)]
+        reason: String,
+    },
+    /// Ask for more time on an active grant.
+    Extend {
+        /// The request id.
+        id: String,
+        /// How much more, like 30m or 1h.
+        #[arg(long = "for", value_name = "DURATION")]
+        duration: String,
+        /// Why.
+        #[arg(long)]
+        reason: String,
+    },
+    /// End a grant now (or withdraw a request not active yet).
+    Revoke {
+        /// The request id.
+        id: String,
+        /// Why (recorded in the audit trail).
+        #[arg(long)]
+        reason: Option<String>,
+    },
+    /// Print a shell completion script.
+    Completions {
+        /// bash, zsh, fish, elvish or powershell.
+        shell: clap_complete::Shell,
+    },
+}

@@ -1,0 +1,326 @@
+//! The `jitgate` CLI binary against the real server, the OpenID provider peer and the AWS
+//! peer: the browser login with PKCE (the browser's part played by a signed-in HTTP
+//! client), then requests, approvals, refusals and `--wait` as people run them.
+
+use std::path::Path;
+use std::process::{Output, Stdio};
+use std::time::Duration;
+
+use anyhow::{Context, Result, bail};
+use reqwest::StatusCode;
+use reqwest::header::LOCATION;
+use serde_json::Value;
+use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::process::Command;
+
+use crate::harness::cli_binary;
+use crate::world::{Backend, World, prod_profile};
+
+/// One person's `jitgate`, with its own config directory.
+struct Person {
+    dir: tempfile::TempDir,
+    server: String,
+}
+
+impl Person {
+    fn command(&self, args: &[&str]) -> Result<Command> {
+        let mut command = Command::new(cli_binary()?);
+        command
+            .args(args)
+            .env("JITGATE_CONFIG_DIR", self.dir.path())
+            .env_remove("JITGATE_SERVER")
+            .stdin(Stdio::null())
+            .kill_on_drop(true);
+        Ok(command)
+    }
+
+    /// Runs `jitgate ARGS` to the end.
+    async fn run(&self, args: &[&str]) -> Result<Output> {
+        Ok(self.command(args)?.output().await?)
+    }
+
+    /// Runs `jitgate --json ARGS`, which must succeed, and parses what it printed.
+    async fn json(&self, args: &[&str]) -> Result<Value> {
+        let mut all = vec!["--json"];
+        all.extend_from_slice(args);
+        let out = self.run(&all).await?;
+        if !out.status.success() {
+            bail!(
+                "jitgate {args:?} failed ({}): {}",
+                out.status,
+                text(&out.stderr)
+            );
+        }
+        serde_json::from_slice(&out.stdout)
+            .with_context(|| format!("jitgate {args:?} printed no JSON: {}", text(&out.stdout)))
+    }
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+fn form_value(page: &str, name: &str) -> Option<String> {
+    page.split(&format!("name=\"{name}\" value=\""))
+        .nth(1)
+        .and_then(|rest| rest.split('"').next())
+        .map(str::to_owned)
+}
+
+/// `jitgate login --no-browser` as `login`: the CLI prints the URL, the person's browser
+/// (their signed-in session) confirms, the browser lands on the CLI's loopback port.
+async fn logged_in(w: &World, login: &str) -> Result<Person> {
+    let person = Person {
+        dir: tempfile::tempdir()?,
+        server: w.server.listen_url(),
+    };
+    let mut cli = person
+        .command(&["--server", &person.server, "login", "--no-browser"])?
+        // Open and silent: the CLI also accepts a pasted code.
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()?;
+    let stderr = cli.stderr.take().context("stderr")?;
+    let mut lines = BufReader::new(stderr).lines();
+    let url = tokio::time::timeout(Duration::from_secs(10), async {
+        while let Some(line) = lines.next_line().await? {
+            if let Some(url) = line
+                .trim()
+                .strip_prefix("http")
+                .filter(|_| line.contains("/cli/login?"))
+            {
+                return Ok(format!("http{url}"));
+            }
+        }
+        bail!("the CLI printed no login URL")
+    })
+    .await??;
+
+    let (browser, _) = w.session_of(login).await?;
+    let page = browser.get(&url).send().await?;
+    assert_eq!(page.status(), StatusCode::OK);
+    let page = page.text().await?;
+    let form: Vec<(&str, String)> = ["csrf", "port", "state", "code_challenge", "name"]
+        .into_iter()
+        .map(|f| {
+            Ok((
+                f,
+                form_value(&page, f).with_context(|| format!("no {f} field"))?,
+            ))
+        })
+        .collect::<Result<_>>()?;
+    let confirmed = browser
+        .post(format!("{}/cli/login", person.server))
+        .form(&form)
+        .send()
+        .await?;
+    assert_eq!(confirmed.status(), StatusCode::SEE_OTHER);
+    let loopback = confirmed
+        .headers()
+        .get(LOCATION)
+        .and_then(|v| v.to_str().ok())
+        .context("no redirect to the CLI")?
+        .to_owned();
+    // The browser follows the redirect to the CLI's listener.
+    let landed = reqwest::get(&loopback).await?;
+    assert_eq!(landed.status(), StatusCode::OK);
+    assert!(landed.text().await?.contains("Signed in"));
+
+    let status = tokio::time::timeout(Duration::from_secs(20), cli.wait()).await??;
+    let mut out = String::new();
+    if let Some(mut stdout) = cli.stdout.take() {
+        tokio::io::AsyncReadExt::read_to_string(&mut stdout, &mut out).await?;
+    }
+    assert!(status.success(), "login failed: {out}");
+    assert!(out.contains(&format!("as {login}")), "{out}");
+    Ok(person)
+}
+
+#[cfg(unix)]
+fn mode_of(path: &Path) -> Result<u32> {
+    use std::os::unix::fs::PermissionsExt;
+    Ok(std::fs::metadata(path)?.permissions().mode() & 0o777)
+}
+
+#[tokio::test]
+async fn the_cli_logs_in_requests_and_approves_with_the_same_rules() -> Result<()> {
+    let w = World::start_with_sign_in(Backend::Sqlite, |c| c.profile(prod_profile())).await?;
+    let alice = logged_in(&w, "alice").await?;
+    let bob = logged_in(&w, "bob").await?;
+
+    // The token is kept for its owner only, and nowhere in the config.
+    let credentials = alice.dir.path().join("credentials.json");
+    assert_eq!(mode_of(&credentials)?, 0o600);
+    let config = std::fs::read_to_string(alice.dir.path().join("config.toml"))?;
+    assert!(
+        config.contains(&alice.server) && !config.contains("jgt_"),
+        "{config}"
+    );
+
+    let profiles = alice.json(&["profiles"]).await?;
+    assert_eq!(profiles[0]["name"], "prod-web");
+    assert_eq!(profiles[0]["may_request"], true);
+
+    // One account in the profile: --account is not needed.
+    let created = alice
+        .json(&[
+            "request",
+            "prod-web",
+            "--as",
+            "app",
+            "--for",
+            "1h",
+            "--reason",
+            "deploy the fix",
+        ])
+        .await?;
+    assert_eq!(created["state"], "pending");
+    let id = created["id"].as_str().context("id")?.to_owned();
+
+    // The same rules as the web: no self-approval, with the server's reason and exit 4.
+    let own = alice.run(&["approve", &id]).await?;
+    assert_eq!(own.status.code(), Some(4), "{}", text(&own.stderr));
+    assert!(
+        text(&own.stderr).contains("approve"),
+        "{}",
+        text(&own.stderr)
+    );
+    // Bad input is refused with what to fix.
+    let bad = alice
+        .run(&[
+            "request", "prod-web", "--as", "root", "--for", "1h", "--reason", "x",
+        ])
+        .await?;
+    assert_eq!(bad.status.code(), Some(4));
+    assert!(text(&bad.stderr).contains("root"), "{}", text(&bad.stderr));
+
+    let waiting = bob.json(&["status"]).await?;
+    assert_eq!(waiting["to_approve"][0]["id"], id.as_str());
+    let approved = bob.json(&["approve", &id]).await?;
+    assert!(matches!(
+        approved["state"].as_str(),
+        Some("approved" | "active")
+    ));
+    w.wait_assignment("alice", "JitSsm", true, Duration::from_secs(10))
+        .await?;
+
+    let status = alice.json(&["status"]).await?;
+    assert_eq!(status["grants"][0]["id"], id.as_str());
+    let human = alice.run(&["status"]).await?;
+    assert!(
+        text(&human.stdout).contains("left)"),
+        "{}",
+        text(&human.stdout)
+    );
+
+    let revoked = alice.json(&["revoke", &id, "--reason", "done"]).await?;
+    assert_eq!(revoked["state"], "ended");
+
+    // Logged out, the token is revoked on the server too.
+    let token = std::fs::read_to_string(&credentials)?;
+    let token: Value = serde_json::from_str(&token)?;
+    let out = alice.run(&["logout"]).await?;
+    assert!(out.status.success());
+    let answer = reqwest::Client::new()
+        .get(format!("{}/api/v1/me", alice.server))
+        .bearer_auth(token["token"].as_str().context("token")?)
+        .send()
+        .await?;
+    assert_eq!(answer.status(), StatusCode::UNAUTHORIZED);
+    let after = alice.run(&["status"]).await?;
+    assert_eq!(after.status.code(), Some(3));
+    assert!(
+        text(&after.stderr).contains("jitgate login"),
+        "{}",
+        text(&after.stderr)
+    );
+    Ok(())
+}
+
+#[tokio::test]
+async fn request_wait_ends_when_the_grant_is_active_or_denied() -> Result<()> {
+    let w = World::start_with_sign_in(Backend::Sqlite, |c| c.profile(prod_profile())).await?;
+    let alice = logged_in(&w, "alice").await?;
+    let bob = logged_in(&w, "bob").await?;
+    let args = [
+        "--json", "request", "prod-web", "--as", "app", "--for", "1h", "--reason", "x", "--wait",
+    ];
+
+    for (decision, exit) in [("approve", 0), ("deny", 5)] {
+        let waiting = alice
+            .command(&args)?
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()?;
+        // Bob decides once it is in his queue.
+        let id = tokio::time::timeout(Duration::from_secs(10), async {
+            loop {
+                let queue = bob.json(&["status"]).await?;
+                if let Some(id) = queue["to_approve"][0]["id"].as_str() {
+                    return anyhow::Ok(id.to_owned());
+                }
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+        })
+        .await??;
+        let mut decide = vec![decision, id.as_str()];
+        if decision == "deny" {
+            decide.extend(["--reason", "not during the freeze"]);
+        }
+        bob.json(&decide).await?;
+        let out =
+            tokio::time::timeout(Duration::from_secs(30), waiting.wait_with_output()).await??;
+        assert_eq!(
+            out.status.code(),
+            Some(exit),
+            "{decision}: {}",
+            text(&out.stderr)
+        );
+        let last: Value = serde_json::from_slice(&out.stdout)?;
+        let want = if decision == "approve" {
+            "active"
+        } else {
+            "denied"
+        };
+        assert_eq!(last["state"], want);
+        if decision == "deny" {
+            let said = text(&out.stderr);
+            assert!(
+                said.contains("denied by sub-bob: not during the freeze"),
+                "{said}"
+            );
+        }
+        if decision == "approve" {
+            assert!(w.has_assignment("alice", "JitSsm").await?);
+            alice.json(&["revoke", &id]).await?;
+        }
+    }
+    Ok(())
+}
+
+#[tokio::test]
+async fn without_a_login_the_cli_says_what_to_run() -> Result<()> {
+    let person = Person {
+        dir: tempfile::tempdir()?,
+        server: "http://127.0.0.1:9".into(),
+    };
+    let out = person.run(&["status"]).await?;
+    assert_eq!(out.status.code(), Some(3));
+    assert!(
+        text(&out.stderr).contains("jitgate login --server"),
+        "{}",
+        text(&out.stderr)
+    );
+    let out = person.run(&["--server", &person.server, "status"]).await?;
+    assert_eq!(out.status.code(), Some(3));
+    let out = person.run(&["completions", "bash"]).await?;
+    assert!(out.status.success() && text(&out.stdout).contains("jitgate"));
+    let help = person.run(&["--help"]).await?;
+    assert!(
+        text(&help.stdout).contains("Exit codes"),
+        "{}",
+        text(&help.stdout)
+    );
+    Ok(())
+}
