@@ -13,5 +13,6 @@ pub mod config;
 pub mod http;
 pub mod oidc;
 pub mod scheduler;
+pub mod slack;
 pub mod store;
 pub mod trail;

@@ -319,7 +319,15 @@ async fn serve(config: Arc<Config>) -> anyhow::Result<ExitCode> {
     )
     .await
     .context("opening the session store")?;
+    let slack = match &config.slack {
+        Some(settings) => Some(Arc::new(
+            jitgate_server::slack::SlackApi::new(settings)
+                .context("setting up the Slack client")?,
+        )),
+        None => None,
+    };
     let state = AppState {
+        slack,
         config: config.clone(),
         oidc,
         broker,

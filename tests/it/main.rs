@@ -31,6 +31,7 @@ mod pages;
 mod queue;
 mod roles;
 mod signin;
+mod slack;
 mod smoke;
 mod store;
 mod sweep;

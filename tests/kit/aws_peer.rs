@@ -306,7 +306,7 @@ fn knob_args(knobs: &PeerKnobs) -> Vec<String> {
 }
 
 /// `$JITGATE_VENV`, else cache_dir()/venv (where make test installs moto).
-fn venv_dir() -> Result<PathBuf> {
+pub(crate) fn venv_dir() -> Result<PathBuf> {
     match std::env::var_os("JITGATE_VENV") {
         Some(dir) => Ok(PathBuf::from(dir)),
         None => Ok(cache_dir()?.join("venv")),

@@ -19,6 +19,7 @@ mod config;
 mod oidc_peer;
 mod postgres;
 mod server;
+mod slack_peer;
 mod watchdog;
 
 pub use aws_peer::{AwsPeer, Fault, OpKind, OpStatus, PeerAssignment, PeerKnobs, PeerOp};
@@ -29,6 +30,7 @@ pub use postgres::{Postgres, start_postgres};
 pub use server::{
     AUDIT_KEY, ServerProcess, audit_keys, cli_binary, keyed, run_cli, run_cli_with, test_env,
 };
+pub use slack_peer::{SLACK_BOT_TOKEN, SlackPeer};
 
 use std::net::TcpListener;
 use std::path::PathBuf;

@@ -149,6 +149,20 @@ impl Store for MemStore {
         Ok(self.state().users.get(user).cloned())
     }
 
+    async fn people_by_email(&self, email: &str) -> PortResult<Vec<User>> {
+        Ok(self
+            .state()
+            .users
+            .into_values()
+            .filter(|u| {
+                u.email
+                    .as_deref()
+                    .is_some_and(|e| e.eq_ignore_ascii_case(email))
+            })
+            .take(2)
+            .collect())
+    }
+
     async fn tokens_of(&self, user: &UserId) -> PortResult<Vec<ApiToken>> {
         let mut found: Vec<ApiToken> = self
             .state()

@@ -19,5 +19,5 @@ pub use authz::{Actions, Rules};
 pub use credentials::{Credentials, IssuedToken};
 pub use error::AppError;
 pub use people::{People, SignInCheck};
-pub use requests::{Action, Requests};
+pub use requests::{Action, Requests, Via};
 pub use trail::{AuditPage, Trail};

@@ -61,6 +61,16 @@ impl<S: Store, D: Directory> People<S, D> {
         self.store.person(id).await.map_err(store_err)
     }
 
+    /// The one person whose email is `email` (as another system, Slack, knows them);
+    /// `None` when no one, or more than one person, has it.
+    pub async fn by_email(&self, email: &str) -> Result<Option<User>, AppError> {
+        let mut found = self.store.people_by_email(email).await.map_err(store_err)?;
+        Ok(match found.len() {
+            1 => found.pop(),
+            _ => None,
+        })
+    }
+
     /// The display names of `ids` (user ids; jitgate itself needs none); someone who
     /// never signed in is left out (pages show their id).
     pub async fn display_names<'a>(

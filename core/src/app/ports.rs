@@ -133,6 +133,10 @@ pub trait Store: Send + Sync + 'static {
     /// The person jitgate knows as `user`, as their provider last described them.
     fn person(&self, user: &UserId) -> impl Future<Output = PortResult<Option<User>>> + Send;
 
+    /// Up to two people whose email is `email`, compared without case (two: the email
+    /// names no one person).
+    fn people_by_email(&self, email: &str) -> impl Future<Output = PortResult<Vec<User>>> + Send;
+
     /// `user`'s API tokens (records, never secrets), newest first.
     fn tokens_of(&self, user: &UserId) -> impl Future<Output = PortResult<Vec<ApiToken>>> + Send;
 

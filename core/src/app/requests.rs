@@ -52,6 +52,41 @@ pub enum Action {
     },
 }
 
+/// The edge an action came through, when the audit trail records it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Via {
+    /// A Slack interaction, by this Slack member.
+    Slack {
+        /// The clicking Slack member's id (`U...`).
+        user_id: String,
+    },
+}
+
+impl Via {
+    fn record(&self, details: &mut serde_json::Map<String, serde_json::Value>) {
+        match self {
+            Via::Slack { user_id } => {
+                details.insert("via".into(), "slack".into());
+                details.insert("slack_user_id".into(), user_id.clone().into());
+            }
+        }
+    }
+}
+
+/// Who an audit event names, and through which edge.
+#[derive(Clone, Copy)]
+struct Recorded<'a> {
+    actor: &'a str,
+    via: Option<&'a Via>,
+}
+
+impl Recorded<'static> {
+    const SYSTEM: Recorded<'static> = Recorded {
+        actor: SYSTEM_ACTOR,
+        via: None,
+    };
+}
+
 /// The use cases over requests, with the ports they run on.
 pub struct Requests<S, D> {
     store: S,
@@ -281,38 +316,54 @@ impl<S: Store, D: Directory> Requests<S, D> {
         action: Action,
         now: DateTime<Utc>,
     ) -> Result<RequestRecord, AppError> {
+        self.act_via(actor, id, action, now, None).await
+    }
+
+    /// [`Self::act`], recording in the audit event which edge the action came through
+    /// when it is not the web or the API (`via`).
+    pub async fn act_via(
+        &self,
+        actor: &Actor,
+        id: RequestId,
+        action: Action,
+        now: DateTime<Utc>,
+        via: Option<&Via>,
+    ) -> Result<RequestRecord, AppError> {
         // Someone who may not see the request is told it does not exist, whatever the
         // action; the domain then decides whether they may do it.
         self.get(actor, id).await?;
-        let who = actor.user.as_str();
+        let by = Recorded {
+            actor: actor.user.as_str(),
+            via,
+        };
         match action {
             Action::Approve => {
-                self.apply(id, who, None, now, |r| {
+                self.apply(id, by, None, now, |r| {
                     let policy = self.policy(&r.profile)?;
                     Ok(r.approve(actor, policy, now)?)
                 })
                 .await
             }
             Action::Deny { comment } => {
-                self.apply(id, who, comment.clone(), now, |r| {
+                self.apply(id, by, comment.clone(), now, |r| {
                     let policy = self.policy(&r.profile)?;
                     Ok(r.deny(actor, policy, comment, now)?)
                 })
                 .await
             }
             Action::Cancel => {
-                self.apply(id, who, None, now, |r| Ok(r.cancel(actor, now)?))
+                self.apply(id, by, None, now, |r| Ok(r.cancel(actor, now)?))
                     .await
             }
             Action::Revoke { comment } => {
-                self.apply(id, who, comment.clone(), now, |r| {
+                self.apply(id, by, comment.clone(), now, |r| {
                     let policy = self.policy_or_removed(&r.profile);
                     Ok(r.revoke(actor, &policy, comment, now)?)
                 })
                 .await
             }
             Action::Extend { extra, reason } => {
-                self.apply(id, who, Some(reason.clone()), now, |r| {
+                self.apply(id, by, Some(reason.clone()), now, |r| {
                     let policy = self.policy(&r.profile)?;
                     Ok(r.request_extension(actor, extra, reason, policy, now)?)
                 })
@@ -363,7 +414,7 @@ impl<S: Store, D: Directory> Requests<S, D> {
         }
         let why = format!("profile `{profile}` was removed from the configuration");
         let result = self
-            .apply(id, SYSTEM_ACTOR, Some(why.clone()), now, |r| {
+            .apply(id, Recorded::SYSTEM, Some(why.clone()), now, |r| {
                 match r.state {
                     RequestState::Approved { .. } => Ok(r.fail(why.clone(), now)?),
                     _ => Ok(r.lapse(&Policy::removed(&profile), now)?),
@@ -400,7 +451,7 @@ impl<S: Store, D: Directory> Requests<S, D> {
         now: DateTime<Utc>,
         step: impl FnOnce(Request) -> Result<Request, AppError>,
     ) -> Result<Option<RequestRecord>, AppError> {
-        settle_refusal(self.apply(id, SYSTEM_ACTOR, None, now, step).await)
+        settle_refusal(self.apply(id, Recorded::SYSTEM, None, now, step).await)
     }
 
     /// Locks the person, then the request, applies `step`, and saves the result with its
@@ -408,7 +459,7 @@ impl<S: Store, D: Directory> Requests<S, D> {
     async fn apply(
         &self,
         id: RequestId,
-        actor: &str,
+        by: Recorded<'_>,
         comment: Option<String>,
         now: DateTime<Utc>,
         step: impl FnOnce(Request) -> Result<Request, AppError>,
@@ -442,9 +493,11 @@ impl<S: Store, D: Directory> Requests<S, D> {
                 .map_err(store_err)?;
         }
         // The audit head is locked last, after the person and the request.
-        tx.append(events::transition(&before, &record, actor, comment, now))
-            .await
-            .map_err(store_err)?;
+        let mut event = events::transition(&before, &record, by.actor, comment, now);
+        if let (Some(via), serde_json::Value::Object(details)) = (by.via, &mut event.details) {
+            via.record(details);
+        }
+        tx.append(event).await.map_err(store_err)?;
         tx.commit().await.map_err(store_err)?;
         if aws_changes {
             self.signals.converge();

@@ -16,8 +16,8 @@ pub use catalog::{Catalog, CatalogCell, CatalogSets, NotResolved};
 pub use claims::Stale;
 pub use credentials::{IssuedToken, TOKEN_PREFIX};
 pub use identity::{SignInCheck, unbind};
-pub use jitgate_core::app::Action;
 pub use jitgate_core::app::ports::Listing;
+pub use jitgate_core::app::{Action, Via};
 pub use reads::{AUDIT_SCAN_LIMIT, AuditExport, AuditPage};
 
 use std::sync::Arc;
@@ -322,6 +322,21 @@ impl<I: IdentityCenter> Broker<I> {
         now: DateTime<Utc>,
     ) -> Result<RequestRecord, BrokerError> {
         Ok(self.requests.act(actor, id, action, now).await?)
+    }
+
+    /// [`Self::act`] through another edge than the web or the API, which the audit
+    /// event records (a Slack click).
+    pub async fn act_via(
+        &self,
+        actor: &Actor,
+        id: RequestId,
+        action: Action,
+        via: &Via,
+    ) -> Result<RequestRecord, BrokerError> {
+        Ok(self
+            .requests
+            .act_via(actor, id, action, self.now(), Some(via))
+            .await?)
     }
 
     /// Ends an active grant whose time is up; `Ok(None)` when it is not (or no longer) due.

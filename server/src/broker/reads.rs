@@ -32,6 +32,11 @@ impl<I: IdentityCenter> Broker<I> {
         Ok(self.people.person(&UserId::new(user_id)).await?)
     }
 
+    /// The one person whose email is `email`; `None` for no one or several.
+    pub async fn person_by_email(&self, email: &str) -> Result<Option<User>, BrokerError> {
+        Ok(self.people.by_email(email).await?)
+    }
+
     /// The audit events of request `id`, for someone who may see the request.
     pub async fn request_events(
         &self,

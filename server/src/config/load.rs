@@ -91,6 +91,8 @@ const SECRET_KEYS: &[&str] = &[
     "oidc.client_secret",
     "audit.key",
     "audit.previous_keys",
+    "slack.signing_secret",
+    "slack.bot_token",
 ];
 
 fn is_secret(key: &str) -> bool {
@@ -106,6 +108,7 @@ const SECTIONS: &[&str] = &[
     "auth",
     "audit",
     "oidc",
+    "slack",
 ];
 
 /// `JITGATE_DATABASE_URL=...` sets `[database] url`. Values that read as TOML scalars
@@ -293,6 +296,32 @@ mod tests {
         let p = problems(&numeric);
         assert_eq!(p[0].key, "oidc.client_secret");
         assert!(!p[0].message.contains("987654321"), "{}", p[0].message);
+    }
+
+    #[test]
+    fn slack_secrets_come_from_the_environment_and_are_checked() {
+        let text = example_with(
+            "url = \"sqlite://jitgate.db\"",
+            "url = \"sqlite://jitgate.db\"",
+        );
+        let with_slack = format!("{text}\n[slack]\nsigning_secret = \"\"\nbot_token = \"\"\n");
+        let config = load_from_str(
+            &with_slack,
+            env(&[
+                (
+                    "JITGATE_SLACK_SIGNING_SECRET",
+                    "8f742231b10e8888abcd99yyyzzz85a5",
+                ),
+                ("JITGATE_SLACK_BOT_TOKEN", "xoxb-1-2-3"),
+            ]),
+        )
+        .unwrap();
+        let slack = config.slack.unwrap();
+        assert_eq!(slack.bot_token.expose(), "xoxb-1-2-3");
+        assert_eq!(slack.api_base_url, "https://slack.com/api");
+        let p = problems(&with_slack.replace("bot_token = \"\"", "bot_token = \"xoxp-user\""));
+        assert_eq!(keys_of(&p), ["slack.signing_secret", "slack.bot_token"]);
+        assert!(!p.iter().any(|p| p.message.contains("xoxp-user")), "{p:?}");
     }
 
     #[test]

@@ -35,6 +35,8 @@ pub struct Config {
     pub audit: AuditConfig,
     /// Web sign-in; without it the server runs the broker and health endpoints only.
     pub oidc: Option<OidcConfig>,
+    /// Approvals from Slack; without it nothing of Slack runs.
+    pub slack: Option<SlackConfig>,
     #[serde(default)]
     pub profiles: Vec<ProfileConfig>,
 }
@@ -91,6 +93,26 @@ fn default_groups_claim() -> String {
 
 fn default_scopes() -> Vec<String> {
     vec!["email".into(), "profile".into(), "groups".into()]
+}
+
+/// `[slack]`: approve from Slack. Today: interactions over HTTP
+/// (`POST /slack/interactions`, signed by Slack), the clicking Slack user matched to a
+/// jitgate user by the email Slack has for them (`users.info`).
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct SlackConfig {
+    /// The app's signing secret: every interaction's `X-Slack-Signature` is checked
+    /// with it before anything in it is read.
+    pub signing_secret: Secret,
+    /// The bot token (`xoxb-...`) for the Web API calls.
+    pub bot_token: Secret,
+    /// Slack's Web API (tests point it at the Slack peer).
+    #[serde(default = "default_slack_api")]
+    pub api_base_url: String,
+}
+
+fn default_slack_api() -> String {
+    "https://slack.com/api".into()
 }
 
 /// `[database]`: SQLite (embedded default) or Postgres (several replicas).

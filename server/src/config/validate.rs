@@ -57,6 +57,27 @@ pub fn check(config: &Config) -> Vec<Problem> {
             );
         }
     }
+    if let Some(slack) = &config.slack {
+        let api = &slack.api_base_url;
+        if !(api.starts_with("https://") || api.starts_with("http://")) {
+            out.add(
+                "slack.api_base_url",
+                format!("`{api}` must be an http(s):// URL (Slack's is https://slack.com/api)"),
+            );
+        }
+        if slack.signing_secret.expose().trim().is_empty() {
+            out.add(
+                "slack.signing_secret",
+                "must not be empty: the Slack app's signing secret (Basic Information)",
+            );
+        }
+        if !slack.bot_token.expose().starts_with("xoxb-") {
+            out.add(
+                "slack.bot_token",
+                "must be the app's bot token (xoxb-...), from OAuth & Permissions",
+            );
+        }
+    }
     let auth = &config.auth;
     if auth.session_idle.get().is_zero() || auth.session_idle.get() > auth.session_max.get() {
         out.add(

@@ -10,6 +10,7 @@ pub mod listen;
 mod pages;
 mod session;
 mod signin;
+mod slack;
 
 pub use error::WebError;
 pub use session::CurrentUser;
@@ -37,6 +38,8 @@ pub struct AppState {
     /// The sign-in provider: not configured, not reached yet, or ready.
     pub oidc: Provider,
     pub broker: Broker<IdcClient>,
+    /// Slack's Web API, when `[slack]` is configured.
+    pub slack: Option<std::sync::Arc<crate::slack::SlackApi>>,
 }
 
 /// The name of jitgate's session cookie.
@@ -56,6 +59,7 @@ pub fn router<S: tower_sessions::SessionStore + Clone>(state: AppState, sessions
             "/cli/login",
             get(cli_login::confirm).post(cli_login::approve),
         )
+        .route("/slack/interactions", post(slack::interactions))
         .merge(pages::router())
         .nest("/api/v1", api::router())
         .fallback(pages::not_found)

@@ -49,6 +49,10 @@ impl Store for Db {
         users::get(self, user.as_str()).await.map_err(port)
     }
 
+    async fn people_by_email(&self, email: &str) -> PortResult<Vec<User>> {
+        users::by_email(self, email).await.map_err(port)
+    }
+
     async fn tokens_of(&self, user: &UserId) -> PortResult<Vec<ApiToken>> {
         tokens::of_user(self, user.as_str()).await.map_err(port)
     }

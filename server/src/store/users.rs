@@ -84,6 +84,17 @@ pub async fn get(db: &Db, id: &str) -> Result<Option<User>, StoreError> {
     row.as_ref().map(from_row).transpose()
 }
 
+/// Up to two people whose email is `email` (any case): two mean it names no one person.
+pub async fn by_email(db: &Db, email: &str) -> Result<Vec<User>, StoreError> {
+    let rows = query(&format!(
+        "SELECT {COLUMNS} FROM users u WHERE lower(u.email) = lower($1) LIMIT 2"
+    ))
+    .bind(email)
+    .fetch_all(db.reader())
+    .await?;
+    rows.iter().map(from_row).collect()
+}
+
 /// A user from a row holding [`COLUMNS`].
 pub(crate) fn from_row(row: &Row) -> Result<User, StoreError> {
     let groups: String = row.try_get("u_groups")?;

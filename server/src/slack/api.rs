@@ -1,0 +1,120 @@
+//! The Slack Web API calls jitgate makes, with the bot token: `users.info` (the email
+//! Slack has for the clicking member) and the interaction's `response_url` (an ephemeral
+//! answer only the clicker sees).
+
+use std::time::Duration;
+
+use serde::Deserialize;
+use serde_json::json;
+
+use crate::config::SlackConfig;
+
+/// Why a Slack call failed.
+#[derive(Debug, thiserror::Error)]
+pub enum SlackError {
+    #[error("Slack could not be reached: {0}")]
+    Unreachable(#[from] reqwest::Error),
+    #[error("Slack answered `{0}`")]
+    Refused(String),
+    #[error("the response_url `{0}` is not Slack's")]
+    ForeignUrl(String),
+}
+
+/// A client of Slack's Web API.
+pub struct SlackApi {
+    http: reqwest::Client,
+    base: String,
+    token: String,
+    signing_secret: String,
+}
+
+#[derive(Deserialize)]
+struct UsersInfo {
+    ok: bool,
+    error: Option<String>,
+    user: Option<SlackUser>,
+}
+
+#[derive(Deserialize)]
+struct SlackUser {
+    profile: Option<Profile>,
+}
+
+#[derive(Deserialize)]
+struct Profile {
+    email: Option<String>,
+}
+
+impl SlackApi {
+    pub fn new(config: &SlackConfig) -> Result<SlackApi, SlackError> {
+        let http = reqwest::Client::builder()
+            .timeout(Duration::from_secs(5))
+            .build()?;
+        Ok(SlackApi {
+            http,
+            base: config.api_base_url.trim_end_matches('/').to_owned(),
+            token: config.bot_token.expose().to_owned(),
+            signing_secret: config.signing_secret.expose().to_owned(),
+        })
+    }
+
+    /// The secret interactions are signed with.
+    pub fn signing_secret(&self) -> &str {
+        &self.signing_secret
+    }
+
+    /// The email Slack has for member `user_id`; `None` when it has none.
+    pub async fn email_of(&self, user_id: &str) -> Result<Option<String>, SlackError> {
+        let answer: UsersInfo = self
+            .http
+            .post(format!("{}/users.info", self.base))
+            .bearer_auth(&self.token)
+            .form(&[("user", user_id)])
+            .send()
+            .await?
+            .error_for_status()?
+            .json()
+            .await?;
+        if !answer.ok {
+            return Err(SlackError::Refused(
+                answer.error.unwrap_or_else(|| "not ok".into()),
+            ));
+        }
+        Ok(answer.user.and_then(|u| u.profile).and_then(|p| p.email))
+    }
+
+    /// Tells the clicker `text`, visible to them only, through the interaction's
+    /// `response_url` (Slack's own hooks host, or the configured API's host in tests).
+    pub async fn tell(&self, response_url: &str, text: &str) -> Result<(), SlackError> {
+        if !self.is_slack_url(response_url) {
+            return Err(SlackError::ForeignUrl(response_url.to_owned()));
+        }
+        self.http
+            .post(response_url)
+            .json(&json!({
+                "response_type": "ephemeral",
+                "replace_original": false,
+                "text": text,
+            }))
+            .send()
+            .await?
+            .error_for_status()?;
+        Ok(())
+    }
+
+    /// Whether `url` is Slack's: jitgate posts only there, whatever a payload says.
+    fn is_slack_url(&self, url: &str) -> bool {
+        let origin = |u: &str| -> Option<String> {
+            let rest = u
+                .strip_prefix("https://")
+                .or_else(|| u.strip_prefix("http://"))?;
+            let host = rest.split('/').next()?;
+            Some(format!("{}{host}", &u[..u.len() - rest.len()]))
+        };
+        match (origin(url), origin(&self.base)) {
+            (Some(o), _) if o == "https://hooks.slack.com" => true,
+            (Some(o), Some(base)) => o == base,
+            _ => false,
+        }
+    }
+}

@@ -1,0 +1,116 @@
+//! The Slack peer (tests/peers/slack_peer.py: the Web API methods jitgate calls, and
+//! interaction signatures made by slack_sdk) as a process, and its `/_peer/` control API.
+
+use std::process::Stdio;
+use std::time::Duration;
+
+use anyhow::{Context, Result, bail};
+use serde_json::{Value, json};
+use tokio::io::{AsyncBufReadExt, BufReader, Lines};
+use tokio::process::{Child, ChildStdout, Command};
+
+use super::aws_peer::venv_dir;
+use super::{repo_root, watchdog};
+
+/// The bot token the peer accepts (`[slack] bot_token` of the server under test).
+pub const SLACK_BOT_TOKEN: &str = "xoxb-jitgate-tests";
+
+/// A running Slack peer; killed when dropped.
+pub struct SlackPeer {
+    _child: Child,
+    url: String,
+    http: reqwest::Client,
+    _stdout: Lines<BufReader<ChildStdout>>,
+}
+
+impl SlackPeer {
+    /// Starts the peer on a free port and waits for its `READY <url>` line.
+    pub async fn start() -> Result<SlackPeer> {
+        let python = venv_dir()?.join("bin").join("python");
+        let mut child = Command::new(&python)
+            .arg(repo_root().join("tests/peers/slack_peer.py"))
+            .args(["--port", "0", "--bot-token", SLACK_BOT_TOKEN])
+            .env("PYTHONUNBUFFERED", "1")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .kill_on_drop(true)
+            .spawn()
+            .context("starting tests/peers/slack_peer.py (make test installs its venv)")?;
+        if let Some(pid) = child.id() {
+            watchdog::stop_when_test_exits(pid, "TERM", None)?;
+        }
+        let stdout = child.stdout.take().context("slack peer stdout")?;
+        let mut lines = BufReader::new(stdout).lines();
+        let url = tokio::time::timeout(Duration::from_secs(30), async {
+            while let Some(line) = lines.next_line().await? {
+                if let Some(url) = line.strip_prefix("READY ") {
+                    return Ok(url.trim().to_owned());
+                }
+            }
+            bail!("the Slack peer exited before it was ready")
+        })
+        .await
+        .context("the Slack peer was not ready within 30s")??;
+        Ok(SlackPeer {
+            _child: child,
+            url,
+            http: reqwest::Client::new(),
+            _stdout: lines,
+        })
+    }
+
+    /// Base URL of the Web API (`[slack] api_base_url`).
+    pub fn api_url(&self) -> String {
+        format!("{}/api", self.url)
+    }
+
+    /// A `response_url` the peer records posts to.
+    pub fn response_url(&self, name: &str) -> String {
+        format!("{}/response/{name}", self.url)
+    }
+
+    /// Adds Slack users: member id → email.
+    pub async fn add_users(&self, users: &[(&str, &str)]) -> Result<()> {
+        let map: serde_json::Map<String, Value> = users
+            .iter()
+            .map(|(id, email)| ((*id).to_owned(), Value::from(*email)))
+            .collect();
+        self.post("users", &Value::Object(map)).await.map(drop)
+    }
+
+    /// `X-Slack-Signature` for `body` sent at `timestamp` with `secret`, made by slack_sdk.
+    pub async fn sign(&self, secret: &str, timestamp: i64, body: &str) -> Result<String> {
+        let answer = self
+            .post(
+                "sign",
+                &json!({"secret": secret, "timestamp": timestamp.to_string(), "body": body}),
+            )
+            .await?;
+        answer["signature"]
+            .as_str()
+            .map(str::to_owned)
+            .context("the peer made no signature")
+    }
+
+    /// Every Web API call and `response_url` post so far, oldest first.
+    pub async fn calls(&self) -> Result<Vec<Value>> {
+        let answer = self
+            .http
+            .get(format!("{}/_peer/calls", self.url))
+            .send()
+            .await?
+            .error_for_status()?;
+        Ok(answer.json().await?)
+    }
+
+    async fn post(&self, route: &str, body: &Value) -> Result<Value> {
+        let answer = self
+            .http
+            .post(format!("{}/_peer/{route}", self.url))
+            .json(body)
+            .send()
+            .await?
+            .error_for_status()?;
+        Ok(answer.json().await?)
+    }
+}

@@ -1,0 +1,137 @@
+#!/usr/bin/env python3
+"""Slack test peer for jitgate: the parts of Slack's Web API jitgate calls, on a loopback
+port, recording every call for the tests to read. Usage:
+
+    python tests/peers/slack_peer.py --port 0 [--host 127.0.0.1] --bot-token xoxb-...
+
+Once listening it prints one line, ``READY http://127.0.0.1:<port>``, to stdout; the Web
+API is under ``/api/`` (jitgate's ``[slack] api_base_url``). It stops on SIGTERM/SIGINT.
+
+Served:
+
+* ``POST /api/users.info`` (``user=U...``, form or JSON), with the bot token as
+  ``Authorization: Bearer``: ``{"ok": true, "user": {"id", "profile": {"email"}}}`` for a
+  seeded user, ``{"ok": false, "error": "user_not_found"}`` otherwise, and
+  ``not_authed`` / ``invalid_auth`` for a missing or wrong token, as Slack answers
+  (https://api.slack.com/methods/users.info).
+* ``POST /response/<anything>``: stands for an interaction's ``response_url``
+  (https://api.slack.com/interactivity/handling#message_responses); records the JSON
+  posted and answers ``{"ok": true}``.
+* A control API under ``/_peer/``: ``POST users`` (``{"U1": "alice@example.com"}``, adds
+  users), ``GET calls`` (every call so far: ``{"method", "path", "body"}``, oldest
+  first), ``POST sign`` (``{"secret", "timestamp", "body"}`` → ``{"signature"}``, made by
+  ``slack_sdk.signature.SignatureVerifier``, an implementation independent of jitgate's,
+  so tests sign interaction payloads as Slack would).
+"""
+
+import argparse
+import json
+import signal
+import sys
+import threading
+import urllib.parse
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+from slack_sdk.signature import SignatureVerifier
+
+
+class Peer:
+    def __init__(self, bot_token):
+        self.bot_token = bot_token
+        self.users = {}
+        self.calls = []
+        self.lock = threading.Lock()
+
+    def record(self, method, path, body):
+        with self.lock:
+            self.calls.append({"method": method, "path": path, "body": body})
+
+
+def parse_body(headers, raw):
+    kind = headers.get("Content-Type", "")
+    if "application/json" in kind:
+        return json.loads(raw or b"{}")
+    return {k: v[0] for k, v in urllib.parse.parse_qs(raw.decode()).items()}
+
+
+def make_handler(peer):
+    class Handler(BaseHTTPRequestHandler):
+        def log_message(self, *args):
+            pass
+
+        def answer(self, status, value):
+            data = json.dumps(value).encode()
+            self.send_response(status)
+            self.send_header("Content-Type", "application/json; charset=utf-8")
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+
+        def do_GET(self):
+            if self.path == "/_peer/calls":
+                with peer.lock:
+                    return self.answer(200, list(peer.calls))
+            if self.path == "/_peer/health":
+                return self.answer(200, {"ok": True})
+            self.answer(404, {"ok": False, "error": "unknown_method"})
+
+        def do_POST(self):
+            length = int(self.headers.get("Content-Length") or 0)
+            raw = self.rfile.read(length)
+            try:
+                body = parse_body(self.headers, raw)
+            except (ValueError, UnicodeDecodeError):
+                return self.answer(400, {"ok": False, "error": "invalid_form_data"})
+            path = self.path.split("?", 1)[0]
+            if path == "/_peer/users":
+                with peer.lock:
+                    peer.users.update(body)
+                return self.answer(200, {"ok": True})
+            if path == "/_peer/sign":
+                verifier = SignatureVerifier(body["secret"])
+                signature = verifier.generate_signature(
+                    timestamp=str(body["timestamp"]), body=body["body"]
+                )
+                return self.answer(200, {"signature": signature})
+            if path.startswith("/response/"):
+                peer.record("response_url", path, body)
+                return self.answer(200, {"ok": True})
+            if path == "/api/users.info":
+                peer.record("users.info", path, body)
+                auth = self.headers.get("Authorization", "")
+                if not auth:
+                    return self.answer(200, {"ok": False, "error": "not_authed"})
+                if auth != f"Bearer {peer.bot_token}":
+                    return self.answer(200, {"ok": False, "error": "invalid_auth"})
+                user = body.get("user", "")
+                with peer.lock:
+                    email = peer.users.get(user)
+                if email is None:
+                    return self.answer(200, {"ok": False, "error": "user_not_found"})
+                return self.answer(
+                    200, {"ok": True, "user": {"id": user, "profile": {"email": email}}}
+                )
+            self.answer(404, {"ok": False, "error": "unknown_method"})
+
+    return Handler
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--port", type=int, required=True)
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--bot-token", required=True)
+    args = parser.parse_args()
+    server = ThreadingHTTPServer((args.host, args.port), make_handler(Peer(args.bot_token)))
+    server.daemon_threads = True
+    signal.signal(signal.SIGTERM, lambda *_: threading.Thread(target=server.shutdown).start())
+    print(f"READY http://{args.host}:{server.server_address[1]}", flush=True)
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        pass
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

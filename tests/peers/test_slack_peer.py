@@ -1,0 +1,73 @@
+"""The Slack peer answers like Slack's Web API and signs as slack_sdk does."""
+
+import hashlib
+import hmac
+import json
+import os
+import subprocess
+import sys
+import unittest
+import urllib.parse
+import urllib.request
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+TOKEN = "xoxb-test-token"
+
+
+def post(url, body, headers=None, form=False):
+    data = urllib.parse.urlencode(body).encode() if form else json.dumps(body).encode()
+    kind = "application/x-www-form-urlencoded" if form else "application/json"
+    request = urllib.request.Request(
+        url, data=data, headers={"Content-Type": kind, **(headers or {})}, method="POST"
+    )
+    with urllib.request.urlopen(request, timeout=10) as response:
+        return json.load(response)
+
+
+class SlackPeerTest(unittest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        cls.proc = subprocess.Popen(
+            [sys.executable, os.path.join(HERE, "slack_peer.py"), "--port", "0",
+             "--bot-token", TOKEN],
+            stdout=subprocess.PIPE, text=True,
+        )
+        line = cls.proc.stdout.readline().strip()
+        assert line.startswith("READY http://127.0.0.1:"), line
+        cls.url = line.split(" ", 1)[1]
+        post(f"{cls.url}/_peer/users", {"U1": "alice@example.com"})
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.proc.terminate()
+        cls.proc.wait(timeout=10)
+        cls.proc.stdout.close()
+
+    def users_info(self, user, token=TOKEN):
+        headers = {"Authorization": f"Bearer {token}"} if token else {}
+        return post(f"{self.url}/api/users.info", {"user": user}, headers, form=True)
+
+    def test_users_info_answers_as_slack_does(self):
+        self.assertEqual(self.users_info("U1")["user"]["profile"]["email"], "alice@example.com")
+        self.assertEqual(self.users_info("U404"), {"ok": False, "error": "user_not_found"})
+        self.assertEqual(self.users_info("U1", token=None)["error"], "not_authed")
+        self.assertEqual(self.users_info("U1", token="xoxb-wrong")["error"], "invalid_auth")
+
+    def test_signatures_are_slacks_v0_hmac(self):
+        body = "payload=%7B%7D"
+        signed = post(f"{self.url}/_peer/sign",
+                      {"secret": "s3cret", "timestamp": "1700000000", "body": body})
+        want = "v0=" + hmac.new(b"s3cret", f"v0:1700000000:{body}".encode(),
+                                hashlib.sha256).hexdigest()
+        self.assertEqual(signed["signature"], want)
+
+    def test_response_urls_are_recorded(self):
+        post(f"{self.url}/response/T1/abc", {"text": "refused", "response_type": "ephemeral"})
+        with urllib.request.urlopen(f"{self.url}/_peer/calls", timeout=10) as response:
+            calls = json.load(response)
+        self.assertIn({"method": "response_url", "path": "/response/T1/abc",
+                       "body": {"text": "refused", "response_type": "ephemeral"}}, calls)
+
+
+if __name__ == "__main__":
+    unittest.main()
