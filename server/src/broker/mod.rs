@@ -35,60 +35,17 @@ use crate::domain::RequestRecord;
 use crate::domain::{Actor, DomainError, Draft, RequestId, StateName};
 use crate::store::{Db, StoreError};
 
-/// Why the broker refused or could not do something.
+/// Why the broker refused or could not do something: the application layer's reason
+/// (`AppError`), or a failure of one of the server's adapters, recovered from the port
+/// so the edges can tell a database failure from an AWS one.
 #[derive(Debug, thiserror::Error)]
 pub enum BrokerError {
     #[error(transparent)]
-    Domain(#[from] DomainError),
+    App(AppError),
     #[error(transparent)]
     Store(#[from] StoreError),
     #[error(transparent)]
     Aws(#[from] AwsError),
-    #[error("no request {0}")]
-    NotFound(RequestId),
-    #[error("no profile `{name}`; configured: {}", .known.join(", "))]
-    UnknownProfile { name: String, known: Vec<String> },
-    #[error(
-        "no IAM Identity Center user found for you ({detail}): ask an administrator to \
-         create one, or to check how jitgate matches people ([auth] idc_match)"
-    )]
-    NoIdcUser { detail: String },
-    /// The person is bound to one IdC user and their sign-in now points to another.
-    #[error(
-        "your jitgate account is bound to IAM Identity Center user {bound}, but your \
-         sign-in now points to {found}; an administrator must re-bind your account \
-         (jitgate-server identity rebind --user {user}) before you can go on"
-    )]
-    IdcBindingMismatch {
-        user: String,
-        bound: String,
-        found: String,
-    },
-    /// The IdC user the sign-in points to is bound to someone else.
-    #[error(
-        "the IAM Identity Center user your sign-in points to ({found}) belongs to another \
-         jitgate user; ask an administrator"
-    )]
-    IdcUserTaken { found: String },
-    /// A profile's permission set does not exist in IdC.
-    /// The person has as many open requests as they may.
-    #[error(
-        "you have {open} open requests (pending, approved or active), the most one person may \
-         have; cancel or end some before asking again"
-    )]
-    TooManyOpen { open: i64 },
-    /// No permission set can be named for a new grant now.
-    #[error(transparent)]
-    NoPermissionSet(#[from] jitgate_core::app::ports::NoPermissionSet),
-    /// Nothing of that name the person may know of (says what).
-    #[error("{0}")]
-    NoSuch(String),
-    /// A per-person limit is reached (says which).
-    #[error("{0}")]
-    Limit(String),
-    /// The person may not do this (says why).
-    #[error("{0}")]
-    Forbidden(String),
     /// An adapter failed with an error of a kind the broker does not know.
     #[error(transparent)]
     Port(PortFailure),
@@ -97,19 +54,6 @@ pub enum BrokerError {
 impl From<AppError> for BrokerError {
     fn from(e: AppError) -> Self {
         match e {
-            AppError::Domain(e) => BrokerError::Domain(e),
-            AppError::NotFound(id) => BrokerError::NotFound(id),
-            AppError::UnknownProfile { name, known } => BrokerError::UnknownProfile { name, known },
-            AppError::NoIdcUser { detail } => BrokerError::NoIdcUser { detail },
-            AppError::IdcBindingMismatch { user, bound, found } => {
-                BrokerError::IdcBindingMismatch { user, bound, found }
-            }
-            AppError::IdcUserTaken { found } => BrokerError::IdcUserTaken { found },
-            AppError::TooManyOpen { open } => BrokerError::TooManyOpen { open },
-            AppError::NoPermissionSet(e) => BrokerError::NoPermissionSet(e),
-            AppError::Limit(why) => BrokerError::Limit(why),
-            AppError::NoSuch(what) => BrokerError::NoSuch(what),
-            AppError::Forbidden(why) => BrokerError::Forbidden(why),
             AppError::Store(f) | AppError::Directory(f) => match f.downcast::<StoreError>() {
                 Ok(e) => BrokerError::Store(e),
                 Err(f) => match f.downcast::<AwsError>() {
@@ -117,7 +61,14 @@ impl From<AppError> for BrokerError {
                     Err(f) => BrokerError::Port(f),
                 },
             },
+            e => BrokerError::App(e),
         }
+    }
+}
+
+impl From<DomainError> for BrokerError {
+    fn from(e: DomainError) -> Self {
+        BrokerError::App(AppError::Domain(e))
     }
 }
 

@@ -15,6 +15,7 @@ use super::session::UserView;
 use crate::aws::AwsError;
 use crate::broker::BrokerError;
 use crate::domain::{DomainError, ErrorKind};
+use jitgate_core::app::AppError;
 
 /// What went wrong serving a page.
 #[derive(Debug, thiserror::Error)]
@@ -75,24 +76,34 @@ pub enum WebError {
 impl From<BrokerError> for WebError {
     fn from(e: BrokerError) -> Self {
         match e {
-            BrokerError::Domain(e) => WebError::Domain(e),
+            BrokerError::App(e) => WebError::from(e),
             BrokerError::Store(e) => WebError::Internal(e.to_string()),
             BrokerError::Aws(e) => WebError::Aws(e),
-            BrokerError::NotFound(id) => WebError::NotFound(format!("no request {id}")),
-            e @ BrokerError::UnknownProfile { .. } => WebError::Invalid {
+            BrokerError::Port(e) => WebError::Internal(e.to_string()),
+        }
+    }
+}
+
+/// What the application layer's refusals are to the web and the API.
+impl From<AppError> for WebError {
+    fn from(e: AppError) -> Self {
+        match e {
+            AppError::Domain(e) => WebError::Domain(e),
+            AppError::NotFound(id) => WebError::NotFound(format!("no request {id}")),
+            e @ AppError::UnknownProfile { .. } => WebError::Invalid {
                 field: Some("profile"),
                 message: e.to_string(),
             },
-            e @ BrokerError::NoIdcUser { .. } => WebError::NoIdcUser(e.to_string()),
-            e @ (BrokerError::IdcBindingMismatch { .. } | BrokerError::IdcUserTaken { .. }) => {
+            e @ AppError::NoIdcUser { .. } => WebError::NoIdcUser(e.to_string()),
+            e @ (AppError::IdcBindingMismatch { .. } | AppError::IdcUserTaken { .. }) => {
                 WebError::IdcBinding(e.to_string())
             }
-            e @ BrokerError::TooManyOpen { .. } => WebError::Limit(e.to_string()),
-            e @ BrokerError::NoPermissionSet(_) => WebError::Unavailable(e.to_string()),
-            BrokerError::Port(e) => WebError::Internal(e.to_string()),
-            BrokerError::Forbidden(why) => WebError::Forbidden(why),
-            BrokerError::Limit(why) => WebError::Limit(why),
-            BrokerError::NoSuch(what) => WebError::NotFound(what),
+            e @ AppError::TooManyOpen { .. } => WebError::Limit(e.to_string()),
+            e @ AppError::NoPermissionSet(_) => WebError::Unavailable(e.to_string()),
+            AppError::Limit(why) => WebError::Limit(why),
+            AppError::NoSuch(what) => WebError::NotFound(what),
+            AppError::Forbidden(why) => WebError::Forbidden(why),
+            e @ (AppError::Store(_) | AppError::Directory(_)) => WebError::Internal(e.to_string()),
         }
     }
 }
@@ -333,7 +344,7 @@ mod tests {
 
     #[test]
     fn an_unknown_profile_is_shown_at_the_profile_field() {
-        let e = WebError::from(BrokerError::UnknownProfile {
+        let e = WebError::from(AppError::UnknownProfile {
             name: "x".into(),
             known: vec!["prod-web".into()],
         });

@@ -15,6 +15,7 @@ use crate::domain::RequestRecord;
 use crate::domain::{Approval, EndReason, RequestId, RequestState};
 use crate::http::session::UserView;
 use crate::http::{AppState, CurrentUser, WebError};
+use jitgate_core::app::AppError;
 
 /// One line of the details list.
 struct Fact {
@@ -114,7 +115,7 @@ pub(super) async fn visible(
         return Err(not_found());
     };
     match state.broker.request(&user.actor, parsed).await {
-        Err(BrokerError::NotFound(_)) => Err(not_found()),
+        Err(BrokerError::App(AppError::NotFound(_))) => Err(not_found()),
         found => Ok(found?),
     }
 }
