@@ -181,3 +181,112 @@ async fn a_signed_slack_click_approves_once_and_nothing_else_does() -> Result<()
     let _ = lookups.first().context("users.info was asked")?;
     Ok(())
 }
+
+/// A signed `POST /slack/interactions` of `interaction`, as Slack sends it now.
+async fn send(w: &World, peer: &SlackPeer, interaction: &Value) -> Result<reqwest::Response> {
+    let body = format!(
+        "payload={}",
+        form_urlencoded_value(&interaction.to_string())
+    );
+    let now = chrono::Utc::now().timestamp();
+    let signature = peer.sign(SECRET, now, &body).await?;
+    Ok(reqwest::Client::new()
+        .post(format!("{}/slack/interactions", w.server.listen_url()))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .header("x-slack-request-timestamp", now.to_string())
+        .header("x-slack-signature", signature)
+        .body(body)
+        .send()
+        .await?)
+}
+
+fn deny_submission(member: &str, request: &str, reason: &str) -> Value {
+    json!({
+        "type": "view_submission",
+        "user": {"id": member},
+        "view": {
+            "callback_id": "deny",
+            "private_metadata": request,
+            "state": {"values": {"reason": {"reason": {"type": "plain_text_input", "value": reason}}}},
+        },
+    })
+}
+
+#[tokio::test]
+async fn deny_from_slack_asks_why_in_a_modal_and_records_it() -> Result<()> {
+    let peer = SlackPeer::start().await?;
+    let api = peer.api_url();
+    let w = World::start_with_sign_in(Backend::Sqlite, |c| {
+        c.profile(prod_profile()).raw(&format!(
+            "[slack]\nsigning_secret = \"{SECRET}\"\nbot_token = \"{SLACK_BOT_TOKEN}\"\napi_base_url = \"{api}\"\n"
+        ))
+    })
+    .await?;
+    w.session_of("alice").await?;
+    w.session_of("bob").await?;
+    peer.add_users(&[("UALICE", "alice@example.com"), ("UBOB", "bob@example.com")])
+        .await?;
+    let id = w
+        .submit("alice", "prod-web", "app", Duration::from_secs(3600))
+        .await?
+        .to_string();
+
+    // The Deny button opens the modal for this request, with the click's trigger.
+    let click = json!({
+        "type": "block_actions",
+        "user": {"id": "UBOB"},
+        "trigger_id": "1337.42.abcd",
+        "actions": [{"action_id": "deny", "value": id}],
+        "response_url": peer.response_url("T1/deny"),
+    });
+    assert_eq!(send(&w, &peer, &click).await?.status(), StatusCode::OK);
+    let opened: Vec<Value> = peer
+        .calls()
+        .await?
+        .into_iter()
+        .filter(|c| c["method"] == "views.open")
+        .collect();
+    assert_eq!(opened.len(), 1, "{opened:?}");
+    assert_eq!(opened[0]["body"]["trigger_id"], "1337.42.abcd");
+    assert_eq!(opened[0]["body"]["view"]["private_metadata"], id.as_str());
+
+    // No reason: the modal stays open and says so; nothing changes.
+    let blank = send(&w, &peer, &deny_submission("UBOB", &id, "  ")).await?;
+    assert_eq!(blank.status(), StatusCode::OK);
+    let answer: Value = blank.json().await?;
+    assert_eq!(answer["response_action"], "errors");
+    assert!(answer["errors"]["reason"].is_string(), "{answer}");
+    // Alice may not deny her own request either: the refusal shows in the modal.
+    let own = send(
+        &w,
+        &peer,
+        &deny_submission("UALICE", &id, "changed my mind"),
+    )
+    .await?;
+    let answer: Value = own.json().await?;
+    assert_eq!(answer["response_action"], "errors", "{answer}");
+    assert_eq!(
+        w.request(id.parse()?).await?.request.state.name().as_str(),
+        "pending"
+    );
+
+    // Bob's reason denies it; an empty 200 closes the modal.
+    let denied = send(
+        &w,
+        &peer,
+        &deny_submission("UBOB", &id, "not during the freeze"),
+    )
+    .await?;
+    assert_eq!(denied.status(), StatusCode::OK);
+    assert!(denied.text().await?.is_empty());
+    let record = w.request(id.parse()?).await?;
+    assert_eq!(record.request.state.name().as_str(), "denied");
+    let events = w.audit_events("request.denied").await?;
+    assert_eq!(events.len(), 1);
+    assert_eq!(events[0].actor, "sub-bob");
+    assert_eq!(events[0].details["comment"], "not during the freeze");
+    assert_eq!(events[0].details["via"], "slack");
+    assert_eq!(events[0].details["slack_user_id"], "UBOB");
+    assert!(!w.has_assignment("alice", "JitSsm").await?);
+    Ok(())
+}

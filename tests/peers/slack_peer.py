@@ -14,6 +14,9 @@ Served:
   seeded user, ``{"ok": false, "error": "user_not_found"}`` otherwise, and
   ``not_authed`` / ``invalid_auth`` for a missing or wrong token, as Slack answers
   (https://api.slack.com/methods/users.info).
+* ``POST /api/views.open`` (JSON ``{"trigger_id", "view"}``): records the modal and
+  answers ``{"ok": true, "view": {...}}``; ``invalid_trigger_id`` without a trigger id
+  (https://api.slack.com/methods/views.open).
 * ``POST /response/<anything>``: stands for an interaction's ``response_url``
   (https://api.slack.com/interactivity/handling#message_responses); records the JSON
   posted and answers ``{"ok": true}``.
@@ -111,6 +114,16 @@ def make_handler(peer):
                 return self.answer(
                     200, {"ok": True, "user": {"id": user, "profile": {"email": email}}}
                 )
+            if path == "/api/views.open":
+                peer.record("views.open", path, body)
+                if self.headers.get("Authorization", "") != f"Bearer {peer.bot_token}":
+                    return self.answer(200, {"ok": False, "error": "invalid_auth"})
+                if not body.get("trigger_id"):
+                    return self.answer(200, {"ok": False, "error": "invalid_trigger_id"})
+                view = body.get("view") or {}
+                if view.get("type") != "modal":
+                    return self.answer(200, {"ok": False, "error": "invalid_arguments"})
+                return self.answer(200, {"ok": True, "view": {"id": "V1", **view}})
             self.answer(404, {"ok": False, "error": "unknown_method"})
 
     return Handler

@@ -61,6 +61,15 @@ class SlackPeerTest(unittest.TestCase):
                                 hashlib.sha256).hexdigest()
         self.assertEqual(signed["signature"], want)
 
+    def test_views_open_needs_a_trigger_and_a_modal(self):
+        auth = {"Authorization": f"Bearer {TOKEN}"}
+        opened = post(f"{self.url}/api/views.open",
+                      {"trigger_id": "T.1", "view": {"type": "modal", "callback_id": "deny"}}, auth)
+        self.assertTrue(opened["ok"])
+        self.assertEqual(opened["view"]["callback_id"], "deny")
+        self.assertEqual(post(f"{self.url}/api/views.open", {"view": {"type": "modal"}}, auth),
+                         {"ok": False, "error": "invalid_trigger_id"})
+
     def test_response_urls_are_recorded(self):
         post(f"{self.url}/response/T1/abc", {"text": "refused", "response_type": "ephemeral"})
         with urllib.request.urlopen(f"{self.url}/_peer/calls", timeout=10) as response:

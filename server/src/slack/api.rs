@@ -9,6 +9,11 @@ use serde_json::json;
 
 use crate::config::SlackConfig;
 
+/// The deny modal's `callback_id`, and the ids of its reason field (block and input).
+pub const DENY_CALLBACK: &str = "deny";
+pub const REASON_BLOCK: &str = "reason";
+pub const REASON_INPUT: &str = "reason";
+
 /// Why a Slack call failed.
 #[derive(Debug, thiserror::Error)]
 pub enum SlackError {
@@ -33,6 +38,12 @@ struct UsersInfo {
     ok: bool,
     error: Option<String>,
     user: Option<SlackUser>,
+}
+
+#[derive(Deserialize)]
+struct SlackAnswer {
+    ok: bool,
+    error: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -81,6 +92,47 @@ impl SlackApi {
             ));
         }
         Ok(answer.user.and_then(|u| u.profile).and_then(|p| p.email))
+    }
+
+    /// Opens the modal that asks an approver why they deny request `request` (Slack's
+    /// `views.open`, within the 3 seconds the click's `trigger_id` lasts).
+    pub async fn open_deny_modal(&self, trigger_id: &str, request: &str) -> Result<(), SlackError> {
+        let view = json!({
+            "type": "modal",
+            "callback_id": DENY_CALLBACK,
+            "private_metadata": request,
+            "title": {"type": "plain_text", "text": "Deny access"},
+            "submit": {"type": "plain_text", "text": "Deny"},
+            "close": {"type": "plain_text", "text": "Cancel"},
+            "blocks": [{
+                "type": "input",
+                "block_id": REASON_BLOCK,
+                "label": {"type": "plain_text", "text": "Why? The requester reads this."},
+                "element": {
+                    "type": "plain_text_input",
+                    "action_id": REASON_INPUT,
+                    "multiline": true,
+                    "max_length": 500
+                }
+            }]
+        });
+        let answer: SlackAnswer = self
+            .http
+            .post(format!("{}/views.open", self.base))
+            .bearer_auth(&self.token)
+            .json(&json!({"trigger_id": trigger_id, "view": view}))
+            .send()
+            .await?
+            .error_for_status()?
+            .json()
+            .await?;
+        if answer.ok {
+            Ok(())
+        } else {
+            Err(SlackError::Refused(
+                answer.error.unwrap_or_else(|| "not ok".into()),
+            ))
+        }
     }
 
     /// Tells the clicker `text`, visible to them only, through the interaction's
