@@ -195,7 +195,7 @@ async fn issue_tokens(b: &Bench) -> Result<Vec<String>> {
         users::upsert(
             &mut tx,
             &users::User {
-                id: user.clone(),
+                id: UserId::new(user.clone()),
                 issuer: "bench".into(),
                 user_name: user.clone(),
                 email: Some(format!("{user}@example.com")),
@@ -222,7 +222,7 @@ async fn issue_tokens(b: &Bench) -> Result<Vec<String>> {
         };
         let record = tokens::ApiToken {
             id: uuid::Uuid::new_v4().to_string(),
-            user_id: user.clone(),
+            user_id: UserId::new(user.clone()),
             name: "bench".into(),
             created_at: now,
             expires_at: now + TimeDelta::days(1),

@@ -88,7 +88,7 @@ impl<S: Store> Credentials<S> {
         let token = format!("{TOKEN_PREFIX}{}", random_hex());
         let record = ApiToken {
             id: uuid::Uuid::new_v4().to_string(),
-            user_id: owner.as_str().to_owned(),
+            user_id: owner.clone(),
             name: name.to_owned(),
             created_at: now,
             expires_at: now + TimeDelta::from_std(lifetime).unwrap_or(TimeDelta::days(30)),
@@ -175,7 +175,7 @@ impl<S: Store> Credentials<S> {
     ) -> Result<String, AppError> {
         let code = random_hex();
         let login = CliLogin {
-            user_id: actor.user.as_str().to_owned(),
+            user_id: actor.user.clone(),
             code_challenge,
             token_name,
         };
@@ -215,7 +215,7 @@ impl<S: Store> Credentials<S> {
         if !bool::from(matches) {
             return Ok(None);
         }
-        let owner = UserId::new(login.user_id);
+        let owner = login.user_id;
         let issued = self
             .issue_token(&owner, &login.token_name, lifetime, "cli", now)
             .await?;
@@ -243,7 +243,7 @@ mod tests {
 
     fn person(user: &str) -> User {
         User {
-            id: user.into(),
+            id: UserId::new(user),
             issuer: "https://idp.example".into(),
             user_name: user.into(),
             email: None,
@@ -294,7 +294,7 @@ mod tests {
                 .await
                 .unwrap()
                 .map(|u| u.id),
-            Some("alice".to_owned())
+            Some(UserId::new("alice"))
         );
         assert_eq!(c.token_owner("jgt_guessed", now()).await.unwrap(), None);
         assert_eq!(
@@ -402,7 +402,7 @@ mod tests {
                 .await
                 .unwrap()
                 .map(|u| u.id),
-            Some("alice".to_owned())
+            Some(UserId::new("alice"))
         );
         assert!(
             c.exchange_cli_login(&code, verifier, DAY, now())

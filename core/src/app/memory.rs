@@ -168,7 +168,7 @@ impl Store for MemStore {
             .state()
             .tokens
             .into_iter()
-            .filter(|(t, _)| t.user_id == user.as_str())
+            .filter(|(t, _)| &t.user_id == user)
             .map(|(t, _)| t)
             .collect();
         found.reverse();
@@ -181,7 +181,7 @@ impl Store for MemStore {
             .tokens
             .iter()
             .find(|(t, h)| h == hash && t.revoked_at.is_none() && t.expires_at > now)
-            .and_then(|(t, _)| state.users.get(&UserId::new(t.user_id.clone())).cloned());
+            .and_then(|(t, _)| state.users.get(&t.user_id).cloned());
         Ok(owner)
     }
 
@@ -358,7 +358,7 @@ impl Transaction for MemTx {
     }
 
     async fn record_person(&mut self, user: &User) -> PortResult<Option<Vec<String>>> {
-        let id = UserId::new(user.id.clone());
+        let id = user.id.clone();
         let before = self.work.users.get(&id).map(|u| u.groups.clone());
         self.work.users.insert(id.clone(), user.clone());
         let standing = self.work.people.entry(id).or_insert(IdcStanding {
@@ -383,9 +383,7 @@ impl Transaction for MemTx {
             .work
             .tokens
             .iter()
-            .filter(|(t, _)| {
-                t.user_id == user.as_str() && t.revoked_at.is_none() && t.expires_at > now
-            })
+            .filter(|(t, _)| &t.user_id == user && t.revoked_at.is_none() && t.expires_at > now)
             .count() as i64)
     }
 
@@ -401,7 +399,7 @@ impl Transaction for MemTx {
         now: DateTime<Utc>,
     ) -> PortResult<bool> {
         for (t, _) in &mut self.work.tokens {
-            if t.user_id == user.as_str() && t.id == id && t.revoked_at.is_none() {
+            if &t.user_id == user && t.id == id && t.revoked_at.is_none() {
                 t.revoked_at = Some(now);
                 return Ok(true);
             }

@@ -181,7 +181,7 @@ mod tests {
 
     fn alice(groups: &[&str]) -> User {
         User {
-            id: "alice".into(),
+            id: UserId::new("alice"),
             issuer: "https://idp.example".into(),
             user_name: "alice".into(),
             email: None,

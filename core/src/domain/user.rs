@@ -4,13 +4,13 @@
 
 use chrono::{DateTime, Utc};
 
-use super::IdcLookup;
+use super::{IdcLookup, UserId};
 
 /// A person as the provider last described them.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct User {
     /// Their jitgate user id: the provider's subject.
-    pub id: String,
+    pub id: UserId,
     /// The provider that vouched for them.
     pub issuer: String,
     /// Their user name at the provider.
@@ -52,7 +52,7 @@ pub struct ApiToken {
     /// The token's id (not its secret).
     pub id: String,
     /// Whose it is.
-    pub user_id: String,
+    pub user_id: UserId,
     /// What its owner called it.
     pub name: String,
     /// When it was made.
@@ -69,7 +69,7 @@ pub struct ApiToken {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CliLogin {
     /// Who confirmed the login in the browser.
-    pub user_id: String,
+    pub user_id: UserId,
     /// The CLI's PKCE challenge (S256), checked against its verifier.
     pub code_challenge: String,
     /// The name of the API token the CLI will get.

@@ -74,10 +74,10 @@ async fn current<I: IdentityCenter>(
     if fresh(&user) {
         return Ok(user);
     }
-    let lock = broker.refreshing.lock_for(&user.id);
+    let lock = broker.refreshing.lock_for(user.id.as_str());
     let _one_at_a_time = lock.lock().await;
     // Another request may have refreshed them while this one waited.
-    let user = users::get(&broker.db, &user.id)
+    let user = users::get(&broker.db, user.id.as_str())
         .await?
         .ok_or_else(|| Stale::SignInAgain("jitgate no longer knows this person".into()))?;
     if fresh(&user) {
@@ -104,7 +104,7 @@ async fn current<I: IdentityCenter>(
             }
             // The token was replaced meanwhile (a sign-in, another replica's refresh):
             // what counts is what that left.
-            match users::get(&broker.db, &user.id).await? {
+            match users::get(&broker.db, user.id.as_str()).await? {
                 Some(now) if fresh(&now) => Ok(now),
                 _ => Err(Stale::SignInAgain(
                     "your roles could not be confirmed: sign in to jitgate again".into(),
@@ -131,7 +131,8 @@ async fn confirm<I: IdentityCenter>(
 ) -> Result<User, Stale> {
     let now = broker.now();
     let mut tx = broker.db.begin().await?;
-    let Some((stored_groups, stored_at)) = users::claims_for_update(&mut tx, &user.id).await?
+    let Some((stored_groups, stored_at)) =
+        users::claims_for_update(&mut tx, user.id.as_str()).await?
     else {
         return Err(Stale::SignInAgain(
             "jitgate no longer knows this person".into(),
@@ -139,12 +140,19 @@ async fn confirm<I: IdentityCenter>(
     };
     if stored_at > user.claims_at {
         drop(tx);
-        return users::get(&broker.db, &user.id)
+        return users::get(&broker.db, user.id.as_str())
             .await?
             .ok_or_else(|| Stale::SignInAgain("jitgate no longer knows this person".into()));
     }
     let refresh_token = refreshed.refresh_token.as_ref().map(|t| t.expose_secret());
-    users::confirm_claims(&mut tx, &user.id, &refreshed.groups, refresh_token, now).await?;
+    users::confirm_claims(
+        &mut tx,
+        user.id.as_str(),
+        &refreshed.groups,
+        refresh_token,
+        now,
+    )
+    .await?;
     if refreshed.groups != stored_groups {
         let event = NewEvent::new(Action::RolesChanged, user.id.as_str(), now).details(json!({
             "before": stored_groups,
@@ -171,10 +179,10 @@ async fn withdraw<I: IdentityCenter>(
 ) -> Result<bool, BrokerError> {
     let now = broker.now();
     let mut tx = broker.db.begin().await?;
-    if !users::cut_off(&mut tx, &user.id, now, rejected).await? {
+    if !users::cut_off(&mut tx, user.id.as_str(), now, rejected).await? {
         return Ok(false);
     }
-    let revoked = tokens::revoke_all(&mut tx, &user.id, now).await?;
+    let revoked = tokens::revoke_all(&mut tx, user.id.as_str(), now).await?;
     let event = NewEvent::new(Action::AccessWithdrawn, user.id.as_str(), now).details(json!({
         "reason": "the identity provider no longer accepts this person",
         "tokens_revoked": revoked,

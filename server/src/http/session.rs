@@ -12,8 +12,8 @@ use tower_sessions::Session;
 
 use super::{AppState, WebError};
 use crate::broker::Stale;
+use crate::domain::Actor;
 use crate::domain::User;
-use crate::domain::{Actor, UserId};
 
 pub(super) const USER_KEY: &str = "user";
 pub(super) const FLOW_KEY: &str = "login_flow";
@@ -176,7 +176,7 @@ impl FromRequestParts<AppState> for MaybeUser {
         let actor = state
             .broker
             .rules()
-            .actor(UserId::new(user.id.clone()), user.groups.clone());
+            .actor(user.id.clone(), user.groups.clone());
         Ok(MaybeUser(Some(CurrentUser { user, csrf, actor })))
     }
 }

@@ -11,7 +11,7 @@ use tower_sessions::Session;
 use super::session::{FLOW_KEY, SessionUser, USER_KEY, check_csrf, csrf_token, internal};
 use super::{AppState, WebError};
 use crate::broker::SignInCheck;
-use crate::domain::{RefreshToken, User};
+use crate::domain::{RefreshToken, User, UserId};
 use crate::oidc::LoginFlow;
 use crate::oidc::idc_match;
 
@@ -125,7 +125,7 @@ pub(super) async fn callback(
             .refresh_token
             .map(|t| RefreshToken(t.expose_secret().to_owned())),
         cut_off_at: None,
-        id: signed_in.subject,
+        id: UserId::new(signed_in.subject),
         issuer: signed_in.issuer,
         user_name: signed_in.user_name,
         email: signed_in.email,
@@ -147,7 +147,7 @@ pub(super) async fn callback(
         .insert(
             USER_KEY,
             SessionUser {
-                id: user.id.clone(),
+                id: user.id.to_string(),
                 signed_in_at_millis: now.timestamp_millis(),
             },
         )

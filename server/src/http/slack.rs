@@ -17,7 +17,7 @@ use serde_json::json;
 
 use super::{AppState, WebError};
 use crate::broker::{Action, Stale, Via};
-use crate::domain::{RequestId, UserId};
+use crate::domain::RequestId;
 use crate::slack::SlackApi;
 use crate::slack::api::{DENY_CALLBACK, REASON_BLOCK, REASON_INPUT};
 use crate::slack::signature;
@@ -241,7 +241,7 @@ async fn decide_checked(
     let actor = state
         .broker
         .rules()
-        .actor(UserId::new(person.id.clone()), person.groups.clone());
+        .actor(person.id.clone(), person.groups.clone());
     let via = Via::Slack {
         user_id: member.to_owned(),
     };

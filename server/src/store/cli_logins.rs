@@ -5,6 +5,7 @@ use chrono::{DateTime, Utc};
 
 use super::{Db, StoreError, WriteTx, to_millis};
 pub use crate::domain::CliLogin;
+use crate::domain::UserId;
 
 /// Stores a new code by its hash.
 pub async fn insert(
@@ -54,7 +55,7 @@ pub async fn redeem(
     .await?;
     row.map(|r| {
         Ok(CliLogin {
-            user_id: r.try_get("user_id")?,
+            user_id: UserId::new(r.try_get::<String>("user_id")?),
             code_challenge: r.try_get("code_challenge")?,
             token_name: r.try_get("token_name")?,
         })

@@ -167,7 +167,7 @@ impl Transaction for WriteTx {
     }
 
     async fn record_person(&mut self, user: &User) -> PortResult<Option<Vec<String>>> {
-        let before = users::claims_for_update(self, &user.id)
+        let before = users::claims_for_update(self, user.id.as_str())
             .await
             .map_err(port)?;
         users::upsert(self, user).await.map_err(port)?;

@@ -3,7 +3,7 @@
 //! [`Row`]s read by column name. Postgres is reached through sqlx; SQLite through
 //! rusqlite in the calling task (see [`super::lite`] for why).
 
-use crate::domain::{PermissionSetArn, PrincipalId};
+use crate::domain::{PermissionSetArn, PrincipalId, UserId};
 use sqlx::Any;
 use sqlx::any::AnyRow;
 
@@ -56,6 +56,12 @@ impl From<Option<&str>> for Value {
 impl From<Option<String>> for Value {
     fn from(v: Option<String>) -> Self {
         Value::Text(v)
+    }
+}
+
+impl From<&UserId> for Value {
+    fn from(v: &UserId) -> Self {
+        Value::Text(Some(v.as_str().to_owned()))
     }
 }
 

@@ -6,6 +6,7 @@ use chrono::{DateTime, Utc};
 use super::users::{self, COLUMNS as USER_COLUMNS, User};
 use super::{Db, StoreError, WriteTx, from_millis, to_millis};
 pub use crate::domain::ApiToken;
+use crate::domain::UserId;
 
 const COLUMNS: &str = "id, user_id, name, created_at, expires_at, last_used_at, revoked_at";
 /// [`COLUMNS`] read through the alias `t`, beside `users` in a join.
@@ -136,7 +137,7 @@ fn from_row(row: &Row) -> Result<ApiToken, StoreError> {
     let revoked: Option<i64> = row.try_get("revoked_at")?;
     Ok(ApiToken {
         id: row.try_get("id")?,
-        user_id: row.try_get("user_id")?,
+        user_id: UserId::new(row.try_get::<String>("user_id")?),
         name: row.try_get("name")?,
         created_at: from_millis(row.try_get("created_at")?)?,
         expires_at: from_millis(row.try_get("expires_at")?)?,

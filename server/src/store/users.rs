@@ -4,7 +4,7 @@ use super::sql::{Row, query};
 use chrono::{DateTime, Utc};
 
 use super::{Db, StoreError, WriteTx, from_millis, to_millis};
-use crate::domain::{IdcLookup, PrincipalId};
+use crate::domain::{IdcLookup, PrincipalId, UserId};
 pub use crate::domain::{RefreshToken, User};
 
 /// Records a sign-in: creates the user or refreshes what the provider said about them.
@@ -25,7 +25,7 @@ pub async fn upsert(tx: &mut WriteTx, user: &User) -> Result<(), StoreError> {
          idc_lookup = excluded.idc_lookup, claims_at = excluded.claims_at, \
          refresh_token = excluded.refresh_token",
     )
-    .bind(&user.id)
+    .bind(user.id.as_str())
     .bind(&user.issuer)
     .bind(&user.user_name)
     .bind(user.email.as_deref())
@@ -51,7 +51,7 @@ pub async fn save(db: &Db, user: &User) -> Result<(), StoreError> {
 /// A user found in IdC by `user_name`, as the in-process drivers use them.
 pub fn by_user_name(id: &str, user_name: &str, groups: Vec<String>, now: DateTime<Utc>) -> User {
     User {
-        id: id.to_owned(),
+        id: UserId::new(id),
         issuer: "in-process".into(),
         user_name: user_name.to_owned(),
         email: None,
@@ -99,7 +99,7 @@ pub async fn by_email(db: &Db, email: &str) -> Result<Vec<User>, StoreError> {
 pub(crate) fn from_row(row: &Row) -> Result<User, StoreError> {
     let groups: String = row.try_get("u_groups")?;
     Ok(User {
-        id: row.try_get("u_id")?,
+        id: UserId::new(row.try_get::<String>("u_id")?),
         issuer: row.try_get("u_issuer")?,
         user_name: row.try_get("u_user_name")?,
         email: row.try_get("u_email")?,

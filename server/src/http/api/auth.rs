@@ -45,10 +45,10 @@ impl FromRequestParts<AppState> for ApiUser {
                 Err(Stale::Unavailable(why)) => return Err(WebError::Unavailable(why).into()),
                 Err(Stale::Failed(e)) => return Err(e.into()),
             };
-            let actor = state.broker.rules().actor(
-                crate::domain::UserId::new(user.id.clone()),
-                user.groups.clone(),
-            );
+            let actor = state
+                .broker
+                .rules()
+                .actor(user.id.clone(), user.groups.clone());
             return Ok(ApiUser {
                 user: CurrentUser {
                     user,

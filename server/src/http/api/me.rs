@@ -20,7 +20,7 @@ use crate::http::{AppState, access};
 pub(super) async fn me(State(state): State<AppState>, caller: ApiUser) -> Json<MeView> {
     let user = &caller.user;
     Json(MeView {
-        id: user.user.id.clone(),
+        id: user.user.id.to_string(),
         user_name: user.user.user_name.clone(),
         email: user.user.email.clone(),
         name: user.user.name.clone(),
