@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # `make demo`: runs jitgate-demo (tests/demo), which stands up the AWS peer (moto,
-# seeded), the OpenID provider peer and jitgate-server on SQLite with the test kit the
-# integration tests use (tests/kit), prints the URL and a walk-through for a browser, and
-# keeps everything running until Ctrl-C. However it ends, nothing it started outlives it.
+# seeded), the OpenID provider peer, the Slack peer and jitgate-server on SQLite with the
+# test kit the integration tests use (tests/kit), prints the URL and a walk-through for a
+# browser, and keeps everything running until Ctrl-C. However it ends, nothing it started outlives it.
 #
 # Without a terminal on stdin, or with JITGATE_DEMO_EXIT=1, it runs the scripted
 # walk-through (web sign-in, then the grant's life through the broker) and exits (CI,

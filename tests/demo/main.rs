@@ -1,5 +1,6 @@
 //! `jitgate-demo`: `make demo`. It stands up the world with the test kit
-//! (`stage.rs`: the AWS peer, the OpenID provider peer and `jitgate-server` on SQLite),
+//! (`stage.rs`: the AWS peer, the OpenID provider peer, the Slack peer and
+//! `jitgate-server` on SQLite),
 //! prints where everything is, and either leaves it running for a browser until Ctrl-C
 //! (at a terminal) or runs the scripted walk-through and exits (no terminal on stdin, or
 //! `JITGATE_DEMO_EXIT=1`; `JITGATE_DEMO_SCRIPTED=1` runs it at a terminal too).
@@ -69,6 +70,8 @@ struct Target {
     peer: String,
     /// Base URL of the running server, where the people sign in first.
     server: String,
+    /// Where bob's Slack click is signed (the Slack peer), and with what secret.
+    slack: Option<(String, String)>,
 }
 
 /// What `GET /api/v1/me` says of a signed-in person (the fields the demo shows).
@@ -128,6 +131,7 @@ async fn walk_and_wait(stage: &stage::Stage, interactive: bool) -> Result<()> {
             config: stage.server.config_path(),
             peer: stage.aws.url().to_owned(),
             server: stage.url.clone(),
+            slack: Some((stage.slack.url().to_owned(), stage.slack_secret.clone())),
         };
         if let Err(e) = run(&target).await {
             let log = stage.server.log();
@@ -169,6 +173,62 @@ async fn walk_and_wait(stage: &stage::Stage, interactive: bool) -> Result<()> {
     Ok(())
 }
 
+/// Posts a Slack "Approve" click on request `id` by Slack member `member`, signed as
+/// Slack signs (by the Slack peer, with slack_sdk), to the server's interaction endpoint.
+async fn slack_click(
+    server: &str,
+    peer: &str,
+    secret: &str,
+    member: &str,
+    id: RequestId,
+) -> Result<()> {
+    let interaction = serde_json::json!({
+        "type": "block_actions",
+        "user": {"id": member},
+        "actions": [{"action_id": "approve", "value": id.to_string()}],
+        "response_url": format!("{peer}/response/demo"),
+    });
+    let encoded: String = interaction
+        .to_string()
+        .bytes()
+        .map(|b| {
+            if b.is_ascii_alphanumeric() || b"-._*".contains(&b) {
+                (b as char).to_string()
+            } else {
+                format!("%{b:02X}")
+            }
+        })
+        .collect();
+    let body = format!("payload={encoded}");
+    let timestamp = Utc::now().timestamp();
+    let http = reqwest::Client::new();
+    let signed: serde_json::Value = http
+        .post(format!("{peer}/_peer/sign"))
+        .json(&serde_json::json!({"secret": secret, "timestamp": timestamp.to_string(), "body": body}))
+        .send()
+        .await?
+        .error_for_status()?
+        .json()
+        .await?;
+    let signature = signed["signature"].as_str().context("no signature")?;
+    let answer = http
+        .post(format!("{server}/slack/interactions"))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .header("x-slack-request-timestamp", timestamp.to_string())
+        .header("x-slack-signature", signature)
+        .body(body)
+        .send()
+        .await
+        .context("POST /slack/interactions")?;
+    if !answer.status().is_success() {
+        bail!(
+            "the server answered the Slack click with {}",
+            answer.status()
+        );
+    }
+    Ok(())
+}
+
 /// The `jitgate-server` built beside this binary.
 fn server_binary() -> PathBuf {
     std::env::current_exe()
@@ -183,7 +243,7 @@ async fn run(args: &Target) -> Result<()> {
     let alice_request = demo.alice_asks().await?;
     demo.alice_approves_her_own(alice_request).await?;
     demo.alice_asks_for_a_second_os_user().await?;
-    let alice = demo.bob_approves(alice_request).await?;
+    let alice = demo.bob_approves(alice_request, args).await?;
     let carol_request = demo.carol_gets_staging().await?;
     demo.carol_revokes(carol_request).await?;
     demo.alice_grant_expires(&alice).await?;
@@ -248,12 +308,14 @@ impl Demo {
         // in IdC by user name), so the broker knows how to find their IdC users.
         for (name, _) in PEOPLE {
             let (id, groups) = person(name);
-            let row = jitgate_server::store::users::by_user_name(
+            let mut row = jitgate_server::store::users::by_user_name(
                 id.as_str(),
                 name,
                 groups,
                 chrono::Utc::now(),
             );
+            // As the OpenID provider peer gives it: Slack finds them by it.
+            row.email = Some(format!("{name}@example.com"));
             jitgate_server::store::users::save(&db, &row)
                 .await
                 .context("recording the demo's people")?;
@@ -350,17 +412,45 @@ impl Demo {
     }
 
     /// Step 4: an approver approves; the server provisions and activates.
-    async fn bob_approves(&self, id: RequestId) -> Result<RequestRecord> {
-        step(5, "bob (sre) approves");
-        let approved = self
-            .broker
-            .act(&self.actor("bob"), id, Action::Approve, Utc::now())
-            .await
-            .context("bob's approval")?;
-        detail(&format!(
-            "state: {}; the server now writes the OS user and creates the assignment",
-            describe(&approved.request.state)
-        ));
+    async fn bob_approves(&self, id: RequestId, target: &Target) -> Result<RequestRecord> {
+        match &target.slack {
+            Some((peer, secret)) => {
+                step(5, "bob (sre) approves with the Approve button in Slack");
+                slack_click(&target.server, peer, secret, "UBOB", id).await?;
+                detail("POST /slack/interactions, signed by slack_sdk (the Slack peer): 200");
+                let (approved, _) = self
+                    .wait_request(id, "approved", |r| {
+                        !matches!(r.request.state, RequestState::Pending)
+                    })
+                    .await?;
+                let events = audit_store::for_request(&self.db, &id.to_string()).await?;
+                let by_slack = events.iter().any(|e| {
+                    e.action == "request.approved"
+                        && e.details["via"] == "slack"
+                        && e.details["slack_user_id"] == "UBOB"
+                });
+                if !by_slack {
+                    bail!("the approval should be in the audit trail as bob's, via Slack");
+                }
+                detail(&format!(
+                    "state: {}; the audit event says via: slack, member UBOB; the server now \
+                     writes the OS user and creates the assignment",
+                    describe(&approved.request.state)
+                ));
+            }
+            None => {
+                step(5, "bob (sre) approves");
+                let approved = self
+                    .broker
+                    .act(&self.actor("bob"), id, Action::Approve, Utc::now())
+                    .await
+                    .context("bob's approval")?;
+                detail(&format!(
+                    "state: {}; the server now writes the OS user and creates the assignment",
+                    describe(&approved.request.state)
+                ));
+            }
+        }
         let (active, waited) = self
             .wait_request(id, "active", |r| {
                 matches!(r.request.state, RequestState::Active { .. })

@@ -1,13 +1,14 @@
 //! The demo's world, stood up with the test kit the integration tests use
 //! (tests/kit): the AWS peer (seeded with the demo's people, permission sets, accounts
-//! and instances), the OpenID provider peer and `jitgate-server` on SQLite. Each process
+//! and instances), the OpenID provider peer, the Slack peer (bob approves from Slack in
+//! the walk-through) and `jitgate-server` on SQLite. Each process
 //! stops when the demo does, however it ends (the kit's watchdog).
 
 use std::path::PathBuf;
 
 use anyhow::{Context, Result, bail};
 use serde_json::{Value, json};
-use testkit::{AwsPeer, OidcPeer, PeerKnobs, ServerProcess};
+use testkit::{AwsPeer, OidcPeer, PeerKnobs, SLACK_BOT_TOKEN, ServerProcess, SlackPeer};
 
 /// Where the demo keeps its database (fresh on every run): `$JITGATE_DEMO_DIR`, else
 /// `demo/` in the cache dir.
@@ -22,6 +23,9 @@ pub fn demo_dir() -> Result<PathBuf> {
 pub struct Stage {
     pub aws: AwsPeer,
     pub oidc: OidcPeer,
+    pub slack: SlackPeer,
+    /// The Slack app's signing secret, as the server has it.
+    pub slack_secret: String,
     pub server: ServerProcess,
     pub url: String,
     pub db_path: PathBuf,
@@ -103,9 +107,25 @@ impl Stage {
 
         say("starting the OpenID provider peer (oidc-provider)");
         let oidc = OidcPeer::start_for(&url).await?;
+        say("starting the Slack peer (Slack's Web API, signatures by slack_sdk)");
+        let slack = SlackPeer::start().await?;
+        slack
+            .add_users(&[
+                ("UALICE", "alice@example.com"),
+                ("UBOB", "bob@example.com"),
+                ("UCAROL", "carol@example.com"),
+            ])
+            .await?;
+        let slack_secret = audit_key();
 
         let key = audit_key();
-        let config = config_text(&url, &db_path, aws.url(), oidc.issuer(), &seeded, &key)?;
+        let mut config = config_text(&url, &db_path, aws.url(), oidc.issuer(), &seeded, &key)?;
+        config.push_str(&format!(
+            "\n[slack]\n# The Slack peer started by the demo (tests/peers/slack_peer.py).\n\
+             signing_secret = \"{slack_secret}\"\nbot_token = \"{SLACK_BOT_TOKEN}\"\n\
+             api_base_url = \"{}\"\n",
+            slack.api_url()
+        ));
         say(&format!("starting jitgate-server on {url}"));
         // The key goes in the config (so `audit verify --config` works from a shell) and
         // in the environment, where a deployment gives it.
@@ -115,6 +135,8 @@ impl Stage {
         Ok(Stage {
             aws,
             oidc,
+            slack,
+            slack_secret,
             server,
             url,
             db_path,
@@ -142,12 +164,14 @@ impl Stage {
         format!(
             "jitgate is running at {url}\n  AWS peer    {peer}   (EC2 instances:)\n{instances}\n  \
              OIDC peer   {issuer}   (alice, bob, carol, dave; any password)\n  \
+             Slack peer  {slack}   (what jitgate asked of it: {slack}/_peer/calls)\n  \
              config      {config}   database {db}\n  \
              logs        {server_log}, {peer_log}, {oidc_log}",
             url = self.url,
             peer = self.aws.url(),
             instances = instances.join("\n"),
             issuer = self.oidc.issuer(),
+            slack = self.slack.url(),
             config = self.server.config_path().display(),
             db = self.db_path.display(),
             server_log = self.server.log_path().display(),

@@ -26,6 +26,8 @@ async fn the_demo_walks_through_a_grant_and_exits() -> Result<()> {
     for step in [
         "jitgate is running at http://127.0.0.1:",
         "alice  groups developers",
+        "approves with the Approve button in Slack",
+        "the audit event says via: slack, member UBOB",
         "the server deleted the assignment",
         "hash chain verified",
         "Try it in a browser",

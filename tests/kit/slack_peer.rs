@@ -59,6 +59,11 @@ impl SlackPeer {
         })
     }
 
+    /// The peer's base URL (its control API is under `/_peer/`).
+    pub fn url(&self) -> &str {
+        &self.url
+    }
+
     /// Base URL of the Web API (`[slack] api_base_url`).
     pub fn api_url(&self) -> String {
         format!("{}/api", self.url)
