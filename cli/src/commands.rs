@@ -50,13 +50,14 @@ pub async fn login(dir: &Dir, server: &str, open_browser: bool, json: bool) -> R
 
 /// `jitgate logout`: the token is revoked on the server too, when it can be reached.
 pub async fn logout(dir: &Dir, server: &str) -> Result<()> {
-    if let Some(saved) = dir.credentials(server)? {
-        let api = Api::new(server, Some(saved.token.clone()))?;
-        if let Err(e) = api.delete(&format!("/tokens/{}", saved.token_id)).await {
-            eprintln!(
-                "jitgate: could not revoke the token on the server ({e}); forgetting it here"
-            );
-        }
+    // Another server's token stays: it is not this logout's to forget unrevoked.
+    let Some(saved) = dir.credentials(server)? else {
+        println!("Not logged in to {server}.");
+        return Ok(());
+    };
+    let api = Api::new(server, Some(saved.token.clone()))?;
+    if let Err(e) = api.delete(&format!("/tokens/{}", saved.token_id)).await {
+        eprintln!("jitgate: could not revoke the token on the server ({e}); forgetting it here");
     }
     dir.forget_credentials()?;
     println!("Logged out of {server}.");

@@ -152,8 +152,45 @@ pub fn server(explicit: Option<&str>, config: &Config) -> Result<String> {
         .into());
     };
     let server = server.trim().trim_end_matches('/').to_owned();
-    if !(server.starts_with("https://") || server.starts_with("http://")) {
+    if server.starts_with("https://") {
+        return Ok(server);
+    }
+    let Some(rest) = server.strip_prefix("http://") else {
         bail!("the server `{server}` is not a URL: give it as https://jitgate.example.com");
+    };
+    // Plain http would send the token in the clear: only to this machine.
+    let host = rest.split(['/', '?', '#']).next().unwrap_or("");
+    let loopback = host == "localhost"
+        || host.starts_with("localhost:")
+        || host == "127.0.0.1"
+        || host.starts_with("127.0.0.1:")
+        || host.starts_with("[::1]");
+    if !loopback {
+        bail!(
+            "the server `{server}` is plain http: jitgate sends your token only over https \
+             (or to this machine); give https://{rest}"
+        );
     }
     Ok(server)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_token_goes_over_https_or_stays_on_this_machine() {
+        let ok = |url: &str| server(Some(url), &Config::default());
+        assert_eq!(
+            ok("https://jitgate.example.com/").unwrap(),
+            "https://jitgate.example.com"
+        );
+        assert!(ok("http://127.0.0.1:8080").is_ok());
+        assert!(ok("http://localhost:8080").is_ok());
+        assert!(ok("http://[::1]:8080").is_ok());
+        let refused = ok("http://jitgate.example.com").unwrap_err().to_string();
+        assert!(refused.contains("https://jitgate.example.com"), "{refused}");
+        assert!(ok("http://127.0.0.1.evil.example").is_err());
+        assert!(ok("jitgate.example.com").is_err());
+    }
 }

@@ -106,12 +106,15 @@ async fn loopback(listener: &TcpListener, state: &str) -> Result<Answer> {
         let (read, mut write) = stream.into_split();
         let mut lines = BufReader::new(read);
         let mut request_line = String::new();
-        // A browser's request line is short; a longer one is not ours.
-        let read = (&mut lines)
-            .take(8 * 1024)
-            .read_line(&mut request_line)
-            .await;
-        if read.is_err() {
+        // A browser's request line is short and comes at once; a longer or a silent one
+        // (a speculative preconnect, another process) is not ours and must not hold the
+        // port from the real redirect.
+        let read = tokio::time::timeout(
+            Duration::from_secs(5),
+            (&mut lines).take(8 * 1024).read_line(&mut request_line),
+        )
+        .await;
+        if !matches!(read, Ok(Ok(_))) {
             continue;
         }
         let path = request_line.split_whitespace().nth(1).unwrap_or("");

@@ -48,7 +48,7 @@ fn unusable(why: &str) -> IdcLookup {
 }
 
 /// `email_verified` as providers send it: a boolean, or (some) the string "true".
-fn verified_flag(value: &Value) -> Option<bool> {
+pub(crate) fn verified_flag(value: &Value) -> Option<bool> {
     match value {
         Value::Bool(b) => Some(*b),
         Value::String(s) => Some(s.eq_ignore_ascii_case("true")),

@@ -249,12 +249,18 @@ impl Oidc {
         let refresh_token = tokens
             .refresh_token()
             .map(|t| SecretString::from(t.secret().clone()));
+        // Only an email the provider vouches for is kept: other systems (Slack) find the
+        // person by it, so one the person could type in themselves must not count.
+        let verified = all_claims
+            .get("email_verified")
+            .and_then(idc_match::verified_flag)
+            == Some(true);
         Ok(SignedIn {
             refresh_token,
             issuer: claims.issuer().to_string(),
             subject,
             user_name,
-            email,
+            email: email.filter(|_| verified),
             name,
             groups: groups.unwrap_or_default(),
             claims: all_claims,

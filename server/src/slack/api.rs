@@ -21,7 +21,8 @@ pub enum SlackError {
     Unreachable(#[from] reqwest::Error),
     #[error("Slack answered `{0}`")]
     Refused(String),
-    #[error("the response_url `{0}` is not Slack's")]
+    /// The host only: a response_url is a credential to post into the channel.
+    #[error("the response_url's host `{0}` is not Slack's")]
     ForeignUrl(String),
 }
 
@@ -139,7 +140,13 @@ impl SlackApi {
     /// `response_url` (Slack's own hooks host, or the configured API's host in tests).
     pub async fn tell(&self, response_url: &str, text: &str) -> Result<(), SlackError> {
         if !self.is_slack_url(response_url) {
-            return Err(SlackError::ForeignUrl(response_url.to_owned()));
+            let host = response_url
+                .split("://")
+                .nth(1)
+                .and_then(|rest| rest.split(['/', '?', '#']).next())
+                .unwrap_or("")
+                .to_owned();
+            return Err(SlackError::ForeignUrl(host));
         }
         self.http
             .post(response_url)
@@ -149,8 +156,9 @@ impl SlackApi {
                 "text": text,
             }))
             .send()
-            .await?
-            .error_for_status()?;
+            .await
+            .and_then(reqwest::Response::error_for_status)
+            .map_err(|e| SlackError::Unreachable(e.without_url()))?;
         Ok(())
     }
 

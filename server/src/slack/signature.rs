@@ -39,7 +39,7 @@ pub fn verify(
         .trim()
         .parse()
         .map_err(|_| Refused::BadTimestamp)?;
-    if (now.timestamp() - at).abs() > MAX_SKEW_SECS {
+    if now.timestamp().abs_diff(at) > MAX_SKEW_SECS.unsigned_abs() {
         return Err(Refused::Stale);
     }
     let given = signature
@@ -114,6 +114,17 @@ mod tests {
         assert_eq!(
             check(SECRET, Some(TIMESTAMP), Some("v1=00"), BODY, now),
             Err(Refused::Mismatch)
+        );
+        assert_eq!(
+            check(
+                SECRET,
+                Some("-9223372036854775808"),
+                Some(SIGNATURE),
+                BODY,
+                now
+            ),
+            Err(Refused::Stale),
+            "an extreme timestamp is refused, not an overflow"
         );
         let later = at(1_531_420_618 + 6 * 60);
         assert_eq!(
