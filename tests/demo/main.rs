@@ -188,38 +188,7 @@ async fn slack_click(
         "actions": [{"action_id": "approve", "value": id.to_string()}],
         "response_url": format!("{peer}/response/demo"),
     });
-    let encoded: String = interaction
-        .to_string()
-        .bytes()
-        .map(|b| {
-            if b.is_ascii_alphanumeric() || b"-._*".contains(&b) {
-                (b as char).to_string()
-            } else {
-                format!("%{b:02X}")
-            }
-        })
-        .collect();
-    let body = format!("payload={encoded}");
-    let timestamp = Utc::now().timestamp();
-    let http = reqwest::Client::new();
-    let signed: serde_json::Value = http
-        .post(format!("{peer}/_peer/sign"))
-        .json(&serde_json::json!({"secret": secret, "timestamp": timestamp.to_string(), "body": body}))
-        .send()
-        .await?
-        .error_for_status()?
-        .json()
-        .await?;
-    let signature = signed["signature"].as_str().context("no signature")?;
-    let answer = http
-        .post(format!("{server}/slack/interactions"))
-        .header("content-type", "application/x-www-form-urlencoded")
-        .header("x-slack-request-timestamp", timestamp.to_string())
-        .header("x-slack-signature", signature)
-        .body(body)
-        .send()
-        .await
-        .context("POST /slack/interactions")?;
+    let answer = testkit::post_signed(peer, server, secret, &interaction).await?;
     if !answer.status().is_success() {
         bail!(
             "the server answered the Slack click with {}",

@@ -9,35 +9,35 @@ use anyhow::{Context, Result};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
-use crate::harness::{SLACK_BOT_TOKEN, SlackPeer};
+use crate::harness::{SLACK_BOT_TOKEN, SlackPeer, slack_form_body};
 use crate::world::{Backend, World, prod_profile};
 
 const SECRET: &str = "slack-signing-secret-for-tests";
 
 fn payload(member: &str, request: &str, response_url: &str) -> String {
-    let interaction = json!({
+    slack_form_body(&json!({
         "type": "block_actions",
         "user": {"id": member},
         "actions": [{"action_id": "approve", "value": request}],
         "response_url": response_url,
-    });
-    let encoded: String = form_urlencoded_value(&interaction.to_string());
-    format!("payload={encoded}")
+    }))
 }
 
-/// `application/x-www-form-urlencoded` of one value, as Slack sends it.
-fn form_urlencoded_value(text: &str) -> String {
-    text.bytes()
-        .map(|b| {
-            if b.is_ascii_alphanumeric() || b"-._*".contains(&b) {
-                (b as char).to_string()
-            } else if b == b' ' {
-                "+".to_owned()
-            } else {
-                format!("%{b:02X}")
-            }
-        })
-        .collect()
+/// A server with `[slack]` pointing at `peer`, where alice and bob have signed in once
+/// (so jitgate knows their emails) and are Slack members UALICE and UBOB.
+async fn slack_world(peer: &SlackPeer) -> Result<World> {
+    let api = peer.api_url();
+    let w = World::start_with_sign_in(Backend::Sqlite, |c| {
+        c.profile(prod_profile()).raw(&format!(
+            "[slack]\nsigning_secret = \"{SECRET}\"\nbot_token = \"{SLACK_BOT_TOKEN}\"\napi_base_url = \"{api}\"\n"
+        ))
+    })
+    .await?;
+    w.session_of("alice").await?;
+    w.session_of("bob").await?;
+    peer.add_users(&[("UALICE", "alice@example.com"), ("UBOB", "bob@example.com")])
+        .await?;
+    Ok(w)
 }
 
 async fn post(
@@ -84,18 +84,7 @@ async fn wait_told(peer: &SlackPeer, count: usize) -> Result<Vec<String>> {
 #[tokio::test]
 async fn a_signed_slack_click_approves_once_and_nothing_else_does() -> Result<()> {
     let peer = SlackPeer::start().await?;
-    let api = peer.api_url();
-    let w = World::start_with_sign_in(Backend::Sqlite, |c| {
-        c.profile(prod_profile()).raw(&format!(
-            "[slack]\nsigning_secret = \"{SECRET}\"\nbot_token = \"{SLACK_BOT_TOKEN}\"\napi_base_url = \"{api}\"\n"
-        ))
-    })
-    .await?;
-    // Both have signed in to jitgate once, so it knows their emails.
-    w.session_of("alice").await?;
-    w.session_of("bob").await?;
-    peer.add_users(&[("UALICE", "alice@example.com"), ("UBOB", "bob@example.com")])
-        .await?;
+    let w = slack_world(&peer).await?;
     let id = w
         .submit("alice", "prod-web", "app", Duration::from_secs(3600))
         .await?;
@@ -184,20 +173,8 @@ async fn a_signed_slack_click_approves_once_and_nothing_else_does() -> Result<()
 
 /// A signed `POST /slack/interactions` of `interaction`, as Slack sends it now.
 async fn send(w: &World, peer: &SlackPeer, interaction: &Value) -> Result<reqwest::Response> {
-    let body = format!(
-        "payload={}",
-        form_urlencoded_value(&interaction.to_string())
-    );
-    let now = chrono::Utc::now().timestamp();
-    let signature = peer.sign(SECRET, now, &body).await?;
-    Ok(reqwest::Client::new()
-        .post(format!("{}/slack/interactions", w.server.listen_url()))
-        .header("content-type", "application/x-www-form-urlencoded")
-        .header("x-slack-request-timestamp", now.to_string())
-        .header("x-slack-signature", signature)
-        .body(body)
-        .send()
-        .await?)
+    peer.post_signed(&w.server.listen_url(), SECRET, interaction)
+        .await
 }
 
 fn deny_submission(member: &str, request: &str, reason: &str) -> Value {
@@ -215,17 +192,7 @@ fn deny_submission(member: &str, request: &str, reason: &str) -> Value {
 #[tokio::test]
 async fn deny_from_slack_asks_why_in_a_modal_and_records_it() -> Result<()> {
     let peer = SlackPeer::start().await?;
-    let api = peer.api_url();
-    let w = World::start_with_sign_in(Backend::Sqlite, |c| {
-        c.profile(prod_profile()).raw(&format!(
-            "[slack]\nsigning_secret = \"{SECRET}\"\nbot_token = \"{SLACK_BOT_TOKEN}\"\napi_base_url = \"{api}\"\n"
-        ))
-    })
-    .await?;
-    w.session_of("alice").await?;
-    w.session_of("bob").await?;
-    peer.add_users(&[("UALICE", "alice@example.com"), ("UBOB", "bob@example.com")])
-        .await?;
+    let w = slack_world(&peer).await?;
     let id = w
         .submit("alice", "prod-web", "app", Duration::from_secs(3600))
         .await?
