@@ -47,9 +47,13 @@ What the middleware adds on top of moto (AWS JSON 1.1 protocol, action in ``X-Am
   ``stuck`` keeps it IN_PROGRESS until the rule is removed. ``POST /_peer/outage`` with
   ``{"seconds": N}`` makes every sso-admin/identitystore call answer 503
   ServiceUnavailableException for N seconds (AWS down).
+* IdC sign-in (sso-oidc), the IdC portal's role credentials and Session Manager sessions,
+  served by ``aws_sessions.py`` (see there). ``DescribeSessions`` and ``TerminateSession``
+  take the fault effect ``deny``.
 * A control API under ``/_peer/`` (plain JSON, never reaches moto): ``GET health``,
   ``GET|POST config``, ``POST seed``, ``GET assignments``, ``GET history``, ``GET stats``,
-  ``POST reset``, ``POST faults``, ``POST outage``. See the ``control_*`` methods.
+  ``POST reset``, ``POST faults``, ``POST outage``, ``POST sso/approve``, ``GET sessions``.
+  See the ``control_*`` methods.
 
 Errors use the AWS JSON 1.1 shape ``{"__type": "<Code>", "message": "..."}`` with status 400
 (500 for InternalServerException), which both botocore and the Rust SDK read as the error code
@@ -84,6 +88,8 @@ from moto.moto_server.werkzeug_app import (
 )
 from moto.ssoadmin.models import ssoadmin_backends
 from werkzeug.serving import ThreadedWSGIServer
+
+from aws_sessions import SSO_BEARER_ENVIRON_KEY, ServiceError, SessionWorld, parse_query
 
 ACCOUNT_ID = "123456789012"  # moto's default account, used for any access key
 REGION = "us-east-1"
@@ -146,7 +152,15 @@ class BadRequest(Exception):
     """A request body the peer cannot make sense of."""
 
 
-FAULT_ACTIONS = {"UpdateUser", "CreateAccountAssignment", "DeleteAccountAssignment"}
+FAULT_ACTIONS = {
+    "UpdateUser",
+    "CreateAccountAssignment",
+    "DeleteAccountAssignment",
+    "DescribeSessions",
+    "TerminateSession",
+}
+# Actions that take only the effect "deny" (they have no asynchronous operation to fail).
+DENY_ONLY_ACTIONS = {"UpdateUser", "DescribeSessions", "TerminateSession"}
 FAULT_EFFECTS = {"deny", "fail", "stuck"}
 
 
@@ -170,8 +184,8 @@ class Fault:
             raise BadRequest(f"action must be one of {sorted(FAULT_ACTIONS)}")
         if effect not in FAULT_EFFECTS:
             raise BadRequest(f"effect must be one of {sorted(FAULT_EFFECTS)}")
-        if action == "UpdateUser" and effect != "deny":
-            raise BadRequest("UpdateUser takes only the effect deny")
+        if action in DENY_ONLY_ACTIONS and effect != "deny":
+            raise BadRequest(f"{action} takes only the effect deny")
         principal = spec.get("principal_id")
         if principal is not None and not isinstance(principal, str):
             raise BadRequest("principal_id must be a string")
@@ -364,6 +378,8 @@ class Peer:
         self.faults: list[Fault] = []
         self.stuck: list[Operation] = []  # operations held IN_PROGRESS by a "stuck" fault
         self.down_until = 0.0  # monotonic time until which every call answers 503
+        self.base_url = "http://127.0.0.1"  # set once listening
+        self.world = SessionWorld(self)  # sso-oidc, the portal, Session Manager
         self.reset_stats()
 
     def reset_stats(self) -> None:
@@ -382,6 +398,10 @@ class Peer:
         if environ.get("PATH_INFO", "").startswith("/_peer/"):
             return self.control(environ, start_response)
         target = environ.get("HTTP_X_AMZ_TARGET", "")
+        rest = self.world.rest_route(environ["REQUEST_METHOD"], environ.get("PATH_INFO", ""))
+        ssm = self.world.ssm_route(target)
+        if rest is not None or ssm is not None:
+            return self.serve_world(environ, start_response, rest, ssm)
         prefix = next((p for p in SIGNING_NAMES if target.startswith(p)), None)
         if prefix is None:  # some other AWS service: plain moto
             return self.moto_app(environ, start_response)
@@ -400,6 +420,59 @@ class Peer:
         if handler is None:
             return self.moto_app(environ, start_response)
         return respond(start_response, 200, result, AWS_JSON)
+
+    def serve_world(self, environ: dict[str, Any], start_response, rest: str | None, ssm: str | None) -> list[bytes]:
+        """A call of sso-oidc or the portal (REST JSON) or of Session Manager (JSON 1.1)."""
+        name = rest or ssm or ""
+        action = environ.get("HTTP_X_AMZ_TARGET", "").partition(".")[2] if ssm else name
+        with self.lock:
+            self.actions[("ssm:" if ssm else "sso:") + action] += 1
+            denied = ssm is not None and self.fault(action, "") is not None
+        try:
+            if denied:
+                raise ServiceError(400, "AccessDeniedException", f"not authorized to perform: ssm:{action}")
+            if rest is not None:
+                body = read_json(environ) if environ["REQUEST_METHOD"] == "POST" else {}
+                result = getattr(self.world, rest)(body, parse_query(environ))
+            else:
+                result = getattr(self.world, name)(read_json(environ), environ)
+        except BadRequest as err:
+            return respond(start_response, 400, {"__type": "SerializationException", "message": str(err)}, AWS_JSON)
+        except ServiceError as err:
+            body = json.dumps(err.body()).encode()
+            headers = [
+                ("Content-Type", "application/json"),
+                ("Content-Length", str(len(body))),
+                ("x-amzn-ErrorType", err.code),
+            ]
+            start_response(f"{err.status} {http.HTTPStatus(err.status).phrase}", headers)
+            return [body]
+        return respond(start_response, 200, result, AWS_JSON if ssm else "application/json")
+
+    def user_by_name(self, user_name: str) -> dict[str, Any]:
+        """The identity-store user called `user_name` (ValueError if there is none)."""
+        backend = identity_backend()
+        store_id = sso_backend().instances[0].identity_store_id
+        unique = {"AttributePath": "userName", "AttributeValue": user_name}
+        try:
+            user_id = backend.get_user_id(store_id, {"UniqueAttribute": unique})[0]
+        except IdentityNotFound:
+            raise ValueError(f"no identity-store user named {user_name!r}") from None
+        return {"UserId": user_id, "UserName": user_name}
+
+    def user_attribute(self, user_id: str, path: str) -> str | None:
+        """A user's attribute at `path` (a USER_ATTRIBUTES key), as IdC would pass it on."""
+        field = USER_ATTRIBUTES.get(path.lower())
+        store_id = sso_backend().instances[0].identity_store_id
+        with self.lock:
+            user = identity_backend().describe_user(store_id, user_id)
+        return getattr(user, field) if field else None
+
+    def assignments_of_user(self, user_id: str) -> set[tuple[str, str]]:
+        """(account, permission set name) of every assignment the user holds now."""
+        names = {p.permission_set_arn: p.name for p in sso_backend().permission_sets}
+        keys = self.realized_where(lambda k: k.principal_type == "USER" and k.principal_id == user_id)
+        return {(k.account_id, names.get(k.permission_set_arn, "")) for k in keys}
 
     def admit(self, prefix: str, target: str) -> None:
         """Count the call and apply the fault and rate knobs to it."""
@@ -666,7 +739,8 @@ class Peer:
         instances: [{"name", "account"? (default the first seeded account, else moto's
         123456789012), "instance_type"? (default t3.micro)}]: running EC2 instances with that
         Name tag, in moto's EC2 data of that account in us-east-1 (answered as
-        {"name": {"instance_id", "account", "private_ip"}}). Only moto's default account is
+        {"name": {"instance_id", "account", "private_ip"}}); documents: {"<session document
+        name>": "<runAsDefaultUser>"} (see aws_sessions.py). Only moto's default account is
         reachable through the EC2 API with plain keys; the others are there to be named.
         """
         try:
@@ -695,6 +769,10 @@ class Peer:
         if bad:
             raise BadRequest(f"account ids must be 12 digits: {bad}")
         instances = {name: seed_instance(name, account, kind) for name, account, kind in wanted}
+        try:
+            self.world.seed_documents(spec.get("documents") or {})
+        except ValueError as err:
+            raise BadRequest(str(err)) from None
         with self.lock:
             self.accounts.update(accounts)
             seeded_accounts = sorted(self.accounts)
@@ -768,6 +846,17 @@ class Peer:
         with self.lock:
             self.down_until = time.monotonic() + seconds
         return {"ok": True}
+
+    def control_sso_approve(self, body: dict[str, Any]) -> dict[str, Any]:
+        """The person at the browser signs in as `user_name` and allows device code `user_code`."""
+        try:
+            return self.world.approve_device(body)
+        except ValueError as err:
+            raise BadRequest(str(err)) from None
+
+    def control_sessions(self, _: dict[str, Any]) -> list[dict[str, Any]]:
+        """Every Session Manager session, live or ended, with the OS user AWS runs it as."""
+        return self.world.control_sessions()
 
     def control_reset(self, _: dict[str, Any]) -> dict[str, Any]:
         with self.lock:
@@ -885,7 +974,25 @@ CONTROL_ROUTES: dict[tuple[str, str], Callable[[Peer, dict[str, Any]], Any]] = {
     ("POST", "/_peer/reset"): Peer.control_reset,
     ("POST", "/_peer/faults"): Peer.control_faults,
     ("POST", "/_peer/outage"): Peer.control_outage,
+    ("POST", "/_peer/sso/approve"): Peer.control_sso_approve,
+    ("GET", "/_peer/sessions"): Peer.control_sessions,
 }
+
+
+class PeerRequestHandler(MotoRequestHandler):
+    """Moto's handler, also passing on the portal's ``x-amz-sso_bearer_token`` header.
+
+    Werkzeug drops headers with an underscore in their name (WSGI cannot tell them from
+    dashed ones); the portal API names its bearer token that way, so it is handed over
+    under a key of its own, which no dashed header can spoof.
+    """
+
+    def make_environ(self) -> dict[str, Any]:
+        environ = super().make_environ()
+        token = self.headers.get("x-amz-sso_bearer_token")
+        if token is not None:
+            environ[SSO_BEARER_ENVIRON_KEY] = token
+        return environ
 
 
 class PeerServer(ThreadedWSGIServer):
@@ -924,7 +1031,7 @@ def main(argv: list[str]) -> int:
         print(f"aws_peer: {err}", file=sys.stderr)
         return 2
     peer = Peer(DomainDispatcherApplication(create_backend_app), config)
-    server = PeerServer(args.host, args.port, peer, handler=MotoRequestHandler)
+    server = PeerServer(args.host, args.port, peer, handler=PeerRequestHandler)
 
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
@@ -932,6 +1039,7 @@ def main(argv: list[str]) -> int:
     serving = threading.Thread(target=server.serve_forever, name="serve", daemon=True)
     serving.start()
     host = f"[{args.host}]" if ":" in args.host else args.host
+    peer.base_url = f"http://{host}:{server.port}"
     print(f"READY http://{host}:{server.port}", flush=True)
     log.info("config %s", dataclasses.asdict(config))
     stop.wait()
