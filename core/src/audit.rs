@@ -41,6 +41,9 @@ pub enum Action {
     IdcUnbound,
     RolesChanged,
     AccessWithdrawn,
+    SessionTerminated,
+    SessionsClosed,
+    SessionCloseFailed,
 }
 
 impl Action {
@@ -77,6 +80,9 @@ impl Action {
         Action::IdcUnbound,
         Action::RolesChanged,
         Action::AccessWithdrawn,
+        Action::SessionTerminated,
+        Action::SessionsClosed,
+        Action::SessionCloseFailed,
     ];
 
     /// The action a stored name stands for; `None` for a name this release does not know
@@ -119,6 +125,9 @@ impl Action {
             Action::IdcUnbound => "auth.idc_unbound",
             Action::RolesChanged => "auth.roles_changed",
             Action::AccessWithdrawn => "auth.access_withdrawn",
+            Action::SessionTerminated => "ssm.session_terminated",
+            Action::SessionsClosed => "ssm.sessions_closed",
+            Action::SessionCloseFailed => "ssm.session_close_failed",
         }
     }
 }

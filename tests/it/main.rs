@@ -26,6 +26,7 @@ mod hygiene;
 mod identity;
 mod jitgate_cli;
 mod lifecycle;
+mod live_sessions;
 mod one_door;
 mod pages;
 mod queue;

@@ -51,7 +51,8 @@ impl Default for PeerKnobs {
 }
 
 /// A fault rule of the peer (`POST /_peer/faults`): calls of `action`
-/// (`UpdateUser`, `CreateAccountAssignment`, `DeleteAccountAssignment`), for
+/// (`UpdateUser`, `CreateAccountAssignment`, `DeleteAccountAssignment`, and with `deny`
+/// only `DescribeSessions`, `TerminateSession`), for
 /// `principal_id` or anyone, get `effect`: `deny` (AccessDeniedException), `fail` (the
 /// operation ends FAILED) or `stuck` (it stays IN_PROGRESS until the rule is removed).
 #[derive(Debug, Clone, serde::Serialize)]

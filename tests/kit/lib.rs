@@ -14,6 +14,7 @@
 #![allow(clippy::indexing_slicing, clippy::expect_used, clippy::panic)]
 
 mod aws_peer;
+mod aws_sessions;
 mod chrome;
 mod config;
 mod oidc_peer;
@@ -23,6 +24,7 @@ mod slack_peer;
 mod watchdog;
 
 pub use aws_peer::{AwsPeer, Fault, OpKind, OpStatus, PeerAssignment, PeerKnobs, PeerOp};
+pub use aws_sessions::{PeerSession, SessionAsk};
 pub use chrome::{Browser, ChromeDriver, png_size, screenshots_dir};
 pub use config::{ConfigBuilder, ProfileSpec, sqlite_url_in};
 pub use oidc_peer::{OidcPeer, SignInOutcome, browser, session_cookie, sign_in, sign_in_from};

@@ -5,9 +5,11 @@
 mod limits;
 mod retry;
 mod sdk;
+mod ssm;
 
 pub use limits::Limits;
 pub use sdk::{IdcClient, IdcSettings, Instance};
+pub use ssm::{LiveSession, LiveSessions, SsmSessions};
 
 use std::future::Future;
 use std::sync::Arc;
@@ -178,6 +180,21 @@ pub trait IdentityCenter: Send + Sync + 'static {
         kind: OpKind,
         request_id: &str,
     ) -> impl Future<Output = Result<OpStatus, AwsError>> + Send;
+
+    /// The identity-store user name of `principal_id` (the session name in the roles IdC
+    /// makes, so in the owner of every Session Manager session they open); `None` when
+    /// the user no longer exists.
+    fn user_name(
+        &self,
+        principal_id: &PrincipalId,
+    ) -> impl Future<Output = Result<Option<String>, AwsError>> + Send;
+
+    /// The name of the permission set `arn` (`DescribePermissionSet`); `None` when it no
+    /// longer exists.
+    fn permission_set_name(
+        &self,
+        arn: &str,
+    ) -> impl Future<Output = Result<Option<String>, AwsError>> + Send;
 
     /// Every permission set of the instance: name → ARN.
     fn permission_sets(

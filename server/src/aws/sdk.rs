@@ -69,23 +69,7 @@ impl IdcClient {
         config: &AwsConfig,
         credentials: Option<aws_sdk_ssoadmin::config::Credentials>,
     ) -> Result<Self, AwsError> {
-        let mut loader = aws_config::defaults(BehaviorVersion::latest())
-            .region(Region::new(config.region.clone()))
-            // Our own retry loop paces every attempt through the limiter.
-            .retry_config(RetryConfig::disabled())
-            .timeout_config(
-                TimeoutConfig::builder()
-                    .operation_attempt_timeout(Duration::from_secs(15))
-                    .connect_timeout(Duration::from_secs(5))
-                    .build(),
-            );
-        if let Some(url) = &config.endpoint_url {
-            loader = loader.endpoint_url(url);
-        }
-        if let Some(credentials) = credentials {
-            loader = loader.credentials_provider(credentials);
-        }
-        let shared = loader.load().await;
+        let shared = shared_config(config, credentials).await;
         let instance = match (&config.instance_arn, &config.identity_store_id) {
             (Some(instance_arn), Some(identity_store_id)) => Some(Instance {
                 instance_arn: instance_arn.clone(),
@@ -108,7 +92,35 @@ impl IdcClient {
             },
         })
     }
+}
 
+/// The SDK configuration every jitgate AWS client starts from: `[aws]` region and
+/// endpoint, credentials from the default chain (or `credentials`), the SDK's own
+/// retries off (ours pace every attempt) and bounded timeouts.
+pub(super) async fn shared_config(
+    config: &AwsConfig,
+    credentials: Option<aws_sdk_ssoadmin::config::Credentials>,
+) -> aws_config::SdkConfig {
+    let mut loader = aws_config::defaults(BehaviorVersion::latest())
+        .region(Region::new(config.region.clone()))
+        // Our own retry loop paces every attempt through the limiter.
+        .retry_config(RetryConfig::disabled())
+        .timeout_config(
+            TimeoutConfig::builder()
+                .operation_attempt_timeout(Duration::from_secs(15))
+                .connect_timeout(Duration::from_secs(5))
+                .build(),
+        );
+    if let Some(url) = &config.endpoint_url {
+        loader = loader.endpoint_url(url);
+    }
+    if let Some(credentials) = credentials {
+        loader = loader.credentials_provider(credentials);
+    }
+    loader.load().await
+}
+
+impl IdcClient {
     pub fn settings(&self) -> &IdcSettings {
         &self.settings
     }
@@ -424,6 +436,45 @@ impl IdentityCenter for IdcClient {
                 .cloned(),
         };
         Ok(status_of(status.as_ref()))
+    }
+
+    async fn user_name(&self, principal_id: &PrincipalId) -> Result<Option<String>, AwsError> {
+        let identity_store_id = self.instance().await?.identity_store_id.clone();
+        let result = self
+            .directory("DescribeUser", || {
+                self.ids
+                    .describe_user()
+                    .identity_store_id(&identity_store_id)
+                    .user_id(principal_id.as_str())
+                    .send()
+            })
+            .await;
+        match result {
+            Ok(out) => Ok(out.user_name().map(str::to_owned)),
+            Err(f) if f.code() == Some("ResourceNotFoundException") => Ok(None),
+            Err(f) => Err(f.into()),
+        }
+    }
+
+    async fn permission_set_name(&self, arn: &str) -> Result<Option<String>, AwsError> {
+        let instance_arn = self.instance().await?.instance_arn.clone();
+        let result = self
+            .admin_raw("DescribePermissionSet", || {
+                self.sso
+                    .describe_permission_set()
+                    .instance_arn(&instance_arn)
+                    .permission_set_arn(arn)
+                    .send()
+            })
+            .await;
+        match result {
+            Ok(out) => Ok(out
+                .permission_set()
+                .and_then(|p| p.name())
+                .map(str::to_owned)),
+            Err(f) if f.code() == Some("ResourceNotFoundException") => Ok(None),
+            Err(f) => Err(f.into()),
+        }
     }
 
     async fn permission_sets(&self) -> Result<HashMap<String, String>, AwsError> {

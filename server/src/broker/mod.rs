@@ -79,11 +79,15 @@ pub struct Wakers {
     pub converge: Notify,
     /// The set of active grants or their `expires_at` changed.
     pub expiry: Notify,
+    /// A grant ended, so its live sessions may be owed an end (scheduler/sessions.rs).
+    pub sessions: Notify,
 }
 
 impl Signals for Wakers {
     fn converge(&self) {
         self.converge.notify_one();
+        // Every change that may end a grant signals convergence: the session closer looks too.
+        self.sessions.notify_one();
     }
 
     fn expiry(&self) {

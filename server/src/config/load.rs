@@ -237,6 +237,25 @@ mod tests {
     }
 
     #[test]
+    fn regions_and_the_member_role_are_checked() {
+        let text = example_with(
+            "regions = [\"us-east-1\"]",
+            "regions = [\"us-east-1\", \"eu-west\", \"US-EAST-1\", \"us-gov-west-1\"]",
+        );
+        let p = problems(&text);
+        assert_eq!(keys_of(&p), ["profiles[0].regions", "profiles[0].regions"]);
+        assert!(p[0].message.contains("`eu-west`"), "{}", p[0].message);
+        let p = problems(&example_with(
+            "member_role_name = \"JitGateMember\"",
+            "member_role_name = \"role/JitGateMember\"",
+        ));
+        assert_eq!(keys_of(&p), ["aws.member_role_name"]);
+        let config = load_from_str(EXAMPLE, env(&[])).unwrap();
+        assert_eq!(config.profiles[0].regions_or("x"), ["us-east-1"]);
+        assert_eq!(config.profiles[1].regions_or("us-east-1"), ["us-east-1"]);
+    }
+
+    #[test]
     fn unknown_keys_are_named() {
         let p = problems(&example_with("max_connections = 10", "max_conections = 10"));
         assert_eq!(p.len(), 1);

@@ -159,6 +159,13 @@ pub struct AwsConfig {
     pub max_attempts: u32,
     /// How long to poll an assignment operation before treating it as failed.
     pub operation_timeout: HumanDuration,
+    /// The role jitgate assumes in each member account to end live Session Manager
+    /// sessions when a grant ends (`ssm:DescribeSessions`, `ssm:TerminateSession`):
+    /// `arn:aws:iam::<account>:role/<member_role_name>` (deploy/aws/README.md).
+    pub member_role_name: String,
+    /// End a grant's live Session Manager sessions when it ends. Turning it off leaves
+    /// them running until they end on their own (AWS's own behaviour).
+    pub end_sessions: bool,
 }
 
 impl Default for AwsConfig {
@@ -173,6 +180,8 @@ impl Default for AwsConfig {
             max_outstanding_assignments: 10,
             max_attempts: 6,
             operation_timeout: HumanDuration::from_secs(300),
+            member_role_name: "JitGateMember".into(),
+            end_sessions: true,
         }
     }
 }
@@ -363,6 +372,10 @@ pub struct ProfileConfig {
     pub auto_approve: bool,
     #[serde(default = "default_approval_timeout")]
     pub approval_timeout: HumanDuration,
+    /// The regions the profile's instances run in: where live sessions are looked for
+    /// and ended when a grant ends. Empty means `[aws] region` only.
+    #[serde(default)]
+    pub regions: Vec<String>,
 }
 
 fn default_min_duration() -> HumanDuration {
@@ -439,6 +452,15 @@ impl ProfileConfig {
             auto_approve: self.auto_approve,
             approval_timeout: self.approval_timeout.get(),
             run_as_mode: self.run_as_mode,
+        }
+    }
+
+    /// The regions of the profile's instances (`regions`, else `default`).
+    pub fn regions_or<'a>(&'a self, default: &'a str) -> Vec<&'a str> {
+        if self.regions.is_empty() {
+            vec![default]
+        } else {
+            self.regions.iter().map(String::as_str).collect()
         }
     }
 

@@ -233,6 +233,40 @@ fn check_aws(config: &Config, out: &mut Problems) {
     if aws.operation_timeout.get().is_zero() {
         out.add("aws.operation_timeout", "must be longer than zero");
     }
+    if !is_role_name(&aws.member_role_name) {
+        out.add(
+            "aws.member_role_name",
+            format!(
+                "`{}` is not an IAM role name (1-64 of letters, digits and +=,.@_-)",
+                aws.member_role_name
+            ),
+        );
+    }
+}
+
+/// An IAM role name: 1-64 characters of `[\w+=,.@-]`.
+fn is_role_name(name: &str) -> bool {
+    (1..=64).contains(&name.len())
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "+=,.@_-".contains(c))
+}
+
+/// An AWS region name such as `eu-west-1` or `us-gov-west-1`.
+fn is_region(name: &str) -> bool {
+    let mut parts = name.split('-');
+    let first = parts.next().unwrap_or("");
+    let rest: Vec<&str> = parts.collect();
+    first.len() == 2
+        && first.chars().all(|c| c.is_ascii_lowercase())
+        && rest.len() >= 2
+        && rest
+            .last()
+            .is_some_and(|n| !n.is_empty() && n.chars().all(|c| c.is_ascii_digit()))
+        && rest
+            .iter()
+            .take(rest.len() - 1)
+            .all(|p| !p.is_empty() && p.chars().all(|c| c.is_ascii_lowercase()))
 }
 
 fn check_scheduler(config: &Config, out: &mut Problems) {
@@ -313,6 +347,12 @@ fn check_profile(key: &str, p: &ProfileConfig, out: &mut Problems) {
         );
     }
     check_permission_set(key, p, out);
+    for region in p.regions.iter().filter(|r| !is_region(r)) {
+        out.add(
+            format!("{key}.regions"),
+            format!("`{region}` is not an AWS region name (e.g. eu-west-1)"),
+        );
+    }
     if p.allowed_os_users.is_empty() {
         out.add(
             format!("{key}.allowed_os_users"),

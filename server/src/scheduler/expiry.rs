@@ -54,7 +54,10 @@ pub(super) async fn expire_due<I: IdentityCenter>(
     for id in &due {
         // One grant that cannot be expired must not hold up the others.
         match broker.expire(*id, now).await {
-            Ok(Some(_)) => broker.wakers().converge.notify_one(),
+            Ok(Some(_)) => {
+                broker.wakers().converge.notify_one();
+                broker.wakers().sessions.notify_one();
+            }
             Ok(None) => {}
             Err(e) => {
                 tracing::error!(error = %e, request = %id, "could not expire grant; retrying");

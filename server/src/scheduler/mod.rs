@@ -8,6 +8,7 @@
 //! - `sweep`: on a cron schedule, lapses unanswered requests, expires anything missed
 //!   and checks drift.
 //! - `catalog`: looks up the profiles' permission sets in IdC, retried until it works.
+//! - `sessions`: ends the live Session Manager sessions of grants that ended.
 //!
 //! The database is the source of truth; every step is idempotent, so a process killed
 //! at any point leaves work that the next claim of the same principal finishes.
@@ -16,6 +17,7 @@ mod catalog;
 mod converge;
 mod expiry;
 mod lease;
+mod sessions;
 mod sweep;
 mod workers;
 
@@ -26,9 +28,9 @@ use std::sync::Arc;
 use tokio::sync::watch;
 use tokio::task::JoinSet;
 
-use crate::aws::IdentityCenter;
+use crate::aws::{IdentityCenter, LiveSessions};
 use crate::broker::Broker;
-use crate::store::{Backend, Db, StoreError, jobs, principals};
+use crate::store::{Backend, Db, StoreError, jobs, principals, session_closings};
 
 /// Who holds this process's leases: its node identity (stable across restarts, see
 /// `Config::node_id`) and a part drawn at start, so a restarted process never mistakes
@@ -83,15 +85,17 @@ pub async fn reclaim_leases(db: &Db, holder: &LeaseHolder) -> Result<u64, StoreE
     };
     let principals = principals::release_leases_of(db, prefix).await?;
     let jobs = jobs::release_leases_of(db, prefix).await?;
-    if principals + jobs > 0 {
+    let closings = session_closings::release_leases_of(db, prefix).await?;
+    if principals + jobs + closings > 0 {
         tracing::info!(
             node = holder.node(),
             principals,
             jobs,
+            session_closings = closings,
             "took back leases left by this node's previous process"
         );
     }
-    Ok(principals + jobs)
+    Ok(principals + jobs + closings)
 }
 
 /// The running scheduler tasks of one process.
@@ -101,8 +105,12 @@ pub struct Scheduler {
 }
 
 impl Scheduler {
-    /// Starts the expiry timer, the convergence workers and the sweep.
-    pub fn start<I: IdentityCenter>(broker: Broker<I>, holder: LeaseHolder) -> Self {
+    /// Starts the expiry timer, the convergence workers, the session closer and the sweep.
+    pub fn start<I: IdentityCenter>(
+        broker: Broker<I>,
+        holder: LeaseHolder,
+        sessions: Arc<dyn LiveSessions>,
+    ) -> Self {
         let (stop, stopped) = watch::channel(false);
         let mut tasks = JoinSet::new();
         tasks.spawn(expiry::run(broker.clone(), stopped.clone()));
@@ -112,6 +120,12 @@ impl Scheduler {
             stopped.clone(),
         ));
         tasks.spawn(catalog::run(broker.clone(), stopped.clone()));
+        tasks.spawn(sessions::run(
+            broker.clone(),
+            sessions,
+            holder.clone(),
+            stopped.clone(),
+        ));
         tasks.spawn(sweep::run(broker, holder, stopped));
         Self { tasks, stop }
     }

@@ -111,6 +111,18 @@ impl IdentityCenter for FakeIdc {
         Ok(OpStatus::Succeeded)
     }
 
+    async fn user_name(&self, principal_id: &PrincipalId) -> Result<Option<String>, AwsError> {
+        Ok(principal_id.as_str().strip_prefix("u-").map(str::to_owned))
+    }
+
+    async fn permission_set_name(&self, arn: &str) -> Result<Option<String>, AwsError> {
+        Ok(self
+            .permission_sets()
+            .await?
+            .into_iter()
+            .find_map(|(name, a)| (a == arn).then_some(name)))
+    }
+
     async fn permission_sets(&self) -> Result<HashMap<String, String>, AwsError> {
         Ok(HashMap::from([
             ("JitSsm".to_owned(), JITSSM.to_owned()),

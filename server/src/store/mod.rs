@@ -17,6 +17,7 @@ mod lite;
 mod port;
 pub mod principals;
 pub mod requests;
+pub mod session_closings;
 pub mod sessions;
 mod sql;
 pub mod tokens;

@@ -5,7 +5,9 @@ use super::sql::{Row, query};
 use chrono::{DateTime, Utc};
 
 use super::{Db, StoreError, WriteTx, from_millis, to_millis};
-use crate::domain::{PermissionSetArn, PrincipalId, Request, RequestId, RequestRecord, UserId};
+use crate::domain::{
+    PermissionSetArn, PrincipalId, Request, RequestId, RequestRecord, RequestState, UserId,
+};
 use jitgate_core::app::ports::RequestQuery;
 
 const COLUMNS: &str = "detail, principal_id, permission_set_arn, settled_at";
@@ -101,6 +103,12 @@ pub async fn save(
         .await?;
     if let Some(approvals) = awaiting(r) {
         record_decision_approvals(tx, r.id, approvals).await?;
+    }
+    if matches!(r.state, RequestState::Ended { .. }) {
+        // Owed in the same transaction, so no crash can end a grant and forget its
+        // live sessions (even one revoked before it was active: the assignment may have
+        // been made already).
+        super::session_closings::owe(tx, r.id, now).await?;
     }
     Ok(())
 }
