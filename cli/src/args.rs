@@ -38,6 +38,11 @@ pub enum Command {
     Profiles,
     /// Your grants (with time left), your pending requests and what waits for your approval.
     Status,
+    /// The instances you can reach, under which profile, and your grants on them.
+    Targets {
+        /// An instance id, or part of a Name tag; all of them when left out.
+        query: Option<String>,
+    },
     /// Ask for access under a profile.
     Request {
         /// The profile (see `jitgate profiles`).

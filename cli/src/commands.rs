@@ -6,6 +6,7 @@ use anyhow::Result;
 use chrono::{DateTime, Utc};
 use jitgate_proto::{
     CommentBody, ExtendBody, MeView, NewRequest, ProfileView, RequestState, RequestView,
+    TargetsView,
 };
 use serde::Serialize;
 
@@ -131,6 +132,54 @@ pub async fn status(api: &Api, json: bool, now: DateTime<Utc>) -> Result<()> {
     render::section("Your access", &status.grants, now);
     render::section("Your pending requests", &status.pending, now);
     render::section("Waiting for your approval", &status.to_approve, now);
+    Ok(())
+}
+
+/// `jitgate targets [QUERY]`.
+pub async fn targets(api: &Api, query: Option<&str>, json: bool) -> Result<()> {
+    let path = match query {
+        Some(q) => format!(
+            "/targets?q={}",
+            form_urlencoded::byte_serialize(q.as_bytes()).collect::<String>()
+        ),
+        None => "/targets".to_owned(),
+    };
+    let found: TargetsView = api.get(&path).await?;
+    if json {
+        return print_json(&found);
+    }
+    if found.targets.is_empty() {
+        match query {
+            Some(q) => println!(
+                "No instance you can reach matches `{q}`; `jitgate targets` lists them all."
+            ),
+            None => println!("No instance is in the scope of a profile you may request."),
+        }
+        return Ok(());
+    }
+    println!(
+        "{:<24} {:<20} {:<13} {:<14} {:<15} PROFILES (GRANTS)",
+        "NAME", "INSTANCE", "ACCOUNT", "REGION", "PING"
+    );
+    for t in &found.targets {
+        let through = if t.grants.is_empty() {
+            t.profiles.join(", ")
+        } else {
+            format!(
+                "{} (active: {})",
+                t.profiles.join(", "),
+                t.grants.join(", ")
+            )
+        };
+        println!(
+            "{:<24} {:<20} {:<13} {:<14} {:<15} {through}",
+            t.name.as_deref().unwrap_or("-"),
+            t.instance_id,
+            t.account_id,
+            t.region,
+            t.ping_status.as_deref().unwrap_or("no agent"),
+        );
+    }
     Ok(())
 }
 

@@ -76,6 +76,7 @@ async fn dispatch(api: &api::Api, command: Command, json: bool) -> Result<()> {
     match command {
         Command::Profiles => commands::profiles(api, json).await,
         Command::Status => commands::status(api, json, now()).await,
+        Command::Targets { query } => commands::targets(api, query.as_deref(), json).await,
         Command::Request {
             profile,
             os_user,

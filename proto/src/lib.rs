@@ -220,3 +220,31 @@ mod tests {
         );
     }
 }
+
+/// `GET /api/v1/targets`: the instances the caller can reach.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct TargetsView {
+    /// When the server last looked the instances up (it refreshes them in the background).
+    pub looked_up_at: DateTime<Utc>,
+    /// By Name tag, then instance id.
+    pub targets: Vec<TargetView>,
+}
+
+/// An instance the caller can reach: through which profiles, and their grants on it now.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct TargetView {
+    pub instance_id: String,
+    /// The `Name` tag.
+    pub name: Option<String>,
+    pub account_id: String,
+    pub region: String,
+    /// Session Manager's ping status (`Online`, `ConnectionLost`, ...); absent when the
+    /// agent never registered.
+    pub ping_status: Option<String>,
+    /// Profiles covering it that the caller may request (every one for an admin).
+    pub profiles: Vec<String>,
+    /// The caller's active grants that reach it now (request ids).
+    pub grants: Vec<String>,
+}

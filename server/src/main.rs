@@ -10,7 +10,7 @@ use chrono::{DateTime, Utc};
 use clap::{Parser, Subcommand};
 use jitgate_core::clock::{Clock, SystemClock};
 use jitgate_server::audit;
-use jitgate_server::aws::{IdcClient, SsmSessions};
+use jitgate_server::aws::{IdcClient, MemberClients};
 use jitgate_server::broker::{Broker, CatalogCell, Wakers};
 use jitgate_server::config::{self, Config};
 use jitgate_server::http::{AppState, router};
@@ -303,8 +303,8 @@ async fn serve(config: Arc<Config>) -> anyhow::Result<ExitCode> {
     reclaim_leases(&db, &holder)
         .await
         .context("taking back this node's leases")?;
-    let sessions = Arc::new(SsmSessions::connect(&config.aws, None).await);
-    let scheduler = Scheduler::start(broker.clone(), holder, sessions);
+    let member = Arc::new(MemberClients::connect(&config.aws, None).await);
+    let scheduler = Scheduler::start(broker.clone(), holder, member);
 
     let oidc = match &config.oidc {
         Some(oidc) => Provider::discover(oidc.clone(), config.server.public_url.clone()),

@@ -324,3 +324,121 @@ async fn without_a_login_the_cli_says_what_to_run() -> Result<()> {
     );
     Ok(())
 }
+
+/// The instances each person can reach, through the API and `jitgate targets`: the
+/// profiles' tag scopes decide, a person sees what they may request (an admin all), and
+/// an active grant shows on the instances it reaches.
+#[tokio::test]
+async fn targets_are_what_each_persons_profiles_reach() -> Result<()> {
+    let prod = crate::harness::ProfileSpec {
+        targets: vec![("env".into(), "prod".into())],
+        ..prod_profile()
+    };
+    let staging = crate::harness::ProfileSpec {
+        name: "staging".into(),
+        auto_approve: true,
+        targets: vec![("env".into(), "staging".into())],
+        ..prod_profile()
+    };
+    let account = crate::world::ACCOUNT;
+    let seed = serde_json::json!({"instances": [
+        {"name": "web-1", "account": account, "tags": {"env": "prod"}},
+        {"name": "web-2", "account": account, "tags": {"env": "prod"}, "ping": "ConnectionLost"},
+        {"name": "db-1", "account": account, "tags": {"env": "staging"}},
+        {"name": "build-1", "account": account, "tags": {"env": "ci"}},
+    ]});
+    let w =
+        World::start_seeded(Backend::Sqlite, seed, |b| b.profile(prod).profile(staging)).await?;
+    let names = |v: &Value| -> Vec<String> {
+        v["targets"]
+            .as_array()
+            .map(|a| {
+                a.iter()
+                    .filter_map(|t| t["name"].as_str().map(str::to_owned))
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    // The first lookup runs at start; wait until it has answered.
+    let alice = crate::harness::wait_for(
+        "the inventory to be looked up",
+        Duration::from_secs(30),
+        Duration::from_millis(200),
+        || async { Ok(w.api("alice", "/targets", None).await.ok()) },
+    )
+    .await?;
+    assert_eq!(names(&alice), ["db-1", "web-1", "web-2"], "{alice}");
+    let web2 = &alice["targets"][2];
+    assert_eq!(web2["profiles"], serde_json::json!(["prod-web"]));
+    assert_eq!(web2["ping_status"], "ConnectionLost");
+    assert_eq!(web2["account_id"], crate::world::ACCOUNT);
+    assert!(
+        names(&w.api("erin", "/targets", None).await?).is_empty(),
+        "a contractor requests nothing"
+    );
+    assert!(
+        names(&w.api("bob", "/targets", None).await?).is_empty(),
+        "an approver requests nothing"
+    );
+    assert_eq!(
+        names(&w.api("carol", "/targets", None).await?),
+        ["db-1", "web-1", "web-2"],
+        "an admin sees every instance in scope, never one outside (build-1)"
+    );
+
+    let id = w
+        .submit("alice", "prod-web", "app", Duration::from_secs(3600))
+        .await?;
+    w.approve_as("bob", id).await?;
+    w.wait_state(
+        id,
+        jitgate_server::domain::StateName::Active,
+        Duration::from_secs(30),
+    )
+    .await?;
+    // The grant's page says what it reaches and how to connect.
+    let (browser, _) = w.session_of("alice").await?;
+    let page = browser
+        .get(format!("{}/requests/{id}", w.server.listen_url()))
+        .send()
+        .await?
+        .text()
+        .await?;
+    let reaches = page
+        .split("id=\"reaches\"")
+        .nth(1)
+        .context("no Reaches section")?;
+    assert!(reaches.contains("web-1") && reaches.contains("web-2") && !reaches.contains("db-1"));
+    assert!(
+        reaches.contains(&format!("--reason {id}")) && reaches.contains("aws ssm start-session"),
+        "{reaches}"
+    );
+
+    let person = logged_in(&w, "alice").await?;
+    let found = person.json(&["targets", "WEB"]).await?;
+    assert_eq!(names(&found), ["web-1", "web-2"]);
+    assert_eq!(
+        found["targets"][0]["grants"],
+        serde_json::json!([id.to_string()])
+    );
+    let web1 = found["targets"][0]["instance_id"]
+        .as_str()
+        .context("no id")?
+        .to_owned();
+    let by_id = person.json(&["targets", &web1]).await?;
+    assert_eq!(names(&by_id), ["web-1"]);
+    let table = person.run(&["targets", "db"]).await?;
+    assert!(table.status.success());
+    let table = text(&table.stdout);
+    assert!(
+        table.contains("db-1") && table.contains("staging") && !table.contains("web-1"),
+        "{table}"
+    );
+    let none = person.run(&["targets", "nothing-like-this"]).await?;
+    assert!(
+        text(&none.stdout).contains("No instance you can reach matches"),
+        "{}",
+        text(&none.stdout)
+    );
+    Ok(())
+}

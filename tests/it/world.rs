@@ -131,6 +131,15 @@ impl World {
         knobs: PeerKnobs,
         customize: impl FnOnce(ConfigBuilder) -> ConfigBuilder,
     ) -> Result<World> {
+        Self::start_inner(backend, knobs, None, customize).await
+    }
+
+    async fn start_inner(
+        backend: Backend,
+        knobs: PeerKnobs,
+        extra_seed: Option<Value>,
+        customize: impl FnOnce(ConfigBuilder) -> ConfigBuilder,
+    ) -> Result<World> {
         let dir = tempfile::tempdir()?;
         let peer = AwsPeer::start(knobs).await?;
         let users: Vec<Value> = PEOPLE
@@ -153,6 +162,9 @@ impl World {
                 "accounts": [ACCOUNT],
             }))
             .await?;
+        if let Some(extra) = &extra_seed {
+            peer.seed(extra).await?;
+        }
         let db_url = match backend {
             Backend::Sqlite => sqlite_url_in(dir.path()),
             Backend::Postgres => start_postgres().await?.fresh_database().await?,
@@ -191,6 +203,16 @@ impl World {
             tokens: tokio::sync::Mutex::default(),
             _dir: dir,
         })
+    }
+
+    /// [`World::start`], with `seed` (instances, documents: see `AwsPeer::seed`) added to
+    /// the AWS peer before the server starts, so its first inventory lookup finds them.
+    pub async fn start_seeded(
+        backend: Backend,
+        seed: Value,
+        customize: impl FnOnce(ConfigBuilder) -> ConfigBuilder,
+    ) -> Result<World> {
+        Self::start_inner(backend, PeerKnobs::default(), Some(seed), customize).await
     }
 
     /// [`World::start`] with the AWS peer's default behaviour.

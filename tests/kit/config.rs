@@ -37,6 +37,8 @@ pub struct ProfileSpec {
     pub approvals_required: u32,
     pub auto_approve: bool,
     pub approval_timeout: String,
+    /// Tags an instance must carry for the grants to reach it; empty: any instance.
+    pub targets: Vec<(String, String)>,
 }
 
 impl Default for ProfileSpec {
@@ -56,6 +58,7 @@ impl Default for ProfileSpec {
             approvals_required: 1,
             auto_approve: false,
             approval_timeout: "1h".into(),
+            targets: Vec::new(),
         }
     }
 }
@@ -87,6 +90,14 @@ impl ProfileSpec {
             "approval_timeout".into(),
             self.approval_timeout.clone().into(),
         );
+        if !self.targets.is_empty() {
+            let tags: Table = self
+                .targets
+                .iter()
+                .map(|(k, v)| (k.clone(), v.clone().into()))
+                .collect();
+            t.insert("targets".into(), tags.into());
+        }
         t
     }
 }

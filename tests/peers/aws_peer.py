@@ -737,7 +737,8 @@ class Peer:
         to the rest or "User"); groups: [name]; permission_sets: [{"name",
         "session_duration"? (default PT1H), "description"?}]; accounts: ["<12 digits>"];
         instances: [{"name", "account"? (default the first seeded account, else moto's
-        123456789012), "instance_type"? (default t3.micro)}]: running EC2 instances with that
+        123456789012), "instance_type"? (default t3.micro), "tags"? {key: value}, "ping"?
+        (its SSM ping status, default Online)}]: running EC2 instances with that
         Name tag, in moto's EC2 data of that account in us-east-1 (answered as
         {"name": {"instance_id", "account", "private_ip"}}); documents: {"<session document
         name>": "<runAsDefaultUser>"} (see aws_sessions.py). Only moto's default account is
@@ -760,15 +761,16 @@ class Peer:
             accounts = [str(a) for a in spec.get("accounts", [])]
             wanted = [
                 (str(i["name"]), str(i.get("account") or (accounts[0] if accounts else ACCOUNT_ID)),
-                 str(i.get("instance_type") or "t3.micro"))
+                 str(i.get("instance_type") or "t3.micro"), dict(i.get("tags") or {}), i.get("ping"))
                 for i in spec.get("instances", [])
             ]
         except (KeyError, TypeError, AttributeError) as err:
             raise BadRequest(f"malformed seed: {err!r}") from None
-        bad = [a for a in accounts + [account for _, account, _ in wanted] if not ACCOUNT_ID_PATTERN.fullmatch(a)]
+        bad = [a for a in accounts + [w[1] for w in wanted] if not ACCOUNT_ID_PATTERN.fullmatch(a)]
         if bad:
             raise BadRequest(f"account ids must be 12 digits: {bad}")
-        instances = {name: seed_instance(name, account, kind) for name, account, kind in wanted}
+        instances = {name: seed_instance(name, account, kind, tags) for name, account, kind, tags, _ in wanted}
+        self.world.seed_pings({instances[w[0]]["instance_id"]: str(w[4]) for w in wanted if w[4]})
         try:
             self.world.seed_documents(spec.get("documents") or {})
         except ValueError as err:
@@ -913,13 +915,13 @@ def seed_group(store_id: str, display_name: str) -> str:
         return backend.create_group(store_id, display_name, None)[0]
 
 
-def seed_instance(name: str, account: str, instance_type: str) -> dict[str, str]:
-    """A running EC2 instance tagged Name=`name` in `account` (reused if one exists)."""
+def seed_instance(name: str, account: str, instance_type: str, tags: dict[str, str]) -> dict[str, str]:
+    """A running EC2 instance tagged Name=`name` (and `tags`) in `account` (reused if one exists)."""
     backend = ec2_backends[account][REGION]
     for reservation in backend.all_reservations():
         for instance in reservation.instances:
-            tags = {t["key"]: t["value"] for t in instance.get_tags()}
-            if tags.get("Name") == name and instance._state.name != "terminated":
+            existing = {t["key"]: t["value"] for t in instance.get_tags()}
+            if existing.get("Name") == name and instance._state.name != "terminated":
                 return {"instance_id": instance.id, "account": account, "private_ip": instance.private_ip}
     reservation = backend.run_instances(
         "ami-12c6146b",  # moto does not check AMI ids unless MOTO_ENABLE_AMI_VALIDATION is set
@@ -928,7 +930,7 @@ def seed_instance(name: str, account: str, instance_type: str) -> dict[str, str]
         [],
         instance_type=instance_type,
         is_instance_type_default=False,
-        tags={"instance": {"Name": name}},
+        tags={"instance": {**{str(k): str(v) for k, v in tags.items()}, "Name": name}},
     )
     instance = reservation.instances[0]
     return {"instance_id": instance.id, "account": account, "private_ip": instance.private_ip}

@@ -178,6 +178,7 @@ class SessionWorld:
         self.role_keys: dict[str, RoleKeys] = {}  # by access key id
         self.sessions: dict[str, Session] = {}  # by session id, in start order
         self.documents: dict[str, str] = {}  # session document name -> runAsDefaultUser
+        self.pings: dict[str, str] = {}  # instance id -> SSM ping status (default Online)
         self.run_as_attribute = "nickName"
 
     # --- routing ----------------------------------------------------------------------
@@ -195,6 +196,7 @@ class SessionWorld:
         "AmazonSSM.DescribeSessions": "describe_sessions",
         "AmazonSSM.TerminateSession": "terminate_session",
         "AmazonSSM.ResumeSession": "resume_session",
+        "AmazonSSM.DescribeInstanceInformation": "describe_instance_information",
     }
 
     def rest_route(self, method: str, path: str) -> str | None:
@@ -460,6 +462,43 @@ class SessionWorld:
                     session.terminated_by = access_key
         return {"SessionId": session_id}
 
+    def describe_instance_information(self, body: dict[str, Any], environ: dict[str, Any]) -> dict[str, Any]:
+        """The caller's account's running instances in its region, as registered managed
+        nodes (every one has the agent; its ping status is Online unless seeded otherwise)."""
+        access_key, region = self.caller(environ)
+        account = self.account_of(access_key)
+        wanted: set[str] | None = None
+        for f in body.get("Filters") or []:
+            if not isinstance(f, dict) or f.get("Key") != "InstanceIds" or not isinstance(f.get("Values"), list):
+                raise ServiceError(400, "InvalidInstanceInformationFilterValue", f"unsupported filter {f!r}")
+            wanted = set(f["Values"])
+        backend = ec2_backends[account][region]
+        with self.lock:
+            nodes = [
+                {
+                    "InstanceId": i.id,
+                    "PingStatus": self.pings.get(i.id, "Online"),
+                    "LastPingDateTime": time.time(),
+                    "AgentVersion": "3.3.1142.0",
+                    "PlatformType": "Linux",
+                    "PlatformName": "Amazon Linux",
+                    "ResourceType": "EC2Instance",
+                    "IPAddress": i.private_ip,
+                    "ComputerName": f"{i.id}.ec2.internal",
+                }
+                for reservation in backend.all_reservations()
+                for i in reservation.instances
+                if i._state.name == "running" and (wanted is None or i.id in wanted)
+            ]
+        start = int(body.get("NextToken") or 0)
+        size = int(body.get("MaxResults") or 50)
+        if not 5 <= size <= 50:
+            raise ServiceError(400, "ValidationException", "MaxResults must be between 5 and 50")
+        result: dict[str, Any] = {"InstanceInformationList": nodes[start : start + size]}
+        if start + size < len(nodes):
+            result["NextToken"] = str(start + size)
+        return result
+
     def resume_session(self, body: dict[str, Any], environ: dict[str, Any]) -> dict[str, Any]:
         self.caller(environ)
         with self.lock:
@@ -473,6 +512,10 @@ class SessionWorld:
     def control_sessions(self) -> list[dict[str, Any]]:
         with self.lock:
             return [s.to_control() for s in self.sessions.values()]
+
+    def seed_pings(self, pings: dict[str, str]) -> None:
+        with self.lock:
+            self.pings.update(pings)
 
     def seed_documents(self, documents: dict[str, Any]) -> None:
         if not all(isinstance(k, str) and isinstance(v, str) for k, v in documents.items()):

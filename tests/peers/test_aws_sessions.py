@@ -80,7 +80,11 @@ class SessionsTest(PeerTestCase):
         c = sts.assume_role(RoleArn=f"arn:aws:iam::{account}:role/JitGateMember", RoleSessionName="jitgate")[
             "Credentials"
         ]
-        return {"accessKeyId": c["AccessKeyId"], "secretAccessKey": c["SecretAccessKey"], "sessionToken": c["SessionToken"]}
+        return {
+            "accessKeyId": c["AccessKeyId"],
+            "secretAccessKey": c["SecretAccessKey"],
+            "sessionToken": c["SessionToken"],
+        }
 
     def test_credentials_only_while_the_assignment_exists(self):
         token = self.sign_in("carol")
@@ -167,6 +171,26 @@ class SessionsTest(PeerTestCase):
         with self.assertRaises(botocore.exceptions.ClientError) as caught:
             ssm.start_session(Target=instance)
         self.assertEqual(caught.exception.response["Error"]["Code"], "AccessDeniedException")
+
+    def test_inventory_through_the_member_role(self):
+        seeded = self.control("POST", "/_peer/seed", {"instances": [
+            {"name": "inv-web", "account": OTHER_ACCOUNT, "tags": {"env": "prod"}},
+            {"name": "inv-db", "account": OTHER_ACCOUNT, "tags": {"env": "staging"}, "ping": "ConnectionLost"},
+        ]})["instances"]
+        creds = self.member_role(OTHER_ACCOUNT)
+        tagging = self.signed("resourcegroupstaggingapi", creds)
+        found = tagging.get_resources(
+            ResourceTypeFilters=["ec2:instance"], TagFilters=[{"Key": "env", "Values": ["prod"]}]
+        )["ResourceTagMappingList"]
+        self.assertEqual(
+            [m["ResourceARN"].rsplit("/", 1)[1] for m in found], [seeded["inv-web"]["instance_id"]]
+        )
+        nodes = self.signed("ssm", creds).describe_instance_information()["InstanceInformationList"]
+        pings = {n["InstanceId"]: n["PingStatus"] for n in nodes}
+        self.assertEqual(pings[seeded["inv-web"]["instance_id"]], "Online")
+        self.assertEqual(pings[seeded["inv-db"]["instance_id"]], "ConnectionLost")
+        elsewhere = self.signed("ssm", self.member_role()).describe_instance_information()
+        self.assertNotIn(seeded["inv-web"]["instance_id"], [n["InstanceId"] for n in elsewhere["InstanceInformationList"]])
 
     def test_session_calls_take_deny_faults(self):
         self.control("POST", "/_peer/faults", {"rules": [{"action": "TerminateSession", "effect": "deny"}]})

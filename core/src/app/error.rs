@@ -76,6 +76,9 @@ pub enum AppError {
     /// The person may not do this (says why).
     #[error("{0}")]
     Forbidden(String),
+    /// Something the answer needs is not there yet (says what, and what to do).
+    #[error("{0}")]
+    NotReady(&'static str),
     /// The store failed.
     #[error("storage: {0}")]
     Store(PortFailure),

@@ -13,6 +13,7 @@ pub(crate) mod memory;
 pub mod people;
 pub mod ports;
 pub mod requests;
+pub mod targets;
 pub mod trail;
 
 pub use authz::{Actions, Rules};
@@ -20,4 +21,5 @@ pub use credentials::{Credentials, IssuedToken};
 pub use error::AppError;
 pub use people::{People, SignInCheck};
 pub use requests::{Action, Requests, Via};
+pub use targets::{Reachable, TargetList, Targets};
 pub use trail::{AuditPage, Trail};

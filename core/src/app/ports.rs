@@ -340,3 +340,20 @@ pub trait Signals: Send + Sync + 'static {
     /// The set of active grants or their end changed.
     fn expiry(&self);
 }
+
+/// The instances in the profiles' accounts and regions, as last looked up (the server
+/// keeps them in memory and refreshes them in the background).
+pub trait Inventory: Send + Sync + 'static {
+    /// The targets known, and when they were looked up; `None` until the first lookup
+    /// finished.
+    fn snapshot(&self) -> Option<InventorySnapshot>;
+}
+
+/// One lookup of every target.
+#[derive(Debug, Clone)]
+pub struct InventorySnapshot {
+    /// Every instance found in the profiles' accounts and regions.
+    pub targets: std::sync::Arc<Vec<crate::domain::Target>>,
+    /// When the lookup finished.
+    pub looked_up_at: DateTime<Utc>,
+}

@@ -140,6 +140,11 @@ impl<S: Store, D: Directory> Requests<S, D> {
         &self.rules
     }
 
+    /// The rules, shared (for use cases built beside this one).
+    pub fn rules_arc(&self) -> Arc<Rules> {
+        self.rules.clone()
+    }
+
     fn policy(&self, profile: &str) -> Result<&Policy, AppError> {
         self.rules
             .policy(profile)

@@ -18,6 +18,7 @@ pub mod os_user;
 pub mod policy;
 pub mod record;
 pub mod request;
+pub mod target;
 pub mod user;
 
 pub use error::{DomainError, ErrorKind};
@@ -29,4 +30,5 @@ pub use record::RequestRecord;
 pub use request::{
     Approval, Draft, EndReason, Extension, Request, RequestState, StateName, visible_text,
 };
+pub use target::{Target, TargetScope};
 pub use user::{ApiToken, CliLogin, RefreshToken, User};

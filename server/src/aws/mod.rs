@@ -3,13 +3,13 @@
 //! (`limits`) and retries (`retry`).
 
 mod limits;
+mod member;
 mod retry;
 mod sdk;
-mod ssm;
 
 pub use limits::Limits;
+pub use member::{FoundInstance, LiveSession, MemberAccounts, MemberClients};
 pub use sdk::{IdcClient, IdcSettings, Instance};
-pub use ssm::{LiveSession, LiveSessions, SsmSessions};
 
 use std::future::Future;
 use std::sync::Arc;

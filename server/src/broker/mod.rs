@@ -10,14 +10,17 @@ mod catalog;
 mod claims;
 mod credentials;
 mod identity;
+mod inventory;
 mod reads;
 
 pub use catalog::{Catalog, CatalogCell, CatalogSets, NotResolved};
 pub use claims::Stale;
 pub use credentials::{IssuedToken, TOKEN_PREFIX};
 pub use identity::{SignInCheck, unbind};
+pub use inventory::InventoryCell;
 pub use jitgate_core::app::ports::Listing;
 pub use jitgate_core::app::{Action, Via};
+pub use jitgate_core::app::{Reachable, TargetList};
 pub use reads::{AUDIT_SCAN_LIMIT, AuditExport, AuditPage};
 
 use std::sync::Arc;
@@ -26,7 +29,7 @@ use chrono::{DateTime, Utc};
 use tokio::sync::Notify;
 
 use jitgate_core::app::ports::{PortFailure, Signals};
-use jitgate_core::app::{AppError, Credentials, People, Requests, Rules, Trail};
+use jitgate_core::app::{AppError, Credentials, People, Requests, Rules, Targets, Trail};
 use jitgate_core::clock::Clock;
 
 use crate::aws::{AwsError, IdcDirectory, IdentityCenter};
@@ -112,6 +115,10 @@ pub struct Broker<I> {
     people: People<Db, IdcDirectory<I>>,
     /// The audit trail, for admins.
     trail: Trail<Db>,
+    /// The instances in the profiles' scope, as last looked up.
+    inventory: Arc<InventoryCell>,
+    /// Which of them a person reaches.
+    targets: Targets<Db, IdcDirectory<I>>,
     /// Claims refreshes in flight in this process, one per person.
     refreshing: Arc<claims::Refreshing>,
 }
@@ -130,6 +137,8 @@ impl<I> Clone for Broker<I> {
             credentials: self.credentials.clone(),
             people: self.people.clone(),
             trail: self.trail.clone(),
+            inventory: self.inventory.clone(),
+            targets: self.targets.clone(),
             refreshing: self.refreshing.clone(),
         }
     }
@@ -160,6 +169,17 @@ impl<I: IdentityCenter> Broker<I> {
             rules.clone(),
             config.auth.max_open_requests,
         );
+        let inventory = Arc::new(InventoryCell::default());
+        let targets = Targets::new(
+            requests.clone(),
+            inventory.clone(),
+            config
+                .profiles
+                .iter()
+                .map(|p| p.target_scope(&config.aws.region))
+                .collect(),
+            rules.clone(),
+        );
         Self {
             db,
             config,
@@ -172,6 +192,8 @@ impl<I: IdentityCenter> Broker<I> {
             credentials,
             people,
             trail,
+            inventory,
+            targets,
             refreshing: Arc::default(),
         }
     }
@@ -256,6 +278,21 @@ impl<I: IdentityCenter> Broker<I> {
             .requests
             .approval_queue(actor, profile, offset, limit)
             .await?)
+    }
+
+    /// The instances `query` picks that `actor` reaches (`jitgate_core::app::Targets`).
+    pub async fn targets(&self, actor: &Actor, query: &str) -> Result<TargetList, BrokerError> {
+        Ok(self.targets.list(actor, query).await?)
+    }
+
+    /// The instances `grant` reaches (for its page; the caller checked visibility).
+    pub fn reached_by(&self, grant: &crate::domain::Request) -> Vec<crate::domain::Target> {
+        self.targets.reached_by(grant)
+    }
+
+    /// Where the scheduler records each lookup of the instances in scope.
+    pub fn inventory(&self) -> &Arc<InventoryCell> {
+        &self.inventory
     }
 
     /// Files a new request for `actor` (`jitgate_core::app::Requests::submit`).

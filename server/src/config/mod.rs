@@ -166,6 +166,9 @@ pub struct AwsConfig {
     /// End a grant's live Session Manager sessions when it ends. Turning it off leaves
     /// them running until they end on their own (AWS's own behaviour).
     pub end_sessions: bool,
+    /// How often the instances in the profiles' scope are looked up again (through the
+    /// member role: `tag:GetResources`, `ssm:DescribeInstanceInformation`).
+    pub inventory_refresh: HumanDuration,
 }
 
 impl Default for AwsConfig {
@@ -182,6 +185,7 @@ impl Default for AwsConfig {
             operation_timeout: HumanDuration::from_secs(300),
             member_role_name: "JitGateMember".into(),
             end_sessions: true,
+            inventory_refresh: HumanDuration::from_secs(300),
         }
     }
 }
@@ -376,6 +380,11 @@ pub struct ProfileConfig {
     /// and ended when a grant ends. Empty means `[aws] region` only.
     #[serde(default)]
     pub regions: Vec<String>,
+    /// The tags an instance must carry for the profile's grants to reach it (the
+    /// permission set's policy should allow `ssm:StartSession` on exactly these), e.g.
+    /// `{ env = "prod" }`. Empty: every instance in the accounts and regions.
+    #[serde(default)]
+    pub targets: std::collections::BTreeMap<String, String>,
 }
 
 fn default_min_duration() -> HumanDuration {
@@ -452,6 +461,21 @@ impl ProfileConfig {
             auto_approve: self.auto_approve,
             approval_timeout: self.approval_timeout.get(),
             run_as_mode: self.run_as_mode,
+        }
+    }
+
+    /// Which instances the profile's grants reach, with `default_region` when the
+    /// profile names no region.
+    pub fn target_scope(&self, default_region: &str) -> crate::domain::TargetScope {
+        crate::domain::TargetScope {
+            profile: self.name.clone(),
+            accounts: self.accounts.clone(),
+            regions: self
+                .regions_or(default_region)
+                .into_iter()
+                .map(str::to_owned)
+                .collect(),
+            tags: self.targets.clone(),
         }
     }
 

@@ -233,6 +233,12 @@ fn check_aws(config: &Config, out: &mut Problems) {
     if aws.operation_timeout.get().is_zero() {
         out.add("aws.operation_timeout", "must be longer than zero");
     }
+    if aws.inventory_refresh.get() < std::time::Duration::from_secs(10) {
+        out.add(
+            "aws.inventory_refresh",
+            "must be at least 10s (each lookup calls every member account and region)",
+        );
+    }
     if !is_role_name(&aws.member_role_name) {
         out.add(
             "aws.member_role_name",
@@ -347,6 +353,16 @@ fn check_profile(key: &str, p: &ProfileConfig, out: &mut Problems) {
         );
     }
     check_permission_set(key, p, out);
+    for (key_name, value) in &p.targets {
+        if key_name.is_empty() || key_name.len() > 128 || value.len() > 256 {
+            out.add(
+                format!("{key}.targets"),
+                format!(
+                    "`{key_name}` = `{value}` is not an EC2 tag (key 1-128 characters, value at most 256)"
+                ),
+            );
+        }
+    }
     for region in p.regions.iter().filter(|r| !is_region(r)) {
         out.add(
             format!("{key}.regions"),

@@ -103,6 +103,7 @@ impl From<AppError> for WebError {
             AppError::Limit(why) => WebError::Limit(why),
             AppError::NoSuch(what) => WebError::NotFound(what),
             AppError::Forbidden(why) => WebError::Forbidden(why),
+            AppError::NotReady(what) => WebError::Unavailable(what.to_owned()),
             e @ (AppError::Store(_) | AppError::Directory(_)) => WebError::Internal(e.to_string()),
         }
     }

@@ -9,6 +9,7 @@
 //!   and checks drift.
 //! - `catalog`: looks up the profiles' permission sets in IdC, retried until it works.
 //! - `sessions`: ends the live Session Manager sessions of grants that ended.
+//! - `inventory`: looks up the instances in the profiles' scope (the targets).
 //!
 //! The database is the source of truth; every step is idempotent, so a process killed
 //! at any point leaves work that the next claim of the same principal finishes.
@@ -16,6 +17,7 @@
 mod catalog;
 mod converge;
 mod expiry;
+mod inventory;
 mod lease;
 mod sessions;
 mod sweep;
@@ -28,7 +30,7 @@ use std::sync::Arc;
 use tokio::sync::watch;
 use tokio::task::JoinSet;
 
-use crate::aws::{IdentityCenter, LiveSessions};
+use crate::aws::{IdentityCenter, MemberAccounts};
 use crate::broker::Broker;
 use crate::store::{Backend, Db, StoreError, jobs, principals, session_closings};
 
@@ -109,7 +111,7 @@ impl Scheduler {
     pub fn start<I: IdentityCenter>(
         broker: Broker<I>,
         holder: LeaseHolder,
-        sessions: Arc<dyn LiveSessions>,
+        member: Arc<dyn MemberAccounts>,
     ) -> Self {
         let (stop, stopped) = watch::channel(false);
         let mut tasks = JoinSet::new();
@@ -120,9 +122,14 @@ impl Scheduler {
             stopped.clone(),
         ));
         tasks.spawn(catalog::run(broker.clone(), stopped.clone()));
+        tasks.spawn(inventory::run(
+            broker.clone(),
+            member.clone(),
+            stopped.clone(),
+        ));
         tasks.spawn(sessions::run(
             broker.clone(),
-            sessions,
+            member.clone(),
             holder.clone(),
             stopped.clone(),
         ));

@@ -5,7 +5,7 @@
 //! them goes on. So when a grant ends, the transaction that ends it also owes the end of
 //! its sessions (store/session_closings.rs). This task claims each owed duty with a
 //! lease, lists the active sessions in the grant's account and the profile's regions
-//! through the member role (aws/ssm.rs), ends those the person opened through the
+//! through the member role (aws/member.rs), ends those the person opened through the
 //! grant's permission set, and records each end and the duty's close with audit events.
 //! A failure is retried with a short back-off, never given up (like a revocation), and
 //! every attempt is logged as an error: access that should be gone may be live.
@@ -28,7 +28,7 @@ use tokio::task::JoinSet;
 use super::lease::{Heartbeat, lease_until};
 use super::{LeaseHolder, stopping};
 use crate::audit::{Action, NewEvent, SYSTEM_ACTOR};
-use crate::aws::{AwsError, IdentityCenter, LiveSession, LiveSessions};
+use crate::aws::{AwsError, IdentityCenter, LiveSession, MemberAccounts};
 use crate::broker::Broker;
 use crate::domain::{RequestId, RequestRecord};
 use crate::store::session_closings::{self, Owed};
@@ -51,7 +51,7 @@ enum CloseError {
 
 pub(super) async fn run<I: IdentityCenter>(
     broker: Broker<I>,
-    sessions: Arc<dyn LiveSessions>,
+    member: Arc<dyn MemberAccounts>,
     holder: LeaseHolder,
     mut stopped: watch::Receiver<bool>,
 ) {
@@ -77,7 +77,7 @@ pub(super) async fn run<I: IdentityCenter>(
             match claimed {
                 Ok(owed) if !owed.is_empty() => {
                     for duty in owed {
-                        running.spawn(work(broker.clone(), sessions.clone(), token.clone(), duty));
+                        running.spawn(work(broker.clone(), member.clone(), token.clone(), duty));
                     }
                     continue;
                 }
@@ -106,7 +106,7 @@ pub(super) async fn run<I: IdentityCenter>(
 /// Works one claimed duty, renewing its lease meanwhile.
 async fn work<I: IdentityCenter>(
     broker: Broker<I>,
-    sessions: Arc<dyn LiveSessions>,
+    member: Arc<dyn MemberAccounts>,
     owner: String,
     owed: Owed,
 ) {
@@ -125,7 +125,7 @@ async fn work<I: IdentityCenter>(
     );
     let closing = Closing {
         broker: &broker,
-        sessions: &*sessions,
+        member: &*member,
         owner: &owner,
         owed: &owed,
     };
@@ -148,7 +148,7 @@ async fn work<I: IdentityCenter>(
 /// One duty being worked: the grant whose sessions are to end.
 struct Closing<'a, I> {
     broker: &'a Broker<I>,
-    sessions: &'a dyn LiveSessions,
+    member: &'a dyn MemberAccounts,
     owner: &'a str,
     owed: &'a Owed,
 }
@@ -185,10 +185,10 @@ impl<I: IdentityCenter> Closing<'_, I> {
         };
         let mut ended = Vec::new();
         for region in &regions {
-            let live = self.sessions.active(&account, region).await?;
+            let live = self.member.active(&account, region).await?;
             for session in live.iter().filter(|s| scope.opened_through_grant(s)) {
                 self.ensure_lease().await?;
-                self.sessions
+                self.member
                     .terminate(&account, region, &session.session_id)
                     .await?;
                 self.terminated(session, &account, region).await?;

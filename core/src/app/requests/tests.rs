@@ -369,3 +369,81 @@ async fn people_see_their_own_and_what_they_approve_and_nothing_else() {
             .is_empty()
     );
 }
+
+struct FixedInventory(Vec<crate::domain::Target>);
+
+impl crate::app::ports::Inventory for FixedInventory {
+    fn snapshot(&self) -> Option<crate::app::ports::InventorySnapshot> {
+        Some(crate::app::ports::InventorySnapshot {
+            targets: Arc::new(self.0.clone()),
+            looked_up_at: DateTime::<Utc>::from_timestamp(0, 0).unwrap(),
+        })
+    }
+}
+
+#[tokio::test]
+async fn targets_are_what_a_persons_profiles_and_grants_reach() {
+    use crate::app::targets::Targets;
+    use crate::domain::{Target, TargetScope};
+    use std::collections::BTreeMap;
+    let w = World::new();
+    let target = |name: &str, env: &str| Target {
+        instance_id: format!("i-{name}"),
+        name: Some(name.into()),
+        account: "111111111111".parse().unwrap(),
+        region: "us-east-1".into(),
+        tags: BTreeMap::from([("env".to_owned(), env.to_owned())]),
+        ping: Some("Online".into()),
+    };
+    let scope = TargetScope {
+        profile: "prod".into(),
+        accounts: vec!["111111111111".parse().unwrap()],
+        regions: vec!["us-east-1".into()],
+        tags: BTreeMap::from([("env".to_owned(), "prod".to_owned())]),
+    };
+    let targets = Targets::new(
+        w.app.clone(),
+        Arc::new(FixedInventory(vec![
+            target("web-1", "prod"),
+            target("db-1", "staging"),
+        ])),
+        vec![scope],
+        w.app.rules_arc(),
+    );
+    let alice = w.actor("alice", "developers");
+    let seen = targets.list(&alice, "").await.unwrap().reachable;
+    assert_eq!(
+        seen.len(),
+        1,
+        "db-1 is outside every profile's tags: {seen:?}"
+    );
+    assert_eq!(seen[0].profiles, ["prod"]);
+    assert!(seen[0].grants.is_empty());
+    assert!(
+        targets
+            .list(&alice, "db")
+            .await
+            .unwrap()
+            .reachable
+            .is_empty()
+    );
+
+    let id = w.submit("alice", "app").await.unwrap().request.id;
+    let bob = w.actor("bob", "sre");
+    w.app.act(&bob, id, Action::Approve, w.now).await.unwrap();
+    w.app.activate(id, w.now).await.unwrap().unwrap();
+    let seen = targets.list(&alice, "WEB").await.unwrap().reachable;
+    assert_eq!(seen[0].grants, [id], "her active grant reaches web-1");
+
+    let outsider = w.actor("carol", "contractors");
+    assert!(
+        targets
+            .list(&outsider, "")
+            .await
+            .unwrap()
+            .reachable
+            .is_empty()
+    );
+    let admin = w.actor("carol", "admins");
+    assert_eq!(targets.list(&admin, "").await.unwrap().reachable.len(), 1);
+}

@@ -9,6 +9,7 @@ mod error;
 mod input;
 mod me;
 mod requests;
+mod targets;
 mod tokens;
 mod views;
 
@@ -31,6 +32,7 @@ pub(super) fn router() -> Router<AppState> {
         .route("/requests/{id}/cancel", post(requests::cancel))
         .route("/requests/{id}/revoke", post(requests::revoke))
         .route("/requests/{id}/extend", post(requests::extend))
+        .route("/targets", get(targets::list))
         .route("/tokens", get(tokens::list).post(tokens::create))
         .route("/tokens/{id}", delete(tokens::revoke))
         .route("/audit", get(audit::list))
@@ -63,6 +65,7 @@ pub(super) fn router() -> Router<AppState> {
         requests::cancel,
         requests::revoke,
         requests::extend,
+        targets::list,
         tokens::list,
         tokens::create,
         tokens::revoke,

@@ -12,7 +12,7 @@ use super::view::{self, People, people_of, time_left, when};
 use super::{OrPage, PageResult, Viewer, render};
 use crate::broker::BrokerError;
 use crate::domain::RequestRecord;
-use crate::domain::{Approval, EndReason, RequestId, RequestState};
+use crate::domain::{Approval, EndReason, RequestId, RequestState, RunAsMode};
 use crate::http::session::UserView;
 use crate::http::{AppState, CurrentUser, WebError};
 use jitgate_core::app::AppError;
@@ -59,6 +59,44 @@ struct RequestPage {
     refusal: Option<Refusal>,
     /// For a failed request: what to do next, for this viewer.
     next_steps: Option<String>,
+    /// For an active grant: the instances it reaches and how to connect to each.
+    reaches: Vec<Reach>,
+}
+
+/// An instance an active grant reaches, with the command that connects to it.
+struct Reach {
+    name: String,
+    instance_id: String,
+    region: String,
+    ping: String,
+    command: String,
+}
+
+/// The instances an active grant reaches; nothing for any other state.
+fn reaches(state: &AppState, stored: &RequestRecord) -> Vec<Reach> {
+    let r = &stored.request;
+    if !matches!(r.state, RequestState::Active { .. }) {
+        return Vec::new();
+    }
+    let document = match r.run_as_mode {
+        RunAsMode::SessionDocument => format!(" --document-name JitGate-RunAs-{}", r.os_user),
+        RunAsMode::PrincipalTag => String::new(),
+    };
+    state
+        .broker
+        .reached_by(r)
+        .into_iter()
+        .map(|t| Reach {
+            command: format!(
+                "aws ssm start-session --region {} --target {} --reason {}{document}",
+                t.region, t.instance_id, r.id
+            ),
+            name: t.name.unwrap_or_else(|| "-".into()),
+            instance_id: t.instance_id,
+            region: t.region,
+            ping: t.ping.unwrap_or_else(|| "no agent".into()),
+        })
+        .collect()
 }
 
 impl RequestPage {
@@ -159,6 +197,7 @@ pub(super) async fn page(
         can: actions(stored, &viewer.user, state),
         refusal,
         next_steps: next_steps(stored, &events, viewer.user.actor.is_admin),
+        reaches: reaches(state, stored),
     };
     render(status, &page).or_page(viewer)
 }
