@@ -6,7 +6,10 @@
 //! - `spread`: N grants (default 200) whose expiries are spread evenly over a minute;
 //! - `burst`: N grants (default 1,000) all expiring within the same second;
 //! - `rss`: N active grants (default 10,000) loaded into the database, then the server's
-//!   resident memory once it is up and idle.
+//!   resident memory once it is up and idle;
+//! - `sessions`: N grants (default 50) with a live Session Manager session each, expiring
+//!   in the same second: the lag until each session is ended (sessions.rs);
+//! - `api`: the JSON API's latency under load (api.rs).
 //!
 //! Lag of one grant = when its assignment was really gone in the peer (the peer's
 //! completion time of the delete) minus its `expires_at`. Grants are provisioned for
@@ -22,6 +25,7 @@
 #![allow(clippy::indexing_slicing, clippy::expect_used, clippy::panic)]
 
 mod api;
+mod sessions;
 use testkit as harness;
 mod wrk;
 
@@ -59,7 +63,7 @@ const OUTSTANDING: u32 = 10;
 #[command(about = "Measure jitgate's revocation lag, drain rate and memory")]
 struct Args {
     /// Scenarios to run.
-    #[arg(long, value_enum, num_args = 1.., default_values_t = [Scenario::Spread, Scenario::Burst, Scenario::Rss, Scenario::Api])]
+    #[arg(long, value_enum, num_args = 1.., default_values_t = [Scenario::Spread, Scenario::Burst, Scenario::Rss, Scenario::Sessions, Scenario::Api])]
     scenario: Vec<Scenario>,
     #[arg(long, default_value_t = 200)]
     spread_grants: usize,
@@ -67,6 +71,8 @@ struct Args {
     burst_grants: usize,
     #[arg(long, default_value_t = 10_000)]
     rss_grants: usize,
+    #[arg(long, default_value_t = 50)]
+    session_grants: usize,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -74,6 +80,7 @@ enum Scenario {
     Spread,
     Burst,
     Rss,
+    Sessions,
     Api,
 }
 
@@ -109,6 +116,7 @@ async fn main() -> Result<()> {
                 ));
             }
             Scenario::Rss => rss(args.rss_grants).await?,
+            Scenario::Sessions => sessions::run(args.session_grants).await?,
             Scenario::Api => api::run().await?,
         }
     }
