@@ -89,7 +89,7 @@ from moto.moto_server.werkzeug_app import (
 from moto.ssoadmin.models import ssoadmin_backends
 from werkzeug.serving import ThreadedWSGIServer
 
-from aws_sessions import SSO_BEARER_ENVIRON_KEY, ServiceError, SessionWorld, parse_query
+from aws_sessions import SSO_BEARER_ENVIRON_KEY, Redirect, ServiceError, SessionWorld, parse_query
 
 ACCOUNT_ID = "123456789012"  # moto's default account, used for any access key
 REGION = "us-east-1"
@@ -213,6 +213,9 @@ class Config:
     max_outstanding: int = 10
     throttle_every: int = 0
     error_every: int = 0
+    # How long the portal's role credentials last (IdC: the permission set's session
+    # duration; jitgate recommends PT1H).
+    role_credential_seconds: int = 3600
 
     def updated(self, changes: dict[str, Any]) -> "Config":
         known = {f.name for f in dataclasses.fields(self)}
@@ -447,6 +450,9 @@ class Peer:
             ]
             start_response(f"{err.status} {http.HTTPStatus(err.status).phrase}", headers)
             return [body]
+        if isinstance(result, Redirect):
+            start_response("302 Found", [("Location", result.location), ("Content-Length", "0")])
+            return [b""]
         return respond(start_response, 200, result, AWS_JSON if ssm else "application/json")
 
     def user_by_name(self, user_name: str) -> dict[str, Any]:

@@ -3,16 +3,20 @@
 ``aws_peer.py`` routes to this module the calls a developer's shell access goes through:
 
 * IAM Identity Center OIDC (sso-oidc, REST JSON, unsigned): ``POST /client/register``,
-  ``POST /device_authorization`` and ``POST /token`` with the device-code and refresh-token
-  grants (https://docs.aws.amazon.com/singlesignon/latest/OIDCAPIReference/). A device code
-  is approved for a user by the test hook ``POST /_peer/sso/approve`` ({"user_code",
-  "user_name"}), standing in for the person at the browser. Access tokens last an hour;
+  ``POST /device_authorization``, ``GET /authorize`` and ``POST /token`` with the
+  authorization-code (PKCE S256, loopback redirect on any port as RFC 8252 allows),
+  device-code and refresh-token grants
+  (https://docs.aws.amazon.com/singlesignon/latest/OIDCAPIReference/). The person at the
+  browser is named by the header ``x-peer-user`` on ``GET /authorize`` (standing in for
+  the portal's sign-in form), or approves a device code through the test hook
+  ``POST /_peer/sso/approve`` ({"user_code", "user_name"}). Access tokens last an hour;
   a refresh token works once (it is replaced by the next one).
 * The IdC portal (sso, REST JSON, bearer token in ``x-amz-sso_bearer_token``):
   ``GET /federation/credentials``, ``GET /assignment/accounts``, ``GET /assignment/roles``
   (https://docs.aws.amazon.com/singlesignon/latest/PortalAPIReference/). Role credentials
   are given only while the user holds an assignment of that permission set (by name) on
-  that account, as IdC does; they last an hour.
+  that account, as IdC does; they last ``role_credential_seconds`` (peer config, default
+  an hour, as a PT1H permission set).
 * Session Manager (AWS JSON 1.1, ``AmazonSSM.*``): ``StartSession``, ``DescribeSessions``,
   ``TerminateSession`` and ``ResumeSession``. The caller's account and region come from
   the SigV4 credential scope: keys from ``GetRoleCredentials`` belong to the account they
@@ -30,6 +34,7 @@ Errors follow each protocol: sso-oidc and portal errors carry ``x-amzn-ErrorType
 and an ``error`` / ``message`` body; Session Manager errors use the AWS JSON 1.1 shape.
 """
 
+import base64
 import dataclasses
 import hashlib
 import re
@@ -44,7 +49,6 @@ from moto.ec2.models import ec2_backends
 from moto.iam.models import get_account_id_from
 
 ACCESS_TOKEN_SECONDS = 3600
-ROLE_CREDENTIAL_SECONDS = 3600
 DEVICE_CODE_SECONDS = 600
 SCOPE = re.compile(r"Credential=([^/,\s]+)/[^/]+/([^/]+)/")
 # Where aws_peer.PeerRequestHandler puts the portal's x-amz-sso_bearer_token header.
@@ -79,6 +83,27 @@ def random_text(n: int, alphabet: str = string.ascii_letters + string.digits) ->
 class Client:
     client_id: str
     client_secret: str
+    grant_types: tuple[str, ...] = ()
+    redirect_uris: tuple[str, ...] = ()
+
+
+@dataclasses.dataclass
+class CodeGrant:
+    """An authorization code given at ``/authorize``, waiting for ``CreateToken``."""
+
+    client_id: str
+    redirect_uri: str
+    code_challenge: str
+    user_name: str
+    expires_at: float
+    used: bool = False
+
+
+@dataclasses.dataclass(frozen=True)
+class Redirect:
+    """An answer that sends the browser on (``/authorize``)."""
+
+    location: str
 
 
 @dataclasses.dataclass
@@ -173,6 +198,7 @@ class SessionWorld:
         self.lock = threading.Lock()  # guards everything below
         self.clients: dict[str, Client] = {}
         self.devices: dict[str, DeviceGrant] = {}  # by device code
+        self.codes: dict[str, CodeGrant] = {}  # by authorization code
         self.tokens: dict[str, Token] = {}  # access tokens
         self.refresh_tokens: dict[str, Token] = {}
         self.role_keys: dict[str, RoleKeys] = {}  # by access key id
@@ -186,6 +212,7 @@ class SessionWorld:
     REST_ROUTES = {
         ("POST", "/client/register"): "register_client",
         ("POST", "/device_authorization"): "start_device_authorization",
+        ("GET", "/authorize"): "authorize",
         ("POST", "/token"): "create_token",
         ("GET", "/federation/credentials"): "get_role_credentials",
         ("GET", "/assignment/accounts"): "list_accounts",
@@ -210,7 +237,11 @@ class SessionWorld:
     def register_client(self, body: dict[str, Any], _: dict[str, Any]) -> dict[str, Any]:
         if not body.get("clientName") or body.get("clientType") != "public":
             raise invalid_request("clientName is required and clientType must be public")
-        client = Client("peer-client-" + random_text(22), random_text(48))
+        grant_types = tuple(str(g) for g in body.get("grantTypes") or ())
+        redirect_uris = tuple(str(u) for u in body.get("redirectUris") or ())
+        if "authorization_code" in grant_types and (not redirect_uris or not body.get("issuerUrl")):
+            raise invalid_request("the authorization_code grant needs redirectUris and issuerUrl")
+        client = Client("peer-client-" + random_text(22), random_text(48), grant_types, redirect_uris)
         now = int(time.time())
         with self.lock:
             self.clients[client.client_id] = client
@@ -246,11 +277,50 @@ class SessionWorld:
             "interval": 1,
         }
 
+    def authorize(self, _: dict[str, Any], query: dict[str, Any]) -> "Redirect":
+        """The browser's visit: sends it back to the client's loopback with a code."""
+        if query.get("response_type") != "code" or query.get("code_challenge_method") != "S256":
+            raise invalid_request("response_type must be code and code_challenge_method S256")
+        redirect_uri, state = str(query.get("redirect_uri", "")), query.get("state")
+        challenge = query.get("code_challenge")
+        if not state or not challenge:
+            raise invalid_request("state and code_challenge are required")
+        user_name = query["_headers"].get("HTTP_X_PEER_USER")
+        if not user_name:
+            raise ServiceError(401, "AccessDeniedException", "nobody is signed in at the browser (x-peer-user)")
+        self.peer.user_by_name(user_name)  # raises if there is no such user
+        with self.lock:
+            client = self.clients.get(str(query.get("client_id")))
+            if client is None or "authorization_code" not in client.grant_types:
+                raise ServiceError(400, "InvalidClientException", "unknown client, or not one for this grant", "invalid_client")
+            if not any(loopback_match(registered, redirect_uri) for registered in client.redirect_uris):
+                raise invalid_request(f"redirect_uri {redirect_uri!r} is not registered")
+            code = random_text(48)
+            self.codes[code] = CodeGrant(client.client_id, redirect_uri, challenge, user_name, time.time() + 600)
+        sep = "&" if "?" in redirect_uri else "?"
+        return Redirect(f"{redirect_uri}{sep}{urllib.parse.urlencode({'code': code, 'state': state})}")
+
+    def code_user(self, client: Client, body: dict[str, Any]) -> str:
+        """The user an authorization code was given to (caller holds the lock)."""
+        grant = self.codes.get(str(body.get("code")))
+        if grant is None or grant.client_id != client.client_id or grant.used or time.time() > grant.expires_at:
+            raise ServiceError(400, "InvalidGrantException", "unknown, used or expired code", "invalid_grant")
+        if body.get("redirectUri") != grant.redirect_uri:
+            raise ServiceError(400, "InvalidGrantException", "redirectUri differs from the authorization's", "invalid_grant")
+        verifier = str(body.get("codeVerifier", ""))
+        digest = hashlib.sha256(verifier.encode()).digest()
+        if not secrets.compare_digest(base64.urlsafe_b64encode(digest).rstrip(b"=").decode(), grant.code_challenge):
+            raise ServiceError(400, "InvalidGrantException", "the code verifier does not match the challenge", "invalid_grant")
+        grant.used = True
+        return grant.user_name
+
     def create_token(self, body: dict[str, Any], _: dict[str, Any]) -> dict[str, Any]:
         grant_type = body.get("grantType")
         with self.lock:
             client = self.client(body)
-            if grant_type == "urn:ietf:params:oauth:grant-type:device_code":
+            if grant_type == "authorization_code":
+                user_name = self.code_user(client, body)
+            elif grant_type == "urn:ietf:params:oauth:grant-type:device_code":
                 user_name = self.device_user(client, str(body.get("deviceCode")))
             elif grant_type == "refresh_token":
                 old = self.refresh_tokens.pop(str(body.get("refreshToken")), None)
@@ -322,7 +392,7 @@ class SessionWorld:
         if not held:
             raise ServiceError(403, "ForbiddenException", "No access")
         access_key = "ASIA" + random_text(16, string.ascii_uppercase + string.digits)
-        expires = time.time() + ROLE_CREDENTIAL_SECONDS
+        expires = time.time() + self.peer.config.role_credential_seconds
         with self.lock:
             self.role_keys[access_key] = RoleKeys(account, role, held[0][2], token.user_name, expires)
         return {
@@ -500,11 +570,18 @@ class SessionWorld:
         return result
 
     def resume_session(self, body: dict[str, Any], environ: dict[str, Any]) -> dict[str, Any]:
-        self.caller(environ)
+        """The plugin reconnecting: with unexpired portal keys of the session's owner, as
+        AWS checks them (expired keys are what breaks long sessions on static keys)."""
+        access_key, _ = self.caller(environ)
         with self.lock:
+            keys = self.role_keys.get(access_key)
+            if keys is None or time.time() > keys.expires_at:
+                raise ServiceError(400, "ExpiredTokenException", "The security token included in the request is expired")
             session = self.sessions.get(str(body.get("SessionId")))
             if session is None or session.ended_at is not None:
                 raise ServiceError(400, "DoesNotExistException", "session does not exist or has ended")
+            if session.user_id != keys.user_id:
+                raise ServiceError(400, "AccessDeniedException", "not authorized to perform: ssm:ResumeSession")
         return {"SessionId": session.session_id, "TokenValue": random_text(64), "StreamUrl": ""}
 
     # --- control ----------------------------------------------------------------------
@@ -525,6 +602,20 @@ class SessionWorld:
 
     def peer_url(self, path: str) -> str:
         return getattr(self.peer, "base_url", "http://127.0.0.1") + path
+
+
+def loopback_match(registered: str, asked: str) -> bool:
+    """Whether `asked` is the registered redirect URI, on any port if it is a loopback one."""
+    if registered == asked:
+        return True
+    a, b = urllib.parse.urlsplit(registered), urllib.parse.urlsplit(asked)
+    loopback = ("127.0.0.1", "localhost", "[::1]")
+    return (
+        a.scheme == b.scheme == "http"
+        and a.hostname in loopback
+        and a.hostname == b.hostname
+        and a.path == b.path
+    )
 
 
 def parse_query(environ: dict[str, Any]) -> dict[str, Any]:

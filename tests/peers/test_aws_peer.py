@@ -78,7 +78,9 @@ class PeerTestCase(unittest.TestCase):
         stop_peer(cls.proc)
 
     def setUp(self):
-        self.control("POST", "/_peer/config", {k: 0 for k in self.control("GET", "/_peer/config")})
+        # Every fault and limit off; credentials keep IdC's lifetime.
+        knobs = {k: 0 for k in self.control("GET", "/_peer/config") if k != "role_credential_seconds"}
+        self.control("POST", "/_peer/config", {**knobs, "role_credential_seconds": 3600})
         self.control("POST", "/_peer/reset", {})
 
     @classmethod

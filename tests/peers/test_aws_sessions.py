@@ -66,6 +66,60 @@ class SessionsTest(PeerTestCase):
             self.oidc.create_token(**args)
         return token["accessToken"]
 
+    def test_authorization_code_with_pkce_as_the_aws_cli_does(self):
+        """botocore's own sso-oidc client registers for the code grant; the browser (urllib,
+        signed in as carol) is sent back to the loopback with a code that only the PKCE
+        verifier redeems, once."""
+        import base64
+        import hashlib
+        import secrets
+        import urllib.error
+        import urllib.parse
+        import urllib.request
+
+        redirect = "http://127.0.0.1/oauth/callback"
+        client = self.oidc.register_client(
+            clientName="test", clientType="public", grantTypes=["authorization_code", "refresh_token"],
+            redirectUris=[redirect], issuerUrl=START_URL, scopes=["sso:account:access"],
+        )
+        verifier = secrets.token_urlsafe(48)
+        challenge = base64.urlsafe_b64encode(hashlib.sha256(verifier.encode()).digest()).rstrip(b"=").decode()
+        at_port = "http://127.0.0.1:43123/oauth/callback"
+        query = urllib.parse.urlencode({
+            "response_type": "code", "client_id": client["clientId"], "redirect_uri": at_port,
+            "state": "s1", "code_challenge": challenge, "code_challenge_method": "S256",
+            "scopes": "sso:account:access",
+        })
+
+        class NoFollow(urllib.request.HTTPRedirectHandler):
+            def redirect_request(self, *args, **kwargs):
+                return None
+
+        opener = urllib.request.build_opener(NoFollow)
+        visit = urllib.request.Request(f"{self.url}/authorize?{query}", headers={"x-peer-user": "carol"})
+        with self.assertRaises(urllib.error.HTTPError) as sent:
+            opener.open(visit)
+        self.assertEqual(sent.exception.code, 302)
+        location = urllib.parse.urlsplit(sent.exception.headers["Location"])
+        self.assertEqual(f"{location.scheme}://{location.netloc}{location.path}", at_port)
+        back = dict(urllib.parse.parse_qsl(location.query))
+        self.assertEqual(back["state"], "s1")
+        args = dict(
+            clientId=client["clientId"], clientSecret=client["clientSecret"], grantType="authorization_code",
+            code=back["code"], redirectUri=at_port,
+        )
+        with self.assertRaises(self.oidc.exceptions.InvalidGrantException, msg="a wrong verifier"):
+            self.oidc.create_token(codeVerifier="x" * 43, **args)
+        token = self.oidc.create_token(codeVerifier=verifier, **args)
+        self.assertTrue(token["refreshToken"])
+        self.grant("carol")
+        try:
+            self.assertTrue(self.role_credentials(token["accessToken"])["accessKeyId"].startswith("ASIA"))
+        finally:
+            self.ungrant("carol")
+        with self.assertRaises(self.oidc.exceptions.InvalidGrantException, msg="a code works once"):
+            self.oidc.create_token(codeVerifier=verifier, **args)
+
     def role_credentials(self, token: str, account: str = ACCOUNT) -> dict:
         return self.portal.get_role_credentials(roleName="JitSsm", accountId=account, accessToken=token)[
             "roleCredentials"
