@@ -248,3 +248,33 @@ pub struct TargetView {
     /// The caller's active grants that reach it now (request ids).
     pub grants: Vec<String>,
 }
+
+/// `GET /api/v1/requests/{id}/connection`: what `jitgate ssh` needs to connect through
+/// the caller's active grant: the IAM Identity Center sign-in, the role to ask the portal
+/// for, and the Session Manager document that enforces the OS user (session-document mode).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct ConnectionView {
+    pub request_id: String,
+    pub account_id: String,
+    /// The permission set's name: the role name of `sso:GetRoleCredentials`.
+    pub role_name: String,
+    pub os_user: String,
+    /// `StartSession`'s `DocumentName`; absent in principal-tag mode (AWS then runs the
+    /// session as the `SSMSessionRunAs` tag's user).
+    pub document_name: Option<String>,
+    pub expires_at: DateTime<Utc>,
+    pub sso: SsoView,
+}
+
+/// The IAM Identity Center sign-in the AWS CLI would use.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct SsoView {
+    /// The AWS access portal URL.
+    pub start_url: String,
+    /// The region of the sign-in (sso-oidc and the portal).
+    pub region: String,
+    /// The AWS CLI `sso-session` name, when the company uses one: it keys the token cache.
+    pub session_name: Option<String>,
+}

@@ -221,6 +221,9 @@ endpoint_url = "{peer}"
 instance_arn = "{instance_arn}"
 identity_store_id = "{identity_store_id}"
 run_as_attribute = "nickName"
+# The AWS peer's IdC sign-in takes any start URL (jitgate ssh against the peer:
+# AWS_ENDPOINT_URL={peer}).
+sso_start_url = "https://demo.awsapps.com/start"
 
 [scheduler]
 # Short, so the walk-through does not wait on them.

@@ -352,6 +352,14 @@ async fn every_api_route_answers_each_role_as_expected() -> Result<()> {
             None,
             [u, f, n, ok, StatusCode::CONFLICT],
         ),
+        // Only the grantee connects, and only through an active grant (this one is
+        // pending): everyone else who sees it is refused.
+        (
+            Method::GET,
+            format!("/requests/{id}/connection"),
+            None,
+            [u, StatusCode::CONFLICT, n, f, f],
+        ),
         (Method::GET, "/tokens".into(), None, [u, ok, ok, ok, ok]),
         (
             Method::POST,

@@ -17,13 +17,13 @@ use crate::harness::cli_binary;
 use crate::world::{Backend, World, prod_profile};
 
 /// One person's `jitgate`, with its own config directory.
-struct Person {
-    dir: tempfile::TempDir,
-    server: String,
+pub(crate) struct Person {
+    pub(crate) dir: tempfile::TempDir,
+    pub(crate) server: String,
 }
 
 impl Person {
-    fn command(&self, args: &[&str]) -> Result<Command> {
+    pub(crate) fn command(&self, args: &[&str]) -> Result<Command> {
         let mut command = Command::new(cli_binary()?);
         command
             .args(args)
@@ -35,7 +35,7 @@ impl Person {
     }
 
     /// Runs `jitgate ARGS` to the end.
-    async fn run(&self, args: &[&str]) -> Result<Output> {
+    pub(crate) async fn run(&self, args: &[&str]) -> Result<Output> {
         Ok(self.command(args)?.output().await?)
     }
 
@@ -56,7 +56,7 @@ impl Person {
     }
 }
 
-fn text(bytes: &[u8]) -> String {
+pub(crate) fn text(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).into_owned()
 }
 
@@ -69,7 +69,7 @@ fn form_value(page: &str, name: &str) -> Option<String> {
 
 /// `jitgate login --no-browser` as `login`: the CLI prints the URL, the person's browser
 /// (their signed-in session) confirms, the browser lands on the CLI's loopback port.
-async fn logged_in(w: &World, login: &str) -> Result<Person> {
+pub(crate) async fn logged_in(w: &World, login: &str) -> Result<Person> {
     let person = Person {
         dir: tempfile::tempdir()?,
         server: w.server.listen_url(),
@@ -410,7 +410,9 @@ async fn targets_are_what_each_persons_profiles_reach() -> Result<()> {
         .context("no Reaches section")?;
     assert!(reaches.contains("web-1") && reaches.contains("web-2") && !reaches.contains("db-1"));
     assert!(
-        reaches.contains(&format!("--reason {id}")) && reaches.contains("aws ssm start-session"),
+        reaches.contains(&format!("--reason {id}"))
+            && reaches.contains("aws ssm start-session")
+            && reaches.contains("jitgate ssh web-1 --as app"),
         "{reaches}"
     );
 

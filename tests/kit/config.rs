@@ -267,6 +267,9 @@ impl ConfigBuilder {
         let mut aws = self.aws.clone();
         aws.insert("region".into(), "us-east-1".into());
         aws.insert("endpoint_url".into(), self.aws_endpoint.clone().into());
+        // The AWS peer's IdC sign-in takes any start URL; `jitgate ssh` needs one.
+        aws.entry("sso_start_url")
+            .or_insert_with(|| "https://peer.awsapps.com/start".into());
 
         let mut auth = Table::new();
         auth.insert("admin_groups".into(), strings(&self.admin_groups));

@@ -14,8 +14,8 @@ use serde_json::json;
 
 use crate::audit::{Action as Audited, NewEvent, SYSTEM_ACTOR};
 use crate::domain::{
-    Actor, Draft, IdcLookup, Policy, PrincipalId, Request, RequestId, RequestRecord, RequestState,
-    UserId,
+    Actor, DomainError, Draft, IdcLookup, Policy, PrincipalId, Request, RequestId, RequestRecord,
+    RequestState, UserId,
 };
 
 use super::authz::Rules;
@@ -175,6 +175,33 @@ impl<S: Store, D: Directory> Requests<S, D> {
             Some(record) if self.rules.may_view(actor, &record.request) => Ok(record),
             _ => Err(AppError::NotFound(id)),
         }
+    }
+
+    /// The grant `id`, for `actor` to connect through: only the person it was granted to
+    /// connects, and only while it is active. Someone who may not see it is told it does
+    /// not exist.
+    pub async fn connectable(
+        &self,
+        actor: &Actor,
+        id: RequestId,
+    ) -> Result<RequestRecord, AppError> {
+        let record = self.get(actor, id).await?;
+        let request = &record.request;
+        if request.requester != actor.user {
+            return Err(DomainError::NotAllowed {
+                action: "connect through",
+                why: "only the person it was granted to connects through a grant".into(),
+            }
+            .into());
+        }
+        if !matches!(request.state, RequestState::Active { .. }) {
+            return Err(DomainError::InvalidTransition {
+                action: "connect through",
+                state: request.state.name(),
+            }
+            .into());
+        }
+        Ok(record)
     }
 
     /// The audit events of request `id`, for someone who may see the request.

@@ -243,6 +243,41 @@ impl<I: IdentityCenter> Broker<I> {
         Ok(self.requests.get(actor, id).await?)
     }
 
+    /// The active grant `id` of `actor`, with its permission set's name (the role name
+    /// of IdC's portal), for connecting through it.
+    pub async fn connection(
+        &self,
+        actor: &Actor,
+        id: RequestId,
+    ) -> Result<(RequestRecord, Option<String>), BrokerError> {
+        let record = self.requests.connectable(actor, id).await?;
+        let name = self.permission_set_name(&record).await?;
+        Ok((record, name))
+    }
+
+    /// The grant's permission set name: from the config when the catalog still maps the
+    /// grant's profile and OS user to its ARN (no AWS call), else from IdC.
+    pub async fn permission_set_name(
+        &self,
+        record: &RequestRecord,
+    ) -> Result<Option<String>, AwsError> {
+        let request = &record.request;
+        let from_config = self.config().profile(&request.profile).and_then(|p| {
+            let catalog = self.catalog().get().ok()?;
+            let arn = catalog.arn_for(p, &request.os_user).ok()?;
+            let name = p.permission_set_for(&request.os_user);
+            (arn == record.permission_set_arn.as_str() && !name.starts_with("arn:")).then_some(name)
+        });
+        match from_config {
+            Some(name) => Ok(Some(name)),
+            None => {
+                self.idc
+                    .permission_set_name(record.permission_set_arn.as_str())
+                    .await
+            }
+        }
+    }
+
     /// The requests `listing` asks for that `actor` may see, newest first.
     pub async fn list(
         &self,

@@ -169,6 +169,16 @@ pub struct AwsConfig {
     /// How often the instances in the profiles' scope are looked up again (through the
     /// member role: `tag:GetResources`, `ssm:DescribeInstanceInformation`).
     pub inventory_refresh: HumanDuration,
+    /// The AWS access portal URL of the IAM Identity Center instance
+    /// (`https://d-xxxxxxxxxx.awsapps.com/start`): `jitgate ssh` signs people in to it
+    /// for the grant's role credentials. Without it `jitgate ssh` cannot connect.
+    pub sso_start_url: Option<String>,
+    /// The region of the IdC sign-in (sso-oidc and the portal); default: `region`.
+    pub sso_region: Option<String>,
+    /// The `sso-session` name people use with the AWS CLI (`[sso-session NAME]`): the
+    /// CLI's token cache is keyed by it, so `aws sso login` and `jitgate ssh` share one
+    /// sign-in. Absent: keyed by the start URL, as AWS CLI profiles without a session.
+    pub sso_session: Option<String>,
 }
 
 impl Default for AwsConfig {
@@ -186,6 +196,9 @@ impl Default for AwsConfig {
             member_role_name: "JitGateMember".into(),
             end_sessions: true,
             inventory_refresh: HumanDuration::from_secs(300),
+            sso_start_url: None,
+            sso_region: None,
+            sso_session: None,
         }
     }
 }

@@ -239,6 +239,32 @@ fn check_aws(config: &Config, out: &mut Problems) {
             "must be at least 10s (each lookup calls every member account and region)",
         );
     }
+    if let Some(url) = &aws.sso_start_url
+        && !(url.starts_with("https://") || url.starts_with("http://"))
+    {
+        out.add(
+            "aws.sso_start_url",
+            format!(
+                "`{url}` must be the AWS access portal URL, like https://d-1234567890.awsapps.com/start"
+            ),
+        );
+    }
+    if let Some(region) = &aws.sso_region
+        && !is_region(region)
+    {
+        out.add(
+            "aws.sso_region",
+            format!("`{region}` is not an AWS region name (like eu-west-1)"),
+        );
+    }
+    if let Some(name) = &aws.sso_session
+        && (name.is_empty() || name.chars().any(|c| c.is_whitespace() || c.is_control()))
+    {
+        out.add(
+            "aws.sso_session",
+            "must be the sso-session name of the AWS CLI config: no spaces",
+        );
+    }
     if !is_role_name(&aws.member_role_name) {
         out.add(
             "aws.member_role_name",

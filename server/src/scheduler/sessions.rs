@@ -179,7 +179,7 @@ impl<I: IdentityCenter> Closing<'_, I> {
         let scope = Scope {
             account_id: &account,
             request_id: id.to_string(),
-            permission_set: self.permission_set_name(&record).await?,
+            permission_set: self.broker.permission_set_name(&record).await?,
             user_name: self.broker.idc().user_name(&record.principal_id).await?,
             still_covered_by: self.still_covered_by(&record).await?,
         };
@@ -203,35 +203,6 @@ impl<I: IdentityCenter> Closing<'_, I> {
             "kept_for_grants": scope.still_covered_by.iter().map(ToString::to_string).collect::<Vec<_>>(),
         });
         self.done(details, &ended).await
-    }
-
-    /// The grant's permission set name: from the config when the catalog still maps the
-    /// grant's profile and OS user to its ARN (no AWS call), else from IdC.
-    async fn permission_set_name(
-        &self,
-        record: &RequestRecord,
-    ) -> Result<Option<String>, AwsError> {
-        let request = &record.request;
-        let from_config = self
-            .broker
-            .config()
-            .profile(&request.profile)
-            .and_then(|p| {
-                let catalog = self.broker.catalog().get().ok()?;
-                let arn = catalog.arn_for(p, &request.os_user).ok()?;
-                let name = p.permission_set_for(&request.os_user);
-                (arn == record.permission_set_arn.as_str() && !name.starts_with("arn:"))
-                    .then_some(name)
-            });
-        match from_config {
-            Some(name) => Ok(Some(name)),
-            None => {
-                self.broker
-                    .idc()
-                    .permission_set_name(record.permission_set_arn.as_str())
-                    .await
-            }
-        }
     }
 
     /// The person's other grants that still want the same permission set on the same

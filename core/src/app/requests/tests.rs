@@ -447,3 +447,35 @@ async fn targets_are_what_a_persons_profiles_and_grants_reach() {
     let admin = w.actor("carol", "admins");
     assert_eq!(targets.list(&admin, "").await.unwrap().reachable.len(), 1);
 }
+
+#[tokio::test]
+async fn only_the_grantee_connects_and_only_while_the_grant_is_active() {
+    let w = World::new();
+    let id = w.submit("alice", "app").await.unwrap().request.id;
+    let alice = w.actor("alice", "developers");
+    let bob = w.actor("bob", "sre");
+    let kind = |e: AppError| match e {
+        AppError::Domain(e) => e.kind(),
+        other => panic!("want a domain refusal, got {other:?}"),
+    };
+    let pending = w.app.connectable(&alice, id).await.unwrap_err();
+    assert_eq!(kind(pending), ErrorKind::Conflict, "not active yet");
+    w.app.act(&bob, id, Action::Approve, w.now).await.unwrap();
+    w.app.activate(id, w.now).await.unwrap().unwrap();
+    let record = w.app.connectable(&alice, id).await.unwrap();
+    assert_eq!(record.request.id, id);
+    let approver = w.app.connectable(&bob, id).await.unwrap_err();
+    assert_eq!(
+        kind(approver),
+        ErrorKind::Forbidden,
+        "an approver sees the grant but does not connect through it"
+    );
+    let stranger = w.actor("carol", "developers");
+    assert!(matches!(
+        w.app.connectable(&stranger, id).await,
+        Err(AppError::NotFound(_))
+    ));
+    w.app.expire(id, w.now + TimeDelta::hours(1)).await.unwrap();
+    let ended = w.app.connectable(&alice, id).await.unwrap_err();
+    assert_eq!(kind(ended), ErrorKind::Conflict, "ended");
+}

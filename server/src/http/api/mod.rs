@@ -5,6 +5,7 @@
 mod audit;
 mod auth;
 mod cli;
+mod connection;
 mod error;
 mod input;
 mod me;
@@ -13,6 +14,7 @@ mod targets;
 mod tokens;
 mod views;
 
+pub use connection::session_document;
 pub use error::ApiError;
 
 use axum::Router;
@@ -32,6 +34,7 @@ pub(super) fn router() -> Router<AppState> {
         .route("/requests/{id}/cancel", post(requests::cancel))
         .route("/requests/{id}/revoke", post(requests::revoke))
         .route("/requests/{id}/extend", post(requests::extend))
+        .route("/requests/{id}/connection", get(connection::get))
         .route("/targets", get(targets::list))
         .route("/tokens", get(tokens::list).post(tokens::create))
         .route("/tokens/{id}", delete(tokens::revoke))
@@ -65,6 +68,7 @@ pub(super) fn router() -> Router<AppState> {
         requests::cancel,
         requests::revoke,
         requests::extend,
+        connection::get,
         targets::list,
         tokens::list,
         tokens::create,

@@ -69,6 +69,9 @@ struct Reach {
     instance_id: String,
     region: String,
     ping: String,
+    /// `jitgate ssh ...`: signs in, gets the credentials, runs the plugin.
+    jitgate: String,
+    /// The same with the AWS CLI, for those signed in with `aws sso login`.
     command: String,
 }
 
@@ -79,7 +82,10 @@ fn reaches(state: &AppState, stored: &RequestRecord) -> Vec<Reach> {
         return Vec::new();
     }
     let document = match r.run_as_mode {
-        RunAsMode::SessionDocument => format!(" --document-name JitGate-RunAs-{}", r.os_user),
+        RunAsMode::SessionDocument => format!(
+            " --document-name {}",
+            crate::http::api::session_document(r.os_user.as_str())
+        ),
         RunAsMode::PrincipalTag => String::new(),
     };
     state
@@ -87,6 +93,11 @@ fn reaches(state: &AppState, stored: &RequestRecord) -> Vec<Reach> {
         .reached_by(r)
         .into_iter()
         .map(|t| Reach {
+            jitgate: format!(
+                "jitgate ssh {} --as {}",
+                t.name.as_deref().unwrap_or(&t.instance_id),
+                r.os_user
+            ),
             command: format!(
                 "aws ssm start-session --region {} --target {} --reason {}{document}",
                 t.region, t.instance_id, r.id
