@@ -98,6 +98,49 @@ pub enum Command {
         #[arg(long)]
         reason: Option<String>,
     },
+    /// Open a shell on an instance (by Name tag or id) through your grant, requesting one
+    /// if none reaches it. Needs AWS's session-manager-plugin on PATH.
+    Ssh {
+        /// An instance's Name tag (or part of it), or its id.
+        target: String,
+        /// The OS user to be (picks among your grants; needed to request one when the
+        /// profile allows several).
+        #[arg(long = "as", value_name = "OSUSER")]
+        os_user: Option<String>,
+        /// Only through this profile.
+        #[arg(long)]
+        profile: Option<String>,
+        /// When several instances match, take the first instead of asking.
+        #[arg(long)]
+        first: bool,
+        /// Print the AWS sign-in URL instead of opening a browser.
+        #[arg(long)]
+        no_browser: bool,
+        /// Sign in to AWS with a code confirmed in any browser (no loopback redirect).
+        #[arg(long)]
+        use_device_code: bool,
+        /// With no grant on the instance: request one with this reason, and wait for it.
+        #[arg(long)]
+        reason: Option<String>,
+        /// How long to ask for, when requesting.
+        #[arg(long = "for", value_name = "DURATION", default_value = "1h")]
+        duration: String,
+    },
+    /// Print role credentials for the Session Manager plugin (the credential_process of
+    /// the profiles `jitgate ssh` writes); not for typing.
+    #[command(hide = true)]
+    Credentials {
+        #[arg(long)]
+        account: String,
+        #[arg(long)]
+        role_name: String,
+        #[arg(long)]
+        start_url: String,
+        #[arg(long)]
+        sso_region: String,
+        #[arg(long)]
+        sso_session: Option<String>,
+    },
     /// Print a shell completion script.
     Completions {
         /// bash, zsh, fish, elvish or powershell.

@@ -267,7 +267,7 @@ pub async fn request(api: &Api, asked: Asked, json: bool) -> Result<()> {
 }
 
 /// Follows request `id` until it is active or will never be, showing the approvals so far.
-async fn wait(api: &Api, id: &str, show: bool) -> Result<RequestView> {
+pub async fn wait(api: &Api, id: &str, show: bool) -> Result<RequestView> {
     let spinner = show.then(|| {
         let bar = indicatif::ProgressBar::new_spinner();
         bar.enable_steady_tick(Duration::from_millis(120));

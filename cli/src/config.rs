@@ -47,6 +47,11 @@ impl Dir {
         Ok(Dir(PathBuf::from(home).join(".config").join("jitgate")))
     }
 
+    /// The directory itself.
+    pub fn path(&self) -> &Path {
+        &self.0
+    }
+
     fn config_path(&self) -> PathBuf {
         self.0.join("config.toml")
     }
@@ -67,7 +72,7 @@ impl Dir {
 
     pub fn save_config(&self, config: &Config) -> Result<()> {
         let text = toml::to_string(config)?;
-        self.write_private(&self.config_path(), text.as_bytes())
+        write_private(&self.0, &self.config_path(), text.as_bytes())
     }
 
     /// The saved token for `server`, if `jitgate login` made one for it.
@@ -98,7 +103,7 @@ impl Dir {
 
     pub fn save_credentials(&self, credentials: &Credentials) -> Result<()> {
         let text = serde_json::to_vec_pretty(credentials)?;
-        self.write_private(&self.credentials_path(), &text)
+        write_private(&self.0, &self.credentials_path(), &text)
     }
 
     pub fn forget_credentials(&self) -> Result<()> {
@@ -108,22 +113,21 @@ impl Dir {
             Err(e) => Err(e.into()),
         }
     }
+}
 
-    /// Writes `bytes` to `path` through a temporary file readable by its owner only
-    /// (mode 0600 from the start, never widened), renamed into place.
-    fn write_private(&self, path: &Path, bytes: &[u8]) -> Result<()> {
-        std::fs::create_dir_all(&self.0)
-            .with_context(|| format!("creating {}", self.0.display()))?;
-        restrict_dir(&self.0)?;
-        // tempfile creates its files with mode 0600.
-        let mut file = tempfile::NamedTempFile::new_in(&self.0)
-            .with_context(|| format!("writing in {}", self.0.display()))?;
-        file.write_all(bytes)?;
-        file.as_file().sync_all()?;
-        file.persist(path)
-            .with_context(|| format!("saving {}", path.display()))?;
-        Ok(())
-    }
+/// Writes `bytes` to `path` in `dir` through a temporary file readable by its owner only
+/// (mode 0600 from the start, never widened), renamed into place.
+pub fn write_private(dir: &Path, path: &Path, bytes: &[u8]) -> Result<()> {
+    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    restrict_dir(dir)?;
+    // tempfile creates its files with mode 0600.
+    let mut file = tempfile::NamedTempFile::new_in(dir)
+        .with_context(|| format!("writing in {}", dir.display()))?;
+    file.write_all(bytes)?;
+    file.as_file().sync_all()?;
+    file.persist(path)
+        .with_context(|| format!("saving {}", path.display()))?;
+    Ok(())
 }
 
 #[cfg(unix)]

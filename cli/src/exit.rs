@@ -11,7 +11,8 @@ pub const HELP: &str = "Exit codes:
   3  not logged in, or the token is no longer valid: run `jitgate login`
   4  refused: not allowed, invalid input, or the request's state does not allow it
   5  with --wait: the request was denied, lapsed, cancelled or failed
-  6  the server cannot be reached or is unavailable";
+  6  the server cannot be reached or is unavailable
+  ssh ends with the Session Manager plugin's own exit code once the session started";
 
 /// Why a command failed, with the exit code it ends with.
 #[derive(Debug)]

@@ -22,13 +22,13 @@ use crate::exit::{Failure, NOT_LOGGED_IN};
 /// How long the person has to finish signing in.
 const LOGIN_TIMEOUT: Duration = Duration::from_secs(300);
 
-fn random_url_safe() -> String {
+pub(crate) fn random_url_safe() -> String {
     let mut bytes = [0u8; 32];
     rand::rng().fill_bytes(&mut bytes);
     URL_SAFE_NO_PAD.encode(bytes)
 }
 
-fn percent_encode(text: &str) -> String {
+pub(crate) fn percent_encode(text: &str) -> String {
     text.bytes()
         .map(|b| {
             if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
@@ -41,7 +41,7 @@ fn percent_encode(text: &str) -> String {
 }
 
 /// What the loopback redirect or the pasted text gave.
-enum Answer {
+pub(crate) enum Answer {
     Code(String),
     Denied(String),
 }
@@ -74,7 +74,7 @@ pub async fn login(server: &str, open_browser: bool) -> Result<TokenCreated> {
     }
     let answer = tokio::time::timeout(LOGIN_TIMEOUT, async {
         tokio::select! {
-            answer = loopback(&listener, &state) => answer,
+            answer = loopback(&listener, &state, "/callback") => answer,
             answer = pasted(), if !opened => answer,
         }
     })
@@ -99,8 +99,12 @@ pub async fn login(server: &str, open_browser: bool) -> Result<TokenCreated> {
     Ok(created)
 }
 
-/// Waits on the loopback port for the browser's redirect carrying `state`.
-async fn loopback(listener: &TcpListener, state: &str) -> Result<Answer> {
+/// Waits on the loopback port for the browser's redirect to `callback` carrying `state`.
+pub(crate) async fn loopback(
+    listener: &TcpListener,
+    state: &str,
+    callback: &str,
+) -> Result<Answer> {
     loop {
         let (stream, _) = listener.accept().await?;
         let (read, mut write) = stream.into_split();
@@ -121,7 +125,7 @@ async fn loopback(listener: &TcpListener, state: &str) -> Result<Answer> {
         let Ok(url) = reqwest::Url::parse(&format!("http://127.0.0.1{path}")) else {
             continue;
         };
-        if url.path() != "/callback" {
+        if url.path() != callback {
             let _ = write
                 .write_all(
                     b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
@@ -192,7 +196,7 @@ async fn pasted() -> Result<Answer> {
 }
 
 /// Opens `url` in the desktop's browser; `false` when there is none to open.
-fn open(url: &str) -> bool {
+pub(crate) fn open(url: &str) -> bool {
     let opener = if cfg!(target_os = "macos") {
         "open"
     } else {

@@ -4,11 +4,17 @@
 
 mod api;
 mod args;
+mod aws;
 mod commands;
 mod config;
+mod credentials;
 mod exit;
 mod login;
+mod plugin;
 mod render;
+mod ssh;
+mod sso_cache;
+mod sso_login;
 
 use std::process::ExitCode;
 
@@ -57,6 +63,27 @@ async fn run(cli: Cli) -> Result<()> {
         return Ok(());
     }
     let dir = Dir::locate(cli.config_dir)?;
+    // Run by the Session Manager plugin, from the profile alone: no server involved.
+    if let Command::Credentials {
+        account,
+        role_name,
+        start_url,
+        sso_region,
+        sso_session,
+    } = cli.command
+    {
+        let site = sso_login::SsoSite {
+            start_url,
+            region: sso_region,
+            session_name: sso_session,
+        };
+        let ask = aws::RoleAsk {
+            sso_region: &site.region,
+            account_id: &account,
+            role_name: &role_name,
+        };
+        return credentials::print(&site, &ask).await;
+    }
     let config = dir.config()?;
     let server = config::server(cli.server.as_deref(), &config)?;
     let json = cli.json;
@@ -66,6 +93,31 @@ async fn run(cli: Cli) -> Result<()> {
         command => {
             let saved = dir.token_for(&server)?;
             let api = api::Api::new(&server, Some(saved.token))?;
+            if let Command::Ssh {
+                target,
+                os_user,
+                profile,
+                first,
+                no_browser,
+                use_device_code,
+                reason,
+                duration,
+            } = command
+            {
+                let ask = ssh::SshAsk {
+                    target,
+                    os_user,
+                    profile,
+                    first,
+                    sign_in: sso_login::SignIn {
+                        open_browser: !no_browser,
+                        device_code: use_device_code,
+                    },
+                    reason,
+                    duration,
+                };
+                return ssh::ssh(&api, &dir, ask).await;
+            }
             dispatch(&api, command, json).await
         }
     }
@@ -111,6 +163,10 @@ async fn dispatch(api: &api::Api, command: Command, json: bool) -> Result<()> {
             commands::act(api, &id, "extend", &body, json).await
         }
         Command::Revoke { id, reason } => commands::revoke(api, &id, reason, json).await,
-        Command::Login { .. } | Command::Logout | Command::Completions { .. } => Ok(()),
+        Command::Login { .. }
+        | Command::Logout
+        | Command::Completions { .. }
+        | Command::Ssh { .. }
+        | Command::Credentials { .. } => Ok(()),
     }
 }

@@ -25,6 +25,7 @@ mod fuzz;
 mod hygiene;
 mod identity;
 mod jitgate_cli;
+mod jitgate_ssh;
 mod lifecycle;
 mod live_sessions;
 mod one_door;

@@ -306,6 +306,11 @@ fn knob_args(knobs: &PeerKnobs) -> Vec<String> {
         .collect()
 }
 
+/// The Python of the peers' venv (moto, boto3, botocore), for test stand-ins.
+pub fn venv_python() -> Result<PathBuf> {
+    Ok(venv_dir()?.join("bin").join("python"))
+}
+
 /// `$JITGATE_VENV`, else cache_dir()/venv (where make test installs moto).
 pub(crate) fn venv_dir() -> Result<PathBuf> {
     match std::env::var_os("JITGATE_VENV") {

@@ -23,7 +23,9 @@ mod server;
 mod slack_peer;
 mod watchdog;
 
-pub use aws_peer::{AwsPeer, Fault, OpKind, OpStatus, PeerAssignment, PeerKnobs, PeerOp};
+pub use aws_peer::{
+    AwsPeer, Fault, OpKind, OpStatus, PeerAssignment, PeerKnobs, PeerOp, venv_python,
+};
 pub use aws_sessions::{PeerSession, SessionAsk};
 pub use chrome::{Browser, ChromeDriver, png_size, screenshots_dir};
 pub use config::{ConfigBuilder, ProfileSpec, sqlite_url_in};
