@@ -46,10 +46,10 @@ demo: deps
 	$(CARGO) build --quiet --bin jitgate-server --bin jitgate-demo
 	@scripts/demo.sh
 
-## bench: revocation lag and drain rate against the quota-limited peer
+## bench: revocation lag, drain rate, sessions ended, the API, jitgate ssh vs the AWS CLI
 bench: deps
 	@WITH_BENCH_TOOLS=1 scripts/install-deps.sh
-	$(CARGO) build --release --quiet --bin jitgate-server --bin jitgate-bench
+	$(CARGO) build --release --quiet --bin jitgate-server --bin jitgate-bench --bin jitgate
 	@scripts/bench.sh $(BENCH_ARGS)
 
 clean-cache:

@@ -187,7 +187,7 @@ fn describe_failures(f: &Figures) -> String {
 }
 
 /// One API token per bench user, written straight into the database.
-async fn issue_tokens(b: &Bench) -> Result<Vec<String>> {
+pub(super) async fn issue_tokens(b: &Bench) -> Result<Vec<String>> {
     let now = Utc::now();
     let mut out = Vec::new();
     for user in &b.users {

@@ -26,6 +26,7 @@
 
 mod api;
 mod sessions;
+mod ssh;
 use testkit as harness;
 mod wrk;
 
@@ -63,7 +64,7 @@ const OUTSTANDING: u32 = 10;
 #[command(about = "Measure jitgate's revocation lag, drain rate and memory")]
 struct Args {
     /// Scenarios to run.
-    #[arg(long, value_enum, num_args = 1.., default_values_t = [Scenario::Spread, Scenario::Burst, Scenario::Rss, Scenario::Sessions, Scenario::Api])]
+    #[arg(long, value_enum, num_args = 1.., default_values_t = [Scenario::Spread, Scenario::Burst, Scenario::Rss, Scenario::Sessions, Scenario::Api, Scenario::Ssh])]
     scenario: Vec<Scenario>,
     #[arg(long, default_value_t = 200)]
     spread_grants: usize,
@@ -82,6 +83,7 @@ enum Scenario {
     Rss,
     Sessions,
     Api,
+    Ssh,
 }
 
 #[tokio::main]
@@ -118,6 +120,7 @@ async fn main() -> Result<()> {
             Scenario::Rss => rss(args.rss_grants).await?,
             Scenario::Sessions => sessions::run(args.session_grants).await?,
             Scenario::Api => api::run().await?,
+            Scenario::Ssh => ssh::run().await?,
         }
     }
     Ok(())
