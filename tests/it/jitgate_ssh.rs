@@ -87,6 +87,11 @@ fn ssh_command(
 /// Runs `jitgate ssh`, signing in to IdC as `user` in the "browser" when the CLI asks
 /// (it prints the authorize URL); answers the finished run and whether it asked.
 async fn run_ssh(user: &str, mut command: tokio::process::Command) -> Result<(Output, bool)> {
+    let command_env: Vec<(String, String)> = command
+        .as_std()
+        .get_envs()
+        .filter_map(|(k, v)| Some((k.to_str()?.to_owned(), v?.to_str()?.to_owned())))
+        .collect();
     let mut child = command
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -99,7 +104,20 @@ async fn run_ssh(user: &str, mut command: tokio::process::Command) -> Result<(Ou
         while let Some(line) = lines.next_line().await? {
             said.push_str(&line);
             said.push('\n');
-            if let Some(at) = line.find("http").filter(|_| line.contains("/authorize?")) {
+            if let Some(code) = line.split("shows the code: ").nth(1) {
+                asked = true;
+                // The person confirms the device code in a browser, signed in as `user`.
+                let approved = reqwest::Client::new()
+                    .post(format!("{}/_peer/sso/approve", peer_url(&command_env)?))
+                    .json(&json!({"user_code": code.trim(), "user_name": user}))
+                    .send()
+                    .await?;
+                ensure!(
+                    approved.status().is_success(),
+                    "device code: {}",
+                    approved.status()
+                );
+            } else if let Some(at) = line.find("http").filter(|_| line.contains("/authorize?")) {
                 asked = true;
                 // The person's browser, signed in to the portal as `user`, follows the
                 // redirect to the CLI's loopback port.
@@ -119,6 +137,14 @@ async fn run_ssh(user: &str, mut command: tokio::process::Command) -> Result<(Ou
     let mut out = child.wait_with_output().await?;
     out.stderr = said.into_bytes();
     Ok((out, asked))
+}
+
+/// The AWS peer a command was pointed at.
+fn peer_url(env: &[(String, String)]) -> Result<&str> {
+    env.iter()
+        .find(|(k, _)| k == "AWS_ENDPOINT_URL")
+        .map(|(_, v)| v.as_str())
+        .context("no AWS_ENDPOINT_URL")
 }
 
 fn record_of(path: &Path) -> Result<Value> {
@@ -480,5 +506,86 @@ async fn the_aws_cli_s_sign_in_and_refreshable_credentials_serve_the_plugin() ->
         .find(|s| s.target == web1)
         .context("no session")?;
     assert_eq!(session.run_as, "app");
+    Ok(())
+}
+
+/// The device-code sign-in, then one refresh for two processes at once: the cached
+/// token close to expiry, two `jitgate credentials` (as two plugins would run them)
+/// spend its single-use refresh token once, under the lock, and both get credentials.
+#[tokio::test]
+async fn device_code_sign_in_and_one_refresh_for_two_processes() -> Result<()> {
+    let (w, _) = world().await?;
+    let frank = logged_in(&w, "frank").await?;
+    let bin = standin_bin()?;
+    let record = frank.dir.path().join("plugin.json");
+    active_grant(&w, "frank").await?;
+    let (out, asked) = run_ssh(
+        "frank",
+        ssh_command(
+            &w,
+            &frank,
+            Some(bin.path()),
+            &record,
+            &["ssh", "web-1", "--use-device-code", "--no-browser"],
+        )?,
+    )
+    .await?;
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(asked, "signed in with the device code");
+
+    let cache = std::fs::read_dir(frank.dir.path().join(".aws/sso/cache"))?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .find(|p| p.extension().is_some_and(|x| x == "json"))
+        .context("no cached token")?;
+    let mut token: Value = serde_json::from_slice(&std::fs::read(&cache)?)?;
+    assert!(token["refreshToken"].is_string() && token["clientSecret"].is_string());
+    let soon = chrono::Utc::now() + chrono::TimeDelta::minutes(5);
+    token["expiresAt"] = soon.format("%Y-%m-%dT%H:%M:%SZ").to_string().into();
+    std::fs::write(&cache, token.to_string())?;
+    w.peer.reset().await?;
+
+    let credentials = || {
+        ssh_command(
+            &w,
+            &frank,
+            None,
+            &record,
+            &[
+                "credentials",
+                "--account",
+                ACCOUNT,
+                "--role-name",
+                "JitSsm",
+                "--start-url",
+                START_URL,
+                "--sso-region",
+                "us-east-1",
+            ],
+        )
+        .map(|mut c| {
+            c.stdout(Stdio::piped()).stderr(Stdio::piped());
+            c
+        })
+    };
+    let (a, b) = tokio::join!(credentials()?.output(), credentials()?.output());
+    for out in [a?, b?] {
+        assert!(out.status.success(), "{}", text(&out.stderr));
+        let creds: Value = serde_json::from_slice(&out.stdout)?;
+        assert_eq!(creds["Version"], 1);
+        assert!(
+            creds["AccessKeyId"]
+                .as_str()
+                .is_some_and(|k| k.starts_with("ASIA"))
+        );
+        assert!(creds["Expiration"].is_string());
+    }
+    let stats = w.peer.stats().await?;
+    assert_eq!(
+        stats["actions"]["sso:create_token"], 1,
+        "one refresh for both: {stats}"
+    );
+    let refreshed: Value = serde_json::from_slice(&std::fs::read(&cache)?)?;
+    assert_ne!(refreshed["accessToken"], token["accessToken"]);
+    assert_ne!(refreshed["expiresAt"], token["expiresAt"], "an hour again");
     Ok(())
 }
