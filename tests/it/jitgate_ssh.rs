@@ -262,6 +262,22 @@ async fn ssh_connects_through_the_grant_as_its_os_user() -> Result<()> {
         text(&out.stderr)
     );
 
+    // Two partial matches, no terminal: both listed, and how to choose.
+    let (out, _) = run_ssh(
+        "alice",
+        ssh_command(&w, &alice, Some(bin.path()), &record, &["ssh", "web"])?,
+    )
+    .await?;
+    assert_eq!(out.status.code(), Some(4));
+    let said = text(&out.stderr);
+    assert!(
+        said.contains("2 instances match `web`")
+            && said.contains("1. web-1 (")
+            && said.contains("2. web-10 (")
+            && said.contains("give an instance id, or --first"),
+        "{said}"
+    );
+
     let grant = active_grant(&w, "alice").await?;
     // No plugin: how to install it, and no session started.
     let (out, _) = run_ssh(
