@@ -119,6 +119,24 @@ impl SlackPeer {
         Ok(answer.json().await?)
     }
 
+    /// Every message posted so far, with each of its versions (`chat.update`s), oldest
+    /// first: `{"channel", "ts", "versions": [{"text", "blocks"}]}`.
+    pub async fn messages(&self) -> Result<Vec<Value>> {
+        let answer = self
+            .http
+            .get(format!("{}/_peer/messages", self.url))
+            .send()
+            .await?
+            .error_for_status()?;
+        Ok(answer.json().await?)
+    }
+
+    /// Sets the chat methods' faults: `{"rate_limited": N, "retry_after": S}` (the next N
+    /// calls answer 429) and/or `{"outage": bool}` (every call answers 503).
+    pub async fn faults(&self, faults: &Value) -> Result<()> {
+        self.post("faults", faults).await.map(drop)
+    }
+
     async fn post(&self, route: &str, body: &Value) -> Result<Value> {
         let answer = self
             .http

@@ -17,12 +17,25 @@ Served:
 * ``POST /api/views.open`` (JSON ``{"trigger_id", "view"}``): records the modal and
   answers ``{"ok": true, "view": {...}}``; ``invalid_trigger_id`` without a trigger id
   (https://api.slack.com/methods/views.open).
+* ``POST /api/chat.postMessage`` (JSON ``{"channel", "text", "blocks"}``): keeps the
+  message and answers ``{"ok": true, "channel": "<id>", "ts": "<ts>"}``; a ``#name``
+  channel is answered with its id (``C`` + the name, upper-cased), an unknown
+  ``Cxxxx`` id is fine, anything else ``channel_not_found``
+  (https://api.slack.com/methods/chat.postMessage).
+* ``POST /api/chat.update`` (JSON ``{"channel", "ts", "text", "blocks"}``): replaces the
+  message, keeping every earlier version; ``message_not_found`` for an unknown ts
+  (https://api.slack.com/methods/chat.update).
+* Faults for both chat methods, set with ``POST /_peer/faults`` ``{"rate_limited": N,
+  "retry_after": S, "outage": true|false}``: the next N calls answer HTTP 429 with
+  ``Retry-After: S``, as Slack's rate limits do; while ``outage`` is on every call
+  answers 503. Refused calls are not recorded.
 * ``POST /response/<anything>``: stands for an interaction's ``response_url``
   (https://api.slack.com/interactivity/handling#message_responses); records the JSON
   posted and answers ``{"ok": true}``.
 * A control API under ``/_peer/``: ``POST users`` (``{"U1": "alice@example.com"}``, adds
   users), ``GET calls`` (every call so far: ``{"method", "path", "body"}``, oldest
-  first), ``POST sign`` (``{"secret", "timestamp", "body"}`` → ``{"signature"}``, made by
+  first), ``GET messages`` (every posted message: ``{"channel", "ts", "versions":
+  [{"text", "blocks"}...]}``, oldest first), ``POST sign`` (``{"secret", "timestamp", "body"}`` → ``{"signature"}``, made by
   ``slack_sdk.signature.SignatureVerifier``, an implementation independent of jitgate's,
   so tests sign interaction payloads as Slack would).
 """
@@ -43,7 +56,44 @@ class Peer:
         self.bot_token = bot_token
         self.users = {}
         self.calls = []
+        self.messages = []  # {"channel", "ts", "versions": [{"text", "blocks"}]}
+        self.rate_limited = 0
+        self.retry_after = 1
+        self.outage = False
+        self.next_ts = 1
         self.lock = threading.Lock()
+
+    def refusal(self):
+        """(status, headers) when a chat call is to be refused now, else None."""
+        with self.lock:
+            if self.outage:
+                return 503, {}
+            if self.rate_limited > 0:
+                self.rate_limited -= 1
+                return 429, {"Retry-After": str(self.retry_after)}
+        return None
+
+    def post_message(self, body):
+        channel = str(body.get("channel") or "")
+        if channel.startswith("#") and len(channel) > 1:
+            channel = "C" + channel[1:].upper().replace("-", "")
+        elif not channel.startswith("C"):
+            return {"ok": False, "error": "channel_not_found"}
+        with self.lock:
+            ts = f"1700000000.{self.next_ts:06d}"
+            self.next_ts += 1
+            self.messages.append(
+                {"channel": channel, "ts": ts, "versions": [{"text": body.get("text"), "blocks": body.get("blocks")}]}
+            )
+        return {"ok": True, "channel": channel, "ts": ts}
+
+    def update_message(self, body):
+        with self.lock:
+            for message in self.messages:
+                if message["channel"] == body.get("channel") and message["ts"] == body.get("ts"):
+                    message["versions"].append({"text": body.get("text"), "blocks": body.get("blocks")})
+                    return {"ok": True, "channel": message["channel"], "ts": message["ts"]}
+        return {"ok": False, "error": "message_not_found"}
 
     def record(self, method, path, body):
         with self.lock:
@@ -62,9 +112,11 @@ def make_handler(peer):
         def log_message(self, *args):
             pass
 
-        def answer(self, status, value):
+        def answer(self, status, value, headers=None):
             data = json.dumps(value).encode()
             self.send_response(status)
+            for name, header in (headers or {}).items():
+                self.send_header(name, header)
             self.send_header("Content-Type", "application/json; charset=utf-8")
             self.send_header("Content-Length", str(len(data)))
             self.end_headers()
@@ -74,6 +126,9 @@ def make_handler(peer):
             if self.path == "/_peer/calls":
                 with peer.lock:
                     return self.answer(200, list(peer.calls))
+            if self.path == "/_peer/messages":
+                with peer.lock:
+                    return self.answer(200, json.loads(json.dumps(peer.messages)))
             if self.path == "/_peer/health":
                 return self.answer(200, {"ok": True})
             self.answer(404, {"ok": False, "error": "unknown_method"})
@@ -96,6 +151,24 @@ def make_handler(peer):
                     timestamp=str(body["timestamp"]), body=body["body"]
                 )
                 return self.answer(200, {"signature": signature})
+            if path == "/_peer/faults":
+                with peer.lock:
+                    peer.rate_limited = int(body.get("rate_limited", peer.rate_limited))
+                    peer.retry_after = int(body.get("retry_after", peer.retry_after))
+                    peer.outage = bool(body.get("outage", peer.outage))
+                return self.answer(200, {"ok": True})
+            if path in ("/api/chat.postMessage", "/api/chat.update"):
+                if self.headers.get("Authorization", "") != f"Bearer {peer.bot_token}":
+                    return self.answer(200, {"ok": False, "error": "invalid_auth"})
+                refused = peer.refusal()
+                if refused is not None:
+                    status, headers = refused
+                    return self.answer(status, {"ok": False, "error": "ratelimited"}, headers)
+                method = path.removeprefix("/api/")
+                peer.record(method, path, body)
+                if method == "chat.postMessage":
+                    return self.answer(200, peer.post_message(body))
+                return self.answer(200, peer.update_message(body))
             if path.startswith("/response/"):
                 peer.record("response_url", path, body)
                 return self.answer(200, {"ok": True})

@@ -7,6 +7,7 @@ import os
 import subprocess
 import sys
 import unittest
+import urllib.error
 import urllib.parse
 import urllib.request
 
@@ -76,6 +77,36 @@ class SlackPeerTest(unittest.TestCase):
             calls = json.load(response)
         self.assertIn({"method": "response_url", "path": "/response/T1/abc",
                        "body": {"text": "refused", "response_type": "ephemeral"}}, calls)
+
+
+    def test_messages_are_posted_updated_in_place_and_refused_on_demand(self):
+        auth = {"Authorization": f"Bearer {TOKEN}"}
+        posted = post(f"{self.url}/api/chat.postMessage", {"channel": "#access", "text": "one"}, auth)
+        self.assertTrue(posted["ok"])
+        self.assertEqual(posted["channel"], "CACCESS")
+        updated = post(f"{self.url}/api/chat.update",
+                       {"channel": posted["channel"], "ts": posted["ts"], "text": "two"}, auth)
+        self.assertEqual(updated["ts"], posted["ts"])
+        self.assertEqual(post(f"{self.url}/api/chat.update", {"channel": "CACCESS", "ts": "1.2"}, auth),
+                         {"ok": False, "error": "message_not_found"})
+        self.assertEqual(post(f"{self.url}/api/chat.postMessage", {"channel": "nope"}, auth)["error"],
+                         "channel_not_found")
+        with urllib.request.urlopen(f"{self.url}/_peer/messages", timeout=10) as response:
+            messages = json.load(response)
+        mine = [m for m in messages if m["ts"] == posted["ts"]]
+        self.assertEqual([v["text"] for v in mine[0]["versions"]], ["one", "two"])
+
+        post(f"{self.url}/_peer/faults", {"rate_limited": 1, "retry_after": 7})
+        with self.assertRaises(urllib.error.HTTPError) as limited:
+            post(f"{self.url}/api/chat.postMessage", {"channel": "C1", "text": "x"}, auth)
+        self.assertEqual(limited.exception.code, 429)
+        self.assertEqual(limited.exception.headers["Retry-After"], "7")
+        post(f"{self.url}/_peer/faults", {"outage": True})
+        with self.assertRaises(urllib.error.HTTPError) as down:
+            post(f"{self.url}/api/chat.postMessage", {"channel": "C1", "text": "x"}, auth)
+        self.assertEqual(down.exception.code, 503)
+        post(f"{self.url}/_peer/faults", {"outage": False})
+        self.assertTrue(post(f"{self.url}/api/chat.postMessage", {"channel": "C1", "text": "x"}, auth)["ok"])
 
 
 if __name__ == "__main__":
