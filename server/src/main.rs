@@ -267,7 +267,8 @@ fn parse_since(text: &str) -> anyhow::Result<DateTime<Utc>> {
 async fn serve(config: Arc<Config>) -> anyhow::Result<ExitCode> {
     let db = open(&config, true)
         .await?
-        .with_audit_key(config.audit.keys().current().cloned());
+        .with_audit_key(config.audit.keys().current().cloned())
+        .with_slack_outbox(config.slack.is_some());
     db.migrate().await.context("migrating the database")?;
     trail::record_key(&db, SystemClock.now())
         .await
@@ -304,7 +305,14 @@ async fn serve(config: Arc<Config>) -> anyhow::Result<ExitCode> {
         .await
         .context("taking back this node's leases")?;
     let member = Arc::new(MemberClients::connect(&config.aws, None).await);
-    let scheduler = Scheduler::start(broker.clone(), holder, member);
+    let slack = match &config.slack {
+        Some(settings) => Some(Arc::new(
+            jitgate_server::slack::SlackApi::new(settings)
+                .context("setting up the Slack client")?,
+        )),
+        None => None,
+    };
+    let scheduler = Scheduler::start(broker.clone(), holder, member, slack.clone());
 
     let oidc = match &config.oidc {
         Some(oidc) => Provider::discover(oidc.clone(), config.server.public_url.clone()),
@@ -320,13 +328,6 @@ async fn serve(config: Arc<Config>) -> anyhow::Result<ExitCode> {
     )
     .await
     .context("opening the session store")?;
-    let slack = match &config.slack {
-        Some(settings) => Some(Arc::new(
-            jitgate_server::slack::SlackApi::new(settings)
-                .context("setting up the Slack client")?,
-        )),
-        None => None,
-    };
     let state = AppState {
         slack,
         config: config.clone(),

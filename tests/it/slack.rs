@@ -257,3 +257,179 @@ async fn deny_from_slack_asks_why_in_a_modal_and_records_it() -> Result<()> {
     assert!(!w.has_assignment("alice", "JitSsm").await?);
     Ok(())
 }
+
+/// The channel messages the peer holds, oldest first.
+async fn messages_when(
+    peer: &SlackPeer,
+    what: &str,
+    done: impl Fn(&[Value]) -> bool,
+) -> Result<Vec<Value>> {
+    crate::harness::wait_for(
+        what,
+        Duration::from_secs(30),
+        Duration::from_millis(100),
+        || async {
+            let all = peer.messages().await?;
+            Ok(done(&all).then_some(all))
+        },
+    )
+    .await
+}
+
+/// The text of a message's latest version, blocks included.
+fn latest(message: &Value) -> String {
+    message["versions"]
+        .as_array()
+        .and_then(|v| v.last())
+        .map(Value::to_string)
+        .unwrap_or_default()
+}
+
+/// A new request is announced in its profile's channel with buttons and its approvals so
+/// far; the same message is updated in place as it moves on (buttons gone once decided).
+#[tokio::test]
+async fn a_request_is_announced_and_its_message_follows_it() -> Result<()> {
+    let peer = SlackPeer::start().await?;
+    let api = peer.api_url();
+    let two = crate::harness::ProfileSpec {
+        approvals_required: 2,
+        ..prod_profile()
+    };
+    let w = World::start_with_sign_in(Backend::Sqlite, |c| {
+        c.profile(two).raw(&format!(
+            "[slack]\nsigning_secret = \"{SECRET}\"\nbot_token = \"{SLACK_BOT_TOKEN}\"\napi_base_url = \"{api}\"\nchannel = \"#access\"\n"
+        ))
+    })
+    .await?;
+    let id = w
+        .submit("alice", "prod-web", "app", Duration::from_secs(3600))
+        .await?;
+    let posted = messages_when(&peer, "the request to be announced", |m| m.len() == 1).await?;
+    let message = &posted[0];
+    assert_eq!(message["channel"], "CACCESS");
+    let shown = latest(message);
+    assert!(shown.contains("alice") && shown.contains("prod-web") && shown.contains("`app`"));
+    assert!(shown.contains("0 of 2 approvals"), "{shown}");
+    assert!(
+        shown.contains(&format!("/requests/{id}")),
+        "a link to its page"
+    );
+    assert!(
+        shown.contains("\"action_id\":\"approve\"") && shown.contains("\"action_id\":\"deny\"")
+    );
+
+    w.approve_as("bob", id).await?;
+    let moved = messages_when(&peer, "the message to show bob's approval", |m| {
+        m.first()
+            .is_some_and(|m| latest(m).contains("1 of 2 approvals: bob"))
+    })
+    .await?;
+    assert_eq!(moved.len(), 1, "updated in place, not posted again");
+    w.approve_as("carol", id).await?;
+    let active = messages_when(&peer, "the message to show the grant active", |m| {
+        m.first()
+            .is_some_and(|m| latest(m).contains("Active until"))
+    })
+    .await?;
+    assert_eq!(active.len(), 1);
+    let shown = latest(&active[0]);
+    assert!(shown.contains("approved by bob, carol"), "{shown}");
+    assert!(
+        !shown.contains("\"action_id\":\"approve\""),
+        "nothing left to decide: {shown}"
+    );
+    assert_eq!(active[0]["ts"], message["ts"]);
+    Ok(())
+}
+
+/// Slack down, then rate limiting: the web goes on, nothing is lost, and the message
+/// that goes out afterwards shows where the request is by then, once.
+#[tokio::test]
+async fn slack_down_blocks_nothing_and_loses_nothing() -> Result<()> {
+    let peer = SlackPeer::start().await?;
+    let api = peer.api_url();
+    let w = World::start_with_sign_in(Backend::Sqlite, |c| {
+        c.profile(crate::harness::ProfileSpec {
+            slack_channel: Some("C0PRODWEB".into()),
+            ..prod_profile()
+        })
+        .raw(&format!(
+            "[slack]\nsigning_secret = \"{SECRET}\"\nbot_token = \"{SLACK_BOT_TOKEN}\"\napi_base_url = \"{api}\"\n"
+        ))
+    })
+    .await?;
+    peer.faults(&json!({"outage": true})).await?;
+    let id = w
+        .submit("alice", "prod-web", "app", Duration::from_secs(3600))
+        .await?;
+    w.approve_as("bob", id).await?;
+    w.wait_state(
+        id,
+        jitgate_server::domain::StateName::Active,
+        Duration::from_secs(30),
+    )
+    .await?;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert!(peer.messages().await?.is_empty(), "Slack is down");
+    // Back, but rate limiting the first calls: jitgate waits as told.
+    peer.faults(&json!({"outage": false, "rate_limited": 2, "retry_after": 1}))
+        .await?;
+    let posted = messages_when(&peer, "the message once Slack is back", |m| !m.is_empty()).await?;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let posted_later = peer.messages().await?;
+    assert_eq!(posted_later.len(), 1, "posted once: {posted_later:?}");
+    assert_eq!(posted[0]["channel"], "C0PRODWEB", "the profile's channel");
+    let shown = latest(&posted_later[0]);
+    assert!(
+        shown.contains("Active until"),
+        "the present, not a stale step: {shown}"
+    );
+    Ok(())
+}
+
+/// Two replicas on one Postgres database, both delivering Slack messages: each request
+/// is posted once (the outbox's lease), never twice.
+#[tokio::test]
+async fn two_replicas_post_each_message_once() -> Result<()> {
+    let peer = SlackPeer::start().await?;
+    let api = peer.api_url();
+    let w = World::start_with_sign_in(Backend::Postgres, |c| {
+        c.profile(prod_profile()).raw(&format!(
+            "[slack]\nsigning_secret = \"{SECRET}\"\nbot_token = \"{SLACK_BOT_TOKEN}\"\napi_base_url = \"{api}\"\nchannel = \"C0ACCESS\"\n"
+        ))
+    })
+    .await?;
+    let second_toml = w
+        .config_toml
+        .lines()
+        .map(|l| {
+            if l.trim_start().starts_with("listen") {
+                crate::harness::free_port().map(|p| format!("listen = \"127.0.0.1:{p}\""))
+            } else {
+                Ok(l.to_owned())
+            }
+        })
+        .collect::<Result<Vec<_>>>()?
+        .join("\n");
+    let _second = crate::harness::ServerProcess::spawn(&second_toml).await?;
+    let people = crate::world::DEVELOPERS;
+    for who in people {
+        w.submit(who, "prod-web", "app", Duration::from_secs(3600))
+            .await?;
+    }
+    messages_when(&peer, "every request to be announced", |m| {
+        m.len() >= people.len()
+    })
+    .await?;
+    // Time for a second post of any of them, had one been claimed twice.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let posts = peer
+        .calls()
+        .await?
+        .into_iter()
+        .filter(|c| c["method"] == "chat.postMessage")
+        .count();
+    assert_eq!(posts, people.len(), "one post per request");
+    assert_eq!(peer.messages().await?.len(), people.len());
+    Ok(())
+}

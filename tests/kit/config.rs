@@ -39,6 +39,8 @@ pub struct ProfileSpec {
     pub approval_timeout: String,
     /// Tags an instance must carry for the grants to reach it; empty: any instance.
     pub targets: Vec<(String, String)>,
+    /// The Slack channel its requests are announced in.
+    pub slack_channel: Option<String>,
 }
 
 impl Default for ProfileSpec {
@@ -59,6 +61,7 @@ impl Default for ProfileSpec {
             auto_approve: false,
             approval_timeout: "1h".into(),
             targets: Vec::new(),
+            slack_channel: None,
         }
     }
 }
@@ -97,6 +100,9 @@ impl ProfileSpec {
                 .map(|(k, v)| (k.clone(), v.clone().into()))
                 .collect();
             t.insert("targets".into(), tags.into());
+        }
+        if let Some(channel) = &self.slack_channel {
+            t.insert("slack_channel".into(), channel.clone().into());
         }
         t
     }

@@ -84,6 +84,8 @@ pub struct Wakers {
     pub expiry: Notify,
     /// A grant ended, so its live sessions may be owed an end (scheduler/sessions.rs).
     pub sessions: Notify,
+    /// A request changed, so its Slack message may be owed an update (scheduler/slack.rs).
+    pub slack: Notify,
 }
 
 impl Signals for Wakers {
@@ -91,6 +93,7 @@ impl Signals for Wakers {
         self.converge.notify_one();
         // Every change that may end a grant signals convergence: the session closer looks too.
         self.sessions.notify_one();
+        self.slack.notify_one();
     }
 
     fn expiry(&self) {

@@ -109,6 +109,10 @@ pub struct SlackConfig {
     /// Slack's Web API (tests point it at the Slack peer).
     #[serde(default = "default_slack_api")]
     pub api_base_url: String,
+    /// Where new requests are announced (a channel id like C0123456789, or #name) when
+    /// their profile names no `slack_channel`; neither: no message.
+    #[serde(default)]
+    pub channel: Option<String>,
 }
 
 fn default_slack_api() -> String {
@@ -398,6 +402,9 @@ pub struct ProfileConfig {
     /// `{ env = "prod" }`. Empty: every instance in the accounts and regions.
     #[serde(default)]
     pub targets: std::collections::BTreeMap<String, String>,
+    /// The Slack channel this profile's requests are announced in (else `[slack] channel`).
+    #[serde(default)]
+    pub slack_channel: Option<String>,
 }
 
 fn default_min_duration() -> HumanDuration {

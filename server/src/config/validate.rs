@@ -71,6 +71,14 @@ pub fn check(config: &Config) -> Vec<Problem> {
                 "must not be empty: the Slack app's signing secret (Basic Information)",
             );
         }
+        if let Some(channel) = &slack.channel
+            && !is_channel(channel)
+        {
+            out.add(
+                "slack.channel",
+                format!("`{channel}` is not a Slack channel: give its id (C0123456789) or #name"),
+            );
+        }
         if !slack.bot_token.expose().starts_with("xoxb-") {
             out.add(
                 "slack.bot_token",
@@ -389,6 +397,14 @@ fn check_profile(key: &str, p: &ProfileConfig, out: &mut Problems) {
             );
         }
     }
+    if let Some(channel) = &p.slack_channel
+        && !is_channel(channel)
+    {
+        out.add(
+            format!("{key}.slack_channel"),
+            format!("`{channel}` is not a Slack channel: give its id (C0123456789) or #name"),
+        );
+    }
     for region in p.regions.iter().filter(|r| !is_region(r)) {
         out.add(
             format!("{key}.regions"),
@@ -508,4 +524,14 @@ impl Problems {
             message: message.into(),
         });
     }
+}
+
+/// A channel as `chat.postMessage` takes it: an id (C..., G...) or `#name`.
+fn is_channel(text: &str) -> bool {
+    let name = text.strip_prefix('#').unwrap_or(text);
+    !name.is_empty()
+        && name.len() <= 80
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
 }

@@ -10,6 +10,7 @@
 //! - `catalog`: looks up the profiles' permission sets in IdC, retried until it works.
 //! - `sessions`: ends the live Session Manager sessions of grants that ended.
 //! - `inventory`: looks up the instances in the profiles' scope (the targets).
+//! - `slack`: posts and updates each request's Slack channel message (with `[slack]`).
 //!
 //! The database is the source of truth; every step is idempotent, so a process killed
 //! at any point leaves work that the next claim of the same principal finishes.
@@ -20,6 +21,7 @@ mod expiry;
 mod inventory;
 mod lease;
 mod sessions;
+mod slack;
 mod sweep;
 mod workers;
 
@@ -32,7 +34,7 @@ use tokio::task::JoinSet;
 
 use crate::aws::{IdentityCenter, MemberAccounts};
 use crate::broker::Broker;
-use crate::store::{Backend, Db, StoreError, jobs, principals, session_closings};
+use crate::store::{Backend, Db, StoreError, jobs, principals, session_closings, slack_posts};
 
 /// Who holds this process's leases: its node identity (stable across restarts, see
 /// `Config::node_id`) and a part drawn at start, so a restarted process never mistakes
@@ -88,16 +90,18 @@ pub async fn reclaim_leases(db: &Db, holder: &LeaseHolder) -> Result<u64, StoreE
     let principals = principals::release_leases_of(db, prefix).await?;
     let jobs = jobs::release_leases_of(db, prefix).await?;
     let closings = session_closings::release_leases_of(db, prefix).await?;
-    if principals + jobs + closings > 0 {
+    let posts = slack_posts::release_leases_of(db, prefix).await?;
+    if principals + jobs + closings + posts > 0 {
         tracing::info!(
             node = holder.node(),
             principals,
             jobs,
             session_closings = closings,
+            slack_posts = posts,
             "took back leases left by this node's previous process"
         );
     }
-    Ok(principals + jobs + closings)
+    Ok(principals + jobs + closings + posts)
 }
 
 /// The running scheduler tasks of one process.
@@ -112,6 +116,7 @@ impl Scheduler {
         broker: Broker<I>,
         holder: LeaseHolder,
         member: Arc<dyn MemberAccounts>,
+        slack: Option<Arc<crate::slack::SlackApi>>,
     ) -> Self {
         let (stop, stopped) = watch::channel(false);
         let mut tasks = JoinSet::new();
@@ -133,6 +138,14 @@ impl Scheduler {
             holder.clone(),
             stopped.clone(),
         ));
+        if let Some(slack_api) = slack {
+            tasks.spawn(slack::run(
+                broker.clone(),
+                slack_api,
+                holder.clone(),
+                stopped.clone(),
+            ));
+        }
         tasks.spawn(sweep::run(broker, holder, stopped));
         Self { tasks, stop }
     }

@@ -1,6 +1,7 @@
 //! The Slack Web API calls jitgate makes, with the bot token: `users.info` (the email
-//! Slack has for the clicking member) and the interaction's `response_url` (an ephemeral
-//! answer only the clicker sees).
+//! Slack has for the clicking member), `views.open` (the deny modal),
+//! `chat.postMessage` / `chat.update` (each request's channel message) and the
+//! interaction's `response_url` (an ephemeral answer only the clicker sees).
 
 use std::time::Duration;
 
@@ -21,6 +22,9 @@ pub enum SlackError {
     Unreachable(#[from] reqwest::Error),
     #[error("Slack answered `{0}`")]
     Refused(String),
+    /// Slack asks to wait (HTTP 429) this long before calling again.
+    #[error("Slack is rate limiting: retry after {0:?}")]
+    RateLimited(Duration),
     /// The host only: a response_url is a credential to post into the channel.
     #[error("the response_url's host `{0}` is not Slack's")]
     ForeignUrl(String),
@@ -45,6 +49,21 @@ struct UsersInfo {
 struct SlackAnswer {
     ok: bool,
     error: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct Posted {
+    ok: bool,
+    error: Option<String>,
+    channel: Option<String>,
+    ts: Option<String>,
+}
+
+/// Where a message is: Slack's channel id and its `ts`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MessageRef {
+    pub channel: String,
+    pub ts: String,
 }
 
 #[derive(Deserialize)]
@@ -133,6 +152,68 @@ impl SlackApi {
             Err(SlackError::Refused(
                 answer.error.unwrap_or_else(|| "not ok".into()),
             ))
+        }
+    }
+
+    /// Posts a message (`chat.postMessage`): where it landed.
+    pub async fn post_message(
+        &self,
+        channel: &str,
+        text: &str,
+        blocks: &serde_json::Value,
+    ) -> Result<MessageRef, SlackError> {
+        let body =
+            json!({"channel": channel, "text": text, "blocks": blocks, "unfurl_links": false});
+        self.chat("chat.postMessage", &body).await
+    }
+
+    /// Replaces the message at `at` (`chat.update`).
+    pub async fn update_message(
+        &self,
+        at: &MessageRef,
+        text: &str,
+        blocks: &serde_json::Value,
+    ) -> Result<MessageRef, SlackError> {
+        let body = json!({"channel": at.channel, "ts": at.ts, "text": text, "blocks": blocks});
+        self.chat("chat.update", &body).await
+    }
+
+    async fn chat(&self, method: &str, body: &serde_json::Value) -> Result<MessageRef, SlackError> {
+        let response = self
+            .http
+            .post(format!("{}/{method}", self.base))
+            .bearer_auth(&self.token)
+            .json(body)
+            .send()
+            .await
+            .map_err(|e| SlackError::Unreachable(e.without_url()))?;
+        if response.status() == reqwest::StatusCode::TOO_MANY_REQUESTS {
+            let wait = response
+                .headers()
+                .get(reqwest::header::RETRY_AFTER)
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| v.trim().parse::<u64>().ok())
+                .unwrap_or(1);
+            return Err(SlackError::RateLimited(Duration::from_secs(
+                wait.clamp(1, 300),
+            )));
+        }
+        let answer: Posted = response
+            .error_for_status()
+            .map_err(|e| SlackError::Unreachable(e.without_url()))?
+            .json()
+            .await
+            .map_err(|e| SlackError::Unreachable(e.without_url()))?;
+        match answer {
+            Posted {
+                ok: true,
+                channel: Some(channel),
+                ts: Some(ts),
+                ..
+            } => Ok(MessageRef { channel, ts }),
+            Posted { error, .. } => Err(SlackError::Refused(
+                error.unwrap_or_else(|| "no channel or ts in the answer".into()),
+            )),
         }
     }
 

@@ -3,6 +3,7 @@
 //! itself is an edge (`http/slack.rs`) and reaches the same use cases as the web.
 
 pub mod api;
+pub mod messages;
 pub mod signature;
 
 pub use api::{SlackApi, SlackError};

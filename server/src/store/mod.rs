@@ -19,6 +19,7 @@ pub mod principals;
 pub mod requests;
 pub mod session_closings;
 pub mod sessions;
+pub mod slack_posts;
 mod sql;
 pub mod tokens;
 pub mod users;
@@ -76,6 +77,9 @@ pub struct Db {
     pools: Pools,
     /// The key events appended through this handle are signed with (see `audit::key`).
     audit_key: Option<AuditKey>,
+    /// Whether request changes owe their Slack channel message an update
+    /// (`slack_posts`): on when `[slack]` is configured.
+    slack_outbox: bool,
     /// The URL sqlx's migrator connects to (SQLite: the same file, created if missing).
     url: Arc<str>,
 }
@@ -100,6 +104,7 @@ impl Db {
             return Ok(Db {
                 pools: Pools::Postgres(pool),
                 audit_key: None,
+                slack_outbox: false,
                 url: url.into(),
             });
         }
@@ -116,6 +121,7 @@ impl Db {
         Ok(Db {
             pools: Pools::Sqlite(Arc::new(sqlite)),
             audit_key: None,
+            slack_outbox: false,
             url: format!("sqlite://{path}?mode=rwc").into(),
         })
     }
@@ -125,6 +131,13 @@ impl Db {
     /// one: config validation requires `[audit] key`).
     pub fn with_audit_key(mut self, key: Option<AuditKey>) -> Db {
         self.audit_key = key;
+        self
+    }
+
+    /// This handle, owing every filed or changed request a Slack channel message
+    /// (store/slack_posts.rs) in the same transaction as the change.
+    pub fn with_slack_outbox(mut self, on: bool) -> Db {
+        self.slack_outbox = on;
         self
     }
 
@@ -198,6 +211,7 @@ impl Db {
             backend,
             events: Vec::new(),
             audit_key: self.audit_key.clone(),
+            slack_outbox: self.slack_outbox,
         })
     }
 
@@ -235,6 +249,7 @@ pub struct WriteTx {
     pub(crate) backend: Backend,
     pub(crate) events: Vec<AuditEvent>,
     pub(crate) audit_key: Option<AuditKey>,
+    pub(crate) slack_outbox: bool,
 }
 
 enum TxInner {

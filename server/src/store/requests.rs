@@ -44,6 +44,9 @@ pub async fn insert(tx: &mut WriteTx, stored: &RequestRecord) -> Result<(), Stor
     if let Some(approvals) = awaiting(r) {
         record_decision_approvals(tx, r.id, approvals).await?;
     }
+    if tx.slack_outbox {
+        super::slack_posts::owe(tx, r.id, r.created_at).await?;
+    }
     Ok(())
 }
 
@@ -109,6 +112,10 @@ pub async fn save(
         // live sessions (even one revoked before it was active: the assignment may have
         // been made already).
         super::session_closings::owe(tx, r.id, now).await?;
+    }
+    if tx.slack_outbox {
+        // With the change, so the channel message can never show less than happened.
+        super::slack_posts::owe(tx, r.id, now).await?;
     }
     Ok(())
 }
