@@ -371,6 +371,18 @@ async fn slack_down_blocks_nothing_and_loses_nothing() -> Result<()> {
     .await?;
     tokio::time::sleep(Duration::from_secs(3)).await;
     assert!(peer.messages().await?.is_empty(), "Slack is down");
+    // The admin sees that something is held back.
+    let (carol, _) = w.session_of("carol").await?;
+    let admin = carol
+        .get(format!("{}/admin/requests", w.server.listen_url()))
+        .send()
+        .await?
+        .text()
+        .await?;
+    assert!(
+        admin.contains("id=\"slack-behind\"") && admin.contains("1 Slack message(s)"),
+        "{admin}"
+    );
     // Back, but rate limiting the first calls: jitgate waits as told.
     peer.faults(&json!({"outage": false, "rate_limited": 2, "retry_after": 1}))
         .await?;

@@ -94,6 +94,12 @@ impl<I: IdentityCenter> Broker<I> {
         })
     }
 
+    /// Slack channel messages not showing their request's latest change yet, and how many
+    /// of them failed at least once (the admin page; scheduler/slack.rs logs each failure).
+    pub async fn slack_behind(&self) -> Result<(i64, i64), BrokerError> {
+        Ok(crate::store::slack_posts::behind(self.db()).await?)
+    }
+
     /// Whether the database answers (for `/readyz`).
     pub async fn database_ready(&self) -> Result<(), BrokerError> {
         Ok(self.db().ping().await?)

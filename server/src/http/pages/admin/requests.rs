@@ -39,6 +39,8 @@ struct AdminRequests {
     rows: Vec<RequestRow>,
     older: Option<i64>,
     error: Option<String>,
+    /// With `[slack]` and something failing to reach it: what is held back.
+    slack_behind: Option<String>,
 }
 
 /// `GET /admin/requests`.
@@ -61,7 +63,19 @@ pub(in crate::http::pages) async fn show(
         rows: Vec::new(),
         older: None,
         error: None,
+        slack_behind: None,
     };
+    if state.config.slack.is_some() {
+        match state.broker.slack_behind().await {
+            Ok((_, 0)) => {}
+            Ok((behind, failing)) => {
+                page.slack_behind = Some(format!(
+                    "{behind} Slack message(s) do not show their request's latest change yet;                      {failing} failed to be delivered and are being retried (the server log                      says why: \"Slack message not delivered\")."
+                ));
+            }
+            Err(e) => tracing::warn!(error = %e, "counting undelivered Slack messages failed"),
+        }
+    }
     let states = match filters.state.trim() {
         "" => Vec::new(),
         text => match text.parse::<StateName>() {
