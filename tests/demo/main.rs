@@ -406,6 +406,23 @@ impl Demo {
                      writes the OS user and creates the assignment",
                     describe(&approved.request.state)
                 ));
+                // The channel message (posted when alice asked) follows the request.
+                let messages: serde_json::Value = reqwest::get(format!("{peer}/_peer/messages"))
+                    .await?
+                    .json()
+                    .await?;
+                if let Some(message) = messages.as_array().and_then(|m| m.last()) {
+                    let versions = message["versions"].as_array().map_or(0, Vec::len);
+                    let text = message["versions"]
+                        .as_array()
+                        .and_then(|v| v.last())
+                        .and_then(|v| v["text"].as_str())
+                        .unwrap_or_default();
+                    detail(&format!(
+                        "the request's message in #access ({versions} version(s), updated in \
+                         place): {text}"
+                    ));
+                }
             }
             None => {
                 step(5, "bob (sre) approves");

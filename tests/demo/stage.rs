@@ -123,7 +123,8 @@ impl Stage {
         config.push_str(&format!(
             "\n[slack]\n# The Slack peer started by the demo (tests/peers/slack_peer.py).\n\
              signing_secret = \"{slack_secret}\"\nbot_token = \"{SLACK_BOT_TOKEN}\"\n\
-             api_base_url = \"{}\"\n",
+             api_base_url = \"{}\"\n# Requests are announced here; the message follows each one.\n\
+             channel = \"#access\"\n",
             slack.api_url()
         ));
         say(&format!("starting jitgate-server on {url}"));
@@ -164,7 +165,7 @@ impl Stage {
         format!(
             "jitgate is running at {url}\n  AWS peer    {peer}   (EC2 instances:)\n{instances}\n  \
              OIDC peer   {issuer}   (alice, bob, carol, dave; any password)\n  \
-             Slack peer  {slack}   (what jitgate asked of it: {slack}/_peer/calls)\n  \
+             Slack peer  {slack}   (messages in #access: {slack}/_peer/messages; every call: {slack}/_peer/calls)\n  \
              config      {config}   database {db}\n  \
              logs        {server_log}, {peer_log}, {oidc_log}",
             url = self.url,

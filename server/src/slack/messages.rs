@@ -49,6 +49,7 @@ fn human(d: std::time::Duration) -> String {
     let secs = d.as_secs();
     let (h, m) = (secs / 3600, secs % 3600 / 60);
     match (h, m) {
+        (0, 0) => format!("{secs}s"),
         (0, m) => format!("{m}m"),
         (h, 0) => format!("{h}h"),
         (h, m) => format!("{h}h{m}m"),
