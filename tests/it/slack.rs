@@ -445,3 +445,82 @@ async fn two_replicas_post_each_message_once() -> Result<()> {
     assert_eq!(peer.messages().await?.len(), people.len());
     Ok(())
 }
+
+/// The requester hears in a DM when their grant is active and when it ended (and that it
+/// was approved, if that lasted), each once; someone Slack does not know gets none, and
+/// nothing is retried for them.
+#[tokio::test]
+async fn the_requester_gets_a_dm_at_each_step() -> Result<()> {
+    let peer = SlackPeer::start().await?;
+    let w = slack_world(&peer).await?;
+    let id = w
+        .submit("alice", "prod-web", "app", Duration::from_secs(3600))
+        .await?;
+    w.approve_as("bob", id).await?;
+    w.wait_state(
+        id,
+        jitgate_server::domain::StateName::Active,
+        Duration::from_secs(30),
+    )
+    .await?;
+    let dms = |all: &[Value]| -> Vec<String> {
+        all.iter()
+            .filter(|m| m["channel"] == "DUALICE")
+            .map(latest)
+            .collect()
+    };
+    messages_when(&peer, "alice's DM that access is active", |m| {
+        dms(m).iter().any(|d| d.contains("is active until"))
+    })
+    .await?;
+    w.revoke_as("bob", id).await?;
+    let all = messages_when(&peer, "alice's DM that it ended", |m| {
+        dms(m).iter().any(|d| d.contains("was ended early by bob"))
+    })
+    .await?;
+    let said = dms(&all);
+    // Approved and active may come in the same second: the approval's DM is skipped when
+    // the grant is active by the time it goes out (the active one says more).
+    let (approved, rest): (Vec<&String>, Vec<&String>) =
+        said.iter().partition(|d| d.contains("was approved by bob"));
+    assert!(approved.len() <= 1, "{said:?}");
+    assert_eq!(rest.len(), 2, "{said:?}");
+    assert!(
+        rest[0].contains("is active until") && rest[0].contains("jitgate ssh"),
+        "{said:?}"
+    );
+    assert!(rest[1].contains("was ended early by bob"), "{said:?}");
+    assert!(said.iter().all(|m| m.contains(&format!("/requests/{id}"))));
+
+    // dave signed in, but no Slack member has his email: no DM, no retry.
+    w.session_of("dave").await?;
+    let other = w
+        .submit("dave", "prod-web", "app", Duration::from_secs(3600))
+        .await?;
+    w.approve_as("bob", other).await?;
+    w.wait_state(
+        other,
+        jitgate_server::domain::StateName::Active,
+        Duration::from_secs(30),
+    )
+    .await?;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let lookups = peer
+        .calls()
+        .await?
+        .into_iter()
+        .filter(|c| {
+            c["method"] == "users.lookupByEmail" && c["body"]["email"] == "dave@example.com"
+        })
+        .count();
+    assert_eq!(
+        lookups, 2,
+        "one look-up per DM (approved, active), none again"
+    );
+    assert_eq!(
+        dms(&peer.messages().await?).len(),
+        said.len(),
+        "none for dave"
+    );
+    Ok(())
+}

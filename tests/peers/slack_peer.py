@@ -17,6 +17,11 @@ Served:
 * ``POST /api/views.open`` (JSON ``{"trigger_id", "view"}``): records the modal and
   answers ``{"ok": true, "view": {...}}``; ``invalid_trigger_id`` without a trigger id
   (https://api.slack.com/methods/views.open).
+* ``POST /api/users.lookupByEmail`` (``email=...``): the seeded member with that email,
+  else ``users_not_found`` (https://api.slack.com/methods/users.lookupByEmail).
+* ``POST /api/conversations.open`` (JSON ``{"users": "U..."}``): the DM channel with a
+  seeded member, ``{"ok": true, "channel": {"id": "D<member>"}}``, else ``user_not_found``
+  (https://api.slack.com/methods/conversations.open).
 * ``POST /api/chat.postMessage`` (JSON ``{"channel", "text", "blocks"}``): keeps the
   message and answers ``{"ok": true, "channel": "<id>", "ts": "<ts>"}``; a ``#name``
   channel is answered with its id (``C`` + the name, upper-cased), an unknown
@@ -77,7 +82,7 @@ class Peer:
         channel = str(body.get("channel") or "")
         if channel.startswith("#") and len(channel) > 1:
             channel = "C" + channel[1:].upper().replace("-", "")
-        elif not channel.startswith("C"):
+        elif not channel.startswith(("C", "D")):
             return {"ok": False, "error": "channel_not_found"}
         with self.lock:
             ts = f"1700000000.{self.next_ts:06d}"
@@ -187,6 +192,22 @@ def make_handler(peer):
                 return self.answer(
                     200, {"ok": True, "user": {"id": user, "profile": {"email": email}}}
                 )
+            if path in ("/api/users.lookupByEmail", "/api/conversations.open"):
+                method = path.removeprefix("/api/")
+                peer.record(method, path, body)
+                if self.headers.get("Authorization", "") != f"Bearer {peer.bot_token}":
+                    return self.answer(200, {"ok": False, "error": "invalid_auth"})
+                with peer.lock:
+                    users = dict(peer.users)
+                if method == "users.lookupByEmail":
+                    member = next((u for u, e in users.items() if e == body.get("email")), None)
+                    if member is None:
+                        return self.answer(200, {"ok": False, "error": "users_not_found"})
+                    return self.answer(200, {"ok": True, "user": {"id": member, "profile": {"email": users[member]}}})
+                member = str(body.get("users", ""))
+                if member not in users:
+                    return self.answer(200, {"ok": False, "error": "user_not_found"})
+                return self.answer(200, {"ok": True, "channel": {"id": "D" + member}})
             if path == "/api/views.open":
                 peer.record("views.open", path, body)
                 if self.headers.get("Authorization", "") != f"Bearer {peer.bot_token}":

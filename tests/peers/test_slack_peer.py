@@ -109,5 +109,17 @@ class SlackPeerTest(unittest.TestCase):
         self.assertTrue(post(f"{self.url}/api/chat.postMessage", {"channel": "C1", "text": "x"}, auth)["ok"])
 
 
+    def test_a_member_is_found_by_email_and_dmed(self):
+        auth = {"Authorization": f"Bearer {TOKEN}"}
+        found = post(f"{self.url}/api/users.lookupByEmail", {"email": "alice@example.com"}, auth, form=True)
+        self.assertEqual(found["user"]["id"], "U1")
+        self.assertEqual(post(f"{self.url}/api/users.lookupByEmail", {"email": "x@y.z"}, auth, form=True)["error"],
+                         "users_not_found")
+        opened = post(f"{self.url}/api/conversations.open", {"users": "U1"}, auth)
+        self.assertEqual(opened["channel"]["id"], "DU1")
+        self.assertTrue(post(f"{self.url}/api/chat.postMessage", {"channel": "DU1", "text": "hi"}, auth)["ok"])
+        self.assertEqual(post(f"{self.url}/api/conversations.open", {"users": "U404"}, auth)["error"],
+                         "user_not_found")
+
 if __name__ == "__main__":
     unittest.main()

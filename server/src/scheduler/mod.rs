@@ -11,6 +11,7 @@
 //! - `sessions`: ends the live Session Manager sessions of grants that ended.
 //! - `inventory`: looks up the instances in the profiles' scope (the targets).
 //! - `slack`: posts and updates each request's Slack channel message (with `[slack]`).
+//! - `slack_dms`: sends requesters their DMs as their requests move (with `[slack]`).
 //!
 //! The database is the source of truth; every step is idempotent, so a process killed
 //! at any point leaves work that the next claim of the same principal finishes.
@@ -22,6 +23,7 @@ mod inventory;
 mod lease;
 mod sessions;
 mod slack;
+mod slack_dms;
 mod sweep;
 mod workers;
 
@@ -90,7 +92,8 @@ pub async fn reclaim_leases(db: &Db, holder: &LeaseHolder) -> Result<u64, StoreE
     let principals = principals::release_leases_of(db, prefix).await?;
     let jobs = jobs::release_leases_of(db, prefix).await?;
     let closings = session_closings::release_leases_of(db, prefix).await?;
-    let posts = slack_posts::release_leases_of(db, prefix).await?;
+    let posts = slack_posts::release_leases_of(db, prefix).await?
+        + crate::store::slack_dms::release_leases_of(db, prefix).await?;
     if principals + jobs + closings + posts > 0 {
         tracing::info!(
             node = holder.node(),
@@ -140,6 +143,12 @@ impl Scheduler {
         ));
         if let Some(slack_api) = slack {
             tasks.spawn(slack::run(
+                broker.clone(),
+                slack_api.clone(),
+                holder.clone(),
+                stopped.clone(),
+            ));
+            tasks.spawn(slack_dms::run(
                 broker.clone(),
                 slack_api,
                 holder.clone(),

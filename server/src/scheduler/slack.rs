@@ -171,7 +171,7 @@ async fn deliver<I: IdentityCenter>(
 }
 
 /// 1 s, 2 s, 4 s ... up to [`MAX_RETRY`].
-fn backoff(attempts: i64) -> Duration {
+pub(super) fn backoff(attempts: i64) -> Duration {
     let exp = u32::try_from(attempts.clamp(0, 6)).unwrap_or(6);
     Duration::from_secs(1u64 << exp).min(MAX_RETRY)
 }

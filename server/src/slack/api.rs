@@ -155,6 +155,71 @@ impl SlackApi {
         }
     }
 
+    /// The Slack member with `email` (`users.lookupByEmail`); `None` when there is none.
+    pub async fn member_by_email(&self, email: &str) -> Result<Option<String>, SlackError> {
+        #[derive(Deserialize)]
+        struct Found {
+            ok: bool,
+            error: Option<String>,
+            user: Option<Member>,
+        }
+        #[derive(Deserialize)]
+        struct Member {
+            id: String,
+        }
+        let answer: Found = self
+            .http
+            .post(format!("{}/users.lookupByEmail", self.base))
+            .bearer_auth(&self.token)
+            .form(&[("email", email)])
+            .send()
+            .await?
+            .error_for_status()?
+            .json()
+            .await?;
+        match answer {
+            Found { ok: true, user, .. } => Ok(user.map(|u| u.id)),
+            Found { error, .. } if error.as_deref() == Some("users_not_found") => Ok(None),
+            Found { error, .. } => Err(SlackError::Refused(
+                error.unwrap_or_else(|| "not ok".into()),
+            )),
+        }
+    }
+
+    /// The DM channel with member `user` (`conversations.open`).
+    pub async fn open_dm(&self, user: &str) -> Result<String, SlackError> {
+        #[derive(Deserialize)]
+        struct Opened {
+            ok: bool,
+            error: Option<String>,
+            channel: Option<Channel>,
+        }
+        #[derive(Deserialize)]
+        struct Channel {
+            id: String,
+        }
+        let answer: Opened = self
+            .http
+            .post(format!("{}/conversations.open", self.base))
+            .bearer_auth(&self.token)
+            .json(&json!({"users": user}))
+            .send()
+            .await?
+            .error_for_status()?
+            .json()
+            .await?;
+        match answer {
+            Opened {
+                ok: true,
+                channel: Some(channel),
+                ..
+            } => Ok(channel.id),
+            Opened { error, .. } => Err(SlackError::Refused(
+                error.unwrap_or_else(|| "no channel in the answer".into()),
+            )),
+        }
+    }
+
     /// Posts a message (`chat.postMessage`): where it landed.
     pub async fn post_message(
         &self,

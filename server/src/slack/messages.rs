@@ -185,6 +185,72 @@ pub fn request_message(
     (text, Value::Array(blocks))
 }
 
+/// The requester's DM about `event` (see store/slack_dms.rs `event_of`); `None` when the
+/// request has moved on since (its later step's DM says what matters).
+pub fn dm_text(record: &RequestRecord, event: &str, page: &str, names: &Names) -> Option<String> {
+    let r = &record.request;
+    let target = format!(
+        "*{}* as `{}` on account {}",
+        escape(&r.profile),
+        r.os_user,
+        r.account
+    );
+    let what = format!("your request for {target}");
+    let access = format!("your access to {target}");
+    let body = match (event, &r.state) {
+        ("approved", RequestState::Approved { .. }) => {
+            let by: Vec<String> = r.approvals.iter().map(|a| name(names, &a.by)).collect();
+            if by.is_empty() {
+                format!(
+                    "{} was approved; access is being set up.",
+                    capitalized(&what)
+                )
+            } else {
+                format!(
+                    "{} was approved by {}; access is being set up.",
+                    capitalized(&what),
+                    by.join(", ")
+                )
+            }
+        }
+        ("active", RequestState::Active { expires_at, .. }) => format!(
+            "{} is active until {}. Connect with `jitgate ssh <instance> --as {}`.",
+            capitalized(&access),
+            when(*expires_at),
+            r.os_user
+        ),
+        ("ended", RequestState::Ended { why, .. }) => match why {
+            EndReason::Expired => format!("{} has ended: its time ran out.", capitalized(&access)),
+            EndReason::Revoked { by, .. } => format!(
+                "{} was ended early by {}.",
+                capitalized(&access),
+                name(names, by)
+            ),
+        },
+        ("denied", RequestState::Denied { by, comment, .. }) => format!(
+            "{} was denied by {}{}",
+            capitalized(&what),
+            name(names, by),
+            comment
+                .as_deref()
+                .map(|c| format!(": {}", escape(c)))
+                .unwrap_or_else(|| ".".into())
+        ),
+        ("failed", RequestState::Failed { reason, .. }) => format!(
+            "{} was approved, but access could not be set up: {}",
+            capitalized(&what),
+            escape(reason)
+        ),
+        ("lapsed", _) => format!(
+            "{} lapsed: no approver decided in time. Ask again if you still need it.",
+            capitalized(&what)
+        ),
+        // The request moved on before the DM went out.
+        (_, _) => return None,
+    };
+    Some(format!("{body} <{page}|Open request>"))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

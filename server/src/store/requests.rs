@@ -46,6 +46,9 @@ pub async fn insert(tx: &mut WriteTx, stored: &RequestRecord) -> Result<(), Stor
     }
     if tx.slack_outbox {
         super::slack_posts::owe(tx, r.id, r.created_at).await?;
+        if let Some(event) = super::slack_dms::event_of(&r.state) {
+            super::slack_dms::owe(tx, r.id, event, r.created_at).await?;
+        }
     }
     Ok(())
 }
@@ -116,6 +119,9 @@ pub async fn save(
     if tx.slack_outbox {
         // With the change, so the channel message can never show less than happened.
         super::slack_posts::owe(tx, r.id, now).await?;
+        if let Some(event) = super::slack_dms::event_of(&r.state) {
+            super::slack_dms::owe(tx, r.id, event, now).await?;
+        }
     }
     Ok(())
 }

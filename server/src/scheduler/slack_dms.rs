@@ -1,0 +1,140 @@
+//! Sending requesters their Slack DMs from the outbox (store/slack_dms.rs): that their
+//! grant is active (and until when, and how to connect), ended, denied, failed, lapsed,
+//! or approved while it is being set up. Each is owed in the transaction of the change,
+//! claimed with a lease, retried like the channel messages (scheduler/slack.rs) and sent
+//! once. The requester is found in Slack by the email jitgate has for them
+//! (`users.lookupByEmail`); no member with it, and the DM is recorded as not sent. A DM
+//! whose step the request has moved past is skipped: the later one says what matters.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::TimeDelta;
+use tokio::sync::watch;
+
+use super::lease::lease_until;
+use super::slack::backoff;
+use super::{LeaseHolder, stopping};
+use crate::aws::IdentityCenter;
+use crate::broker::Broker;
+use crate::slack::{SlackApi, SlackError, messages};
+use crate::store::slack_dms::{self, Dm};
+use crate::store::{requests, users};
+
+/// Delivers the requesters' DMs (store/slack_dms.rs), like the channel messages: claimed
+/// with a lease, retried with back-off, each sent once.
+pub(super) async fn run<I: IdentityCenter>(
+    broker: Broker<I>,
+    slack: Arc<SlackApi>,
+    holder: LeaseHolder,
+    mut stopped: watch::Receiver<bool>,
+) {
+    let poll = broker.config().scheduler.poll_interval.get();
+    let lease = broker.config().scheduler.lease.get();
+    loop {
+        if *stopped.borrow() {
+            break;
+        }
+        let now = broker.now();
+        let token = holder.next_token();
+        match slack_dms::claim(broker.db(), &token, now, lease_until(now, lease), 8).await {
+            Ok(dms) if !dms.is_empty() => {
+                for dm in dms {
+                    send_dm(&broker, &slack, &token, dm).await;
+                }
+                continue;
+            }
+            Ok(_) => {}
+            Err(e) => tracing::error!(error = %e, "claiming Slack DMs failed"),
+        }
+        let wait = match slack_dms::next_due(broker.db(), broker.now()).await {
+            Ok(Some(due)) => (due - broker.now())
+                .to_std()
+                .unwrap_or(Duration::ZERO)
+                .min(poll)
+                .max(Duration::from_millis(50)),
+            _ => poll,
+        };
+        tokio::select! {
+            _ = broker.wakers().slack.notified() => {}
+            _ = tokio::time::sleep(wait) => {}
+            _ = stopping(&mut stopped) => break,
+        }
+    }
+}
+
+/// Sends one DM: the requester found in Slack by the email jitgate has for them.
+async fn send_dm<I: IdentityCenter>(broker: &Broker<I>, slack: &SlackApi, owner: &str, dm: Dm) {
+    let db = broker.db();
+    let id = dm.request_id;
+    let record = match requests::get(db, id).await {
+        Ok(Some(record)) => record,
+        Ok(None) => {
+            let _ = slack_dms::done(db, &dm, owner, broker.now(), Some("no such request")).await;
+            return;
+        }
+        Err(e) => {
+            tracing::error!(error = %e, request = %id, "reading a request for its Slack DM failed");
+            return;
+        }
+    };
+    let requester = record.request.requester.as_str();
+    let email = match users::get(db, requester).await {
+        Ok(user) => user.and_then(|u| u.email),
+        Err(e) => {
+            tracing::error!(error = %e, request = %id, "reading the requester for a Slack DM failed");
+            return;
+        }
+    };
+    let Some(email) = email else {
+        let _ = slack_dms::done(
+            db,
+            &dm,
+            owner,
+            broker.now(),
+            Some("jitgate has no email for the requester"),
+        )
+        .await;
+        return;
+    };
+    let sent = async {
+        let Some(member) = slack.member_by_email(&email).await? else {
+            return Ok(Some("no Slack member has the requester's email"));
+        };
+        let channel = slack.open_dm(&member).await?;
+        let mut names = messages::Names::new();
+        for person in messages::people(&record) {
+            if let Ok(Some(user)) = users::get(db, person.as_str()).await {
+                names.insert(person.as_str().to_owned(), user.user_name);
+            }
+        }
+        let page = format!(
+            "{}/requests/{id}",
+            broker.config().server.public_url.trim_end_matches('/')
+        );
+        let Some(text) = messages::dm_text(&record, &dm.event, &page, &names) else {
+            return Ok(Some("superseded: the request moved on before it was sent"));
+        };
+        let blocks =
+            serde_json::json!([{"type": "section", "text": {"type": "mrkdwn", "text": text}}]);
+        slack.post_message(&channel, &text, &blocks).await?;
+        Ok::<_, SlackError>(None)
+    }
+    .await;
+    let outcome = match sent {
+        Ok(why_not) => slack_dms::done(db, &dm, owner, broker.now(), why_not).await,
+        Err(e) => {
+            let wait = match &e {
+                SlackError::RateLimited(wait) => *wait,
+                _ => backoff(dm.attempts),
+            };
+            tracing::warn!(error = %e, request = %id, event = %dm.event, attempts = dm.attempts + 1, "Slack DM not delivered; retrying");
+            let retry_at =
+                broker.now() + TimeDelta::from_std(wait).unwrap_or(TimeDelta::seconds(60));
+            slack_dms::failed(db, &dm, owner, &e.to_string(), retry_at).await
+        }
+    };
+    if let Err(e) = outcome {
+        tracing::error!(error = %e, request = %id, "recording a Slack DM failed; its lease runs out");
+    }
+}
