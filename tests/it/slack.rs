@@ -524,3 +524,56 @@ async fn the_requester_gets_a_dm_at_each_step() -> Result<()> {
     );
     Ok(())
 }
+
+/// A grant nearing its end (within the default 10 minutes) tells its requester once, with
+/// how to extend it.
+#[tokio::test]
+async fn the_requester_is_told_before_the_grant_ends() -> Result<()> {
+    let peer = SlackPeer::start().await?;
+    let w = slack_world(&peer).await?;
+    let id = w
+        .submit("alice", "prod-web", "app", Duration::from_secs(3600))
+        .await?;
+    w.approve_as("bob", id).await?;
+    w.wait_state(
+        id,
+        jitgate_server::domain::StateName::Active,
+        Duration::from_secs(30),
+    )
+    .await?;
+    // Five minutes left, as if it had run 55 of its 60.
+    let ends = chrono::Utc::now() + chrono::TimeDelta::minutes(5);
+    let mut tx = w.db.begin().await?;
+    let mut stored = jitgate_server::store::requests::lock(&mut tx, id)
+        .await?
+        .context("request vanished")?;
+    let jitgate_server::domain::RequestState::Active { activated_at, .. } = stored.request.state
+    else {
+        anyhow::bail!("not active");
+    };
+    stored.request.state = jitgate_server::domain::RequestState::Active {
+        activated_at,
+        expires_at: ends,
+    };
+    jitgate_server::store::requests::save(&mut tx, &stored, chrono::Utc::now()).await?;
+    tx.commit().await?;
+    let expiring = |all: &[Value]| -> Vec<String> {
+        all.iter()
+            .filter(|m| m["channel"] == "DUALICE")
+            .map(latest)
+            .filter(|d| d.contains(" ends at "))
+            .collect()
+    };
+    let all = messages_when(&peer, "alice's DM that her access ends soon", |m| {
+        !expiring(m).is_empty()
+    })
+    .await?;
+    let told = expiring(&all);
+    assert!(
+        told[0].contains(&format!("jitgate extend {id} --for 1h")),
+        "{told:?}"
+    );
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert_eq!(expiring(&peer.messages().await?).len(), 1, "told once");
+    Ok(())
+}

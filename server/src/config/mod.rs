@@ -113,6 +113,14 @@ pub struct SlackConfig {
     /// their profile names no `slack_channel`; neither: no message.
     #[serde(default)]
     pub channel: Option<String>,
+    /// How long before a grant ends its requester gets an "expiring soon" DM (grants
+    /// shorter than this get none).
+    #[serde(default = "default_expiring_soon")]
+    pub expiring_soon: HumanDuration,
+}
+
+fn default_expiring_soon() -> HumanDuration {
+    HumanDuration::from_secs(600)
 }
 
 fn default_slack_api() -> String {

@@ -79,6 +79,12 @@ pub fn check(config: &Config) -> Vec<Problem> {
                 format!("`{channel}` is not a Slack channel: give its id (C0123456789) or #name"),
             );
         }
+        if slack.expiring_soon.get() < std::time::Duration::from_secs(60) {
+            out.add(
+                "slack.expiring_soon",
+                "must be at least 1m (how long before a grant ends its requester is told)",
+            );
+        }
         if !slack.bot_token.expose().starts_with("xoxb-") {
             out.add(
                 "slack.bot_token",

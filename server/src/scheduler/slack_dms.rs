@@ -36,6 +36,15 @@ pub(super) async fn run<I: IdentityCenter>(
             break;
         }
         let now = broker.now();
+        if let Some(lead) = broker
+            .config()
+            .slack
+            .as_ref()
+            .map(|s| s.expiring_soon.get())
+            && let Err(e) = slack_dms::owe_expiring(broker.db(), now, lead).await
+        {
+            tracing::error!(error = %e, "looking for grants about to end failed");
+        }
         let token = holder.next_token();
         match slack_dms::claim(broker.db(), &token, now, lease_until(now, lease), 8).await {
             Ok(dms) if !dms.is_empty() => {

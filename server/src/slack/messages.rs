@@ -219,6 +219,13 @@ pub fn dm_text(record: &RequestRecord, event: &str, page: &str, names: &Names) -
             when(*expires_at),
             r.os_user
         ),
+        ("expiring", RequestState::Active { expires_at, .. }) => format!(
+            "{} ends at {}. Need longer? `jitgate extend {} --for 1h --reason ...`, or on the \
+             request's page.",
+            capitalized(&access),
+            when(*expires_at),
+            r.id
+        ),
         ("ended", RequestState::Ended { why, .. }) => match why {
             EndReason::Expired => format!("{} has ended: its time ran out.", capitalized(&access)),
             EndReason::Revoked { by, .. } => format!(

@@ -49,6 +49,28 @@ pub async fn owe(
     Ok(())
 }
 
+/// Owes an "expiring" DM to each active grant that ends within `lead` of `now` and
+/// lasts longer than `lead` (a grant shorter than that would be told at once); once per
+/// grant.
+pub async fn owe_expiring(
+    db: &Db,
+    now: DateTime<Utc>,
+    lead: std::time::Duration,
+) -> Result<u64, StoreError> {
+    let lead_ms = i64::try_from(lead.as_millis()).unwrap_or(i64::MAX);
+    let mut tx = db.begin().await?;
+    let done = query(
+        "INSERT INTO slack_dms (request_id, event, owed_at, next_attempt_at)          SELECT id, 'expiring', $1, $1 FROM requests          WHERE state = 'active' AND expires_at > $1 AND expires_at <= $2            AND duration_secs * 1000 > $3          ON CONFLICT (request_id, event) DO NOTHING",
+    )
+    .bind(to_millis(now))
+    .bind(to_millis(now).saturating_add(lead_ms))
+    .bind(lead_ms)
+    .execute(&mut tx)
+    .await?;
+    tx.commit().await?;
+    Ok(done.rows_affected())
+}
+
 /// Claims up to `limit` owed DMs that are due and not leased, oldest first.
 pub async fn claim(
     db: &Db,
