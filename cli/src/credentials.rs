@@ -12,6 +12,7 @@ use anyhow::{Context, Result};
 
 use crate::aws::{self, RoleAsk};
 use crate::config::{Dir, write_private};
+use crate::sso_cache::RefreshLock;
 use crate::sso_login::{self, SsoSite};
 
 /// The AWS config file jitgate owns.
@@ -24,8 +25,9 @@ pub fn profile_name(ask: &RoleAsk<'_>) -> String {
     format!("jitgate-{}-{}", ask.account_id, ask.role_name)
 }
 
-/// A word of `credential_process`, quoted when it needs to be (botocore splits the line
-/// like a POSIX shell).
+/// A word of `credential_process`, single-quoted when it needs quoting: the plugin's Go
+/// SDK runs the line with `sh -c` and botocore splits it like a POSIX shell, and inside
+/// single quotes neither expands anything (`$`, backticks), whatever the server sent.
 fn word(text: &str) -> String {
     if !text.is_empty()
         && text
@@ -34,12 +36,46 @@ fn word(text: &str) -> String {
     {
         text.to_owned()
     } else {
-        format!("\"{}\"", text.replace('\\', "\\\\").replace('"', "\\\""))
+        format!("'{}'", text.replace('\'', "'\\''"))
     }
+}
+
+/// Refuses what could break the profile's lines or is not what AWS names look like.
+fn check_profile_inputs(site: &SsoSite, ask: &RoleAsk<'_>, region: &str) -> Result<()> {
+    let plain = |v: &str| !v.is_empty() && !v.chars().any(|c| c.is_control() || c.is_whitespace());
+    let region_ok = !region.is_empty()
+        && region
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-');
+    let account_ok =
+        ask.account_id.len() == 12 && ask.account_id.chars().all(|c| c.is_ascii_digit());
+    let role_ok = ask.role_name.len() <= 64
+        && ask
+            .role_name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "+=,.@_-".contains(c));
+    let session_ok = site.session_name.as_deref().is_none_or(plain);
+    if !(region_ok
+        && account_ok
+        && role_ok
+        && session_ok
+        && plain(&site.start_url)
+        && plain(&site.region))
+    {
+        anyhow::bail!(
+            "the server described the connection with values that are not AWS names \
+             (region `{region}`, account `{}`, role `{}`): ask the jitgate administrator to \
+             check [aws] and the profiles",
+            ask.account_id.escape_debug(),
+            ask.role_name.escape_debug()
+        );
+    }
+    Ok(())
 }
 
 /// Writes the profile for `ask` (keeping the file's other profiles) and answers its name.
 pub fn write_profile(dir: &Dir, site: &SsoSite, ask: &RoleAsk<'_>, region: &str) -> Result<String> {
+    check_profile_inputs(site, ask, region)?;
     let exe = std::env::current_exe().context("finding the jitgate binary for the profile")?;
     let name = profile_name(ask);
     let mut process = vec![
@@ -62,6 +98,9 @@ pub fn write_profile(dir: &Dir, site: &SsoSite, ask: &RoleAsk<'_>, region: &str)
     writeln!(section, "region = {region}")?;
     writeln!(section, "credential_process = {}", process.join(" "))?;
     let path = config_file(dir);
+    // Two `jitgate ssh` at once must not lose each other's profile.
+    std::fs::create_dir_all(dir.path())?;
+    let _lock = RefreshLock::take(&dir.path().join("aws-config.lock"))?;
     let existing = std::fs::read_to_string(&path).unwrap_or_default();
     let mut text = String::from(
         "# Written by jitgate ssh: one profile per account and role, for the\n# Session Manager plugin. Edits are overwritten.\n",
@@ -97,8 +136,12 @@ mod tests {
             word("https://d-1.awsapps.com/start"),
             "https://d-1.awsapps.com/start"
         );
-        assert_eq!(word("/home/a b/jitgate"), "\"/home/a b/jitgate\"");
-        assert_eq!(word("x\"y"), "\"x\\\"y\"");
+        assert_eq!(word("/home/a b/jitgate"), "'/home/a b/jitgate'");
+        assert_eq!(
+            word("https://x/$(touch pwned)"),
+            "'https://x/$(touch pwned)'"
+        );
+        assert_eq!(word("it's"), "'it'\\''s'");
     }
 
     #[test]

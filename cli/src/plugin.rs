@@ -28,11 +28,19 @@ pub struct Plugin {
     pub version: [u64; 4],
 }
 
+/// `1.2.707.0` (or fewer parts, the rest zero), as the AWS CLI compares versions.
 fn parse_version(text: &str) -> Option<[u64; 4]> {
-    let mut parts = text.trim().split('.').map(|p| p.parse::<u64>().ok());
+    let parts: Vec<u64> = text
+        .trim()
+        .split('.')
+        .map(|p| p.parse::<u64>().ok())
+        .collect::<Option<_>>()?;
+    if parts.is_empty() || parts.len() > 4 {
+        return None;
+    }
     let mut version = [0; 4];
-    for slot in &mut version {
-        *slot = parts.next().flatten()?;
+    for (slot, part) in version.iter_mut().zip(parts) {
+        *slot = part;
     }
     Some(version)
 }
@@ -137,7 +145,8 @@ mod tests {
     #[test]
     fn versions_compare_as_the_aws_cli_compares_them() {
         assert_eq!(parse_version("1.2.707.0\n"), Some([1, 2, 707, 0]));
-        assert_eq!(parse_version("1.2"), None);
+        assert_eq!(parse_version("1.2"), Some([1, 2, 0, 0]));
+        assert_eq!(parse_version("1.2.3.4.5"), None);
         assert_eq!(parse_version("banana"), None);
         assert!(parse_version("1.2.497.0").unwrap() <= LAST_WITHOUT_ENV_HANDOFF);
         assert!(parse_version("1.2.498.0").unwrap() > LAST_WITHOUT_ENV_HANDOFF);

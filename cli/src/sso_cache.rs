@@ -120,7 +120,7 @@ pub struct RefreshLock {
 }
 
 impl RefreshLock {
-    fn take(path: &Path) -> Result<RefreshLock> {
+    pub fn take(path: &Path) -> Result<RefreshLock> {
         let file = File::options()
             .create(true)
             .truncate(false)

@@ -71,20 +71,34 @@ pub async fn access_token(
     // One process at a time past here: a refresh token works once, and a second
     // sign-in would be a second browser tab for nothing.
     // Blocking here is fine: this process has nothing else to do meanwhile.
-    let _lock = cache.lock(&key)?;
+    let lock = cache.lock(&key)?;
     let cached = cache.load(&key)?;
     if let Some(token) = &cached {
         if token.expires_at - now > REFRESH_WINDOW {
             return Ok(token.access_token.clone());
         }
-        if let Some(fresh) = refresh(site, token, now).await {
-            cache.save(&key, &fresh)?;
-            return Ok(fresh.access_token);
-        }
-        if token.expires_at - now > USABLE {
-            return Ok(token.access_token.clone());
+        match refresh(site, token, now).await {
+            Ok(fresh) => {
+                cache.save(&key, &fresh)?;
+                return Ok(fresh.access_token);
+            }
+            Err(_) if token.expires_at - now > USABLE => {
+                return Ok(token.access_token.clone());
+            }
+            Err(NotRefreshed::Unreachable(why)) if sign_in.is_none() => {
+                bail!(Failure::new(
+                    crate::exit::UNREACHABLE,
+                    format!(
+                        "IAM Identity Center could not be reached to refresh your sign-in: {why}"
+                    )
+                ));
+            }
+            Err(_) => {}
         }
     }
+    // A sign-in takes minutes in a browser: other jitgate processes (a plugin's
+    // credential_process) must not wait on it; it writes the cache whole when done.
+    drop(lock);
     let Some(how) = sign_in else {
         bail!(Failure::new(
             NOT_LOGGED_IN,
@@ -106,8 +120,20 @@ pub async fn access_token(
 }
 
 /// The refreshed token, or `None` when the refresh token is spent or refused.
-async fn refresh(site: &SsoSite, token: &SsoToken, now: DateTime<Utc>) -> Option<SsoToken> {
-    let (client_id, client_secret, refresh_token) = token.refreshable(now)?;
+/// Why a refresh gave no token: IdC refused it (sign in again), or it could not be asked.
+enum NotRefreshed {
+    Refused,
+    Unreachable(String),
+}
+
+async fn refresh(
+    site: &SsoSite,
+    token: &SsoToken,
+    now: DateTime<Utc>,
+) -> Result<SsoToken, NotRefreshed> {
+    use aws_sdk_ssooidc::error::DisplayErrorContext;
+    let (client_id, client_secret, refresh_token) =
+        token.refreshable(now).ok_or(NotRefreshed::Refused)?;
     let out = aws::oidc(&site.region)
         .create_token()
         .client_id(client_id)
@@ -116,9 +142,12 @@ async fn refresh(site: &SsoSite, token: &SsoToken, now: DateTime<Utc>) -> Option
         .refresh_token(refresh_token)
         .send()
         .await
-        .ok()?;
-    Some(SsoToken {
-        access_token: out.access_token()?.to_owned(),
+        .map_err(|e| match e.as_service_error() {
+            Some(_) => NotRefreshed::Refused,
+            None => NotRefreshed::Unreachable(DisplayErrorContext(&e).to_string()),
+        })?;
+    Ok(SsoToken {
+        access_token: out.access_token().ok_or(NotRefreshed::Refused)?.to_owned(),
         expires_at: now + TimeDelta::seconds(out.expires_in().into()),
         refresh_token: out.refresh_token().map(str::to_owned),
         ..token.clone()
