@@ -412,7 +412,8 @@ async fn targets_are_what_each_persons_profiles_reach() -> Result<()> {
     assert!(
         reaches.contains(&format!("--reason {id}"))
             && reaches.contains("aws ssm start-session")
-            && reaches.contains("jitgate ssh web-1 --as app"),
+            && reaches.contains("jitgate ssh i-")
+            && reaches.contains(" --as app"),
         "{reaches}"
     );
 

@@ -86,6 +86,8 @@ pub struct Wakers {
     pub sessions: Notify,
     /// A request changed, so its Slack message may be owed an update (scheduler/slack.rs).
     pub slack: Notify,
+    /// A request changed, so its requester may be owed a DM (scheduler/slack_dms.rs).
+    pub slack_dms: Notify,
 }
 
 impl Signals for Wakers {
@@ -94,6 +96,7 @@ impl Signals for Wakers {
         // Every change that may end a grant signals convergence: the session closer looks too.
         self.sessions.notify_one();
         self.slack.notify_one();
+        self.slack_dms.notify_one();
     }
 
     fn expiry(&self) {

@@ -15,7 +15,7 @@ use chrono::TimeDelta;
 use tokio::sync::watch;
 use tokio::task::JoinSet;
 
-use super::lease::lease_until;
+use super::lease::{Heartbeat, lease_until};
 use super::{LeaseHolder, stopping};
 use crate::aws::IdentityCenter;
 use crate::broker::Broker;
@@ -93,6 +93,18 @@ async fn deliver<I: IdentityCenter>(
 ) {
     let id = post.request_id;
     let db = broker.db();
+    let _heartbeat = Heartbeat::start(
+        format!("Slack message {id}"),
+        broker.config().scheduler.lease.get(),
+        broker.clock(),
+        {
+            let (db, owner) = (db.clone(), owner.clone());
+            move |until| {
+                let (db, owner) = (db.clone(), owner.clone());
+                async move { slack_posts::renew(&db, id, &owner, until).await }
+            }
+        },
+    );
     let record = match requests::get(db, id).await {
         Ok(Some(record)) => record,
         Ok(None) => {
@@ -148,6 +160,19 @@ async fn deliver<I: IdentityCenter>(
         Ok(at) => slack_posts::shown(db, &post, &owner, &at.channel, &at.ts)
             .await
             .map(|_| ()),
+        Err(SlackError::Refused(why)) if is_permanent(&why) => {
+            // Retrying cannot help (a channel the app is not in, blocks Slack rejects):
+            // recorded for the admin and the log, and given up until the next change.
+            tracing::error!(request = %id, error = %why, channel = %channel, "Slack refused the message; not retrying");
+            slack_posts::failed(
+                db,
+                &post,
+                &owner,
+                &why,
+                broker.now() + TimeDelta::days(3650),
+            )
+            .await
+        }
         Err(e) => {
             let wait = match &e {
                 SlackError::RateLimited(wait) => *wait,
@@ -168,6 +193,22 @@ async fn deliver<I: IdentityCenter>(
     if let Err(e) = outcome {
         tracing::error!(error = %e, request = %id, "recording a Slack delivery failed; its lease runs out");
     }
+}
+
+/// Slack's answers that no retry changes.
+pub(super) fn is_permanent(error: &str) -> bool {
+    matches!(
+        error,
+        "channel_not_found"
+            | "not_in_channel"
+            | "is_archived"
+            | "invalid_blocks"
+            | "msg_too_long"
+            | "invalid_auth"
+            | "account_inactive"
+            | "missing_scope"
+            | "cant_update_message"
+    )
 }
 
 /// 1 s, 2 s, 4 s ... up to [`MAX_RETRY`].

@@ -12,7 +12,7 @@ use std::time::Duration;
 use chrono::TimeDelta;
 use tokio::sync::watch;
 
-use super::lease::lease_until;
+use super::lease::{Heartbeat, lease_until};
 use super::slack::backoff;
 use super::{LeaseHolder, stopping};
 use crate::aws::IdentityCenter;
@@ -46,7 +46,8 @@ pub(super) async fn run<I: IdentityCenter>(
             tracing::error!(error = %e, "looking for grants about to end failed");
         }
         let token = holder.next_token();
-        match slack_dms::claim(broker.db(), &token, now, lease_until(now, lease), 8).await {
+        // One at a time: each takes up to three Slack calls under its lease.
+        match slack_dms::claim(broker.db(), &token, now, lease_until(now, lease), 1).await {
             Ok(dms) if !dms.is_empty() => {
                 for dm in dms {
                     send_dm(&broker, &slack, &token, dm).await;
@@ -65,7 +66,7 @@ pub(super) async fn run<I: IdentityCenter>(
             _ => poll,
         };
         tokio::select! {
-            _ = broker.wakers().slack.notified() => {}
+            _ = broker.wakers().slack_dms.notified() => {}
             _ = tokio::time::sleep(wait) => {}
             _ = stopping(&mut stopped) => break,
         }
@@ -76,6 +77,18 @@ pub(super) async fn run<I: IdentityCenter>(
 async fn send_dm<I: IdentityCenter>(broker: &Broker<I>, slack: &SlackApi, owner: &str, dm: Dm) {
     let db = broker.db();
     let id = dm.request_id;
+    let _heartbeat = Heartbeat::start(
+        format!("Slack DM {id}"),
+        broker.config().scheduler.lease.get(),
+        broker.clock(),
+        {
+            let (db, owner) = (db.clone(), owner.to_owned());
+            move |until| {
+                let (db, owner) = (db.clone(), owner.clone());
+                async move { slack_dms::renew(&db, id, &owner, until).await }
+            }
+        },
+    );
     let record = match requests::get(db, id).await {
         Ok(Some(record)) => record,
         Ok(None) => {
@@ -124,6 +137,7 @@ async fn send_dm<I: IdentityCenter>(broker: &Broker<I>, slack: &SlackApi, owner:
         let Some(text) = messages::dm_text(&record, &dm.event, &page, &names) else {
             return Ok(Some("superseded: the request moved on before it was sent"));
         };
+        let text = messages::fit(text);
         let blocks =
             serde_json::json!([{"type": "section", "text": {"type": "mrkdwn", "text": text}}]);
         slack.post_message(&channel, &text, &blocks).await?;
@@ -132,6 +146,10 @@ async fn send_dm<I: IdentityCenter>(broker: &Broker<I>, slack: &SlackApi, owner:
     .await;
     let outcome = match sent {
         Ok(why_not) => slack_dms::done(db, &dm, owner, broker.now(), why_not).await,
+        Err(SlackError::Refused(why)) if super::slack::is_permanent(&why) => {
+            tracing::error!(request = %id, event = %dm.event, error = %why, "Slack refused the DM; not retrying");
+            slack_dms::done(db, &dm, owner, broker.now(), Some(&why)).await
+        }
         Err(e) => {
             let wait = match &e {
                 SlackError::RateLimited(wait) => *wait,

@@ -167,16 +167,14 @@ impl SlackApi {
         struct Member {
             id: String,
         }
-        let answer: Found = self
+        let response = self
             .http
             .post(format!("{}/users.lookupByEmail", self.base))
             .bearer_auth(&self.token)
             .form(&[("email", email)])
             .send()
-            .await?
-            .error_for_status()?
-            .json()
             .await?;
+        let answer: Found = rate_checked(response)?.json().await?;
         match answer {
             Found { ok: true, user, .. } => Ok(user.map(|u| u.id)),
             Found { error, .. } if error.as_deref() == Some("users_not_found") => Ok(None),
@@ -198,16 +196,14 @@ impl SlackApi {
         struct Channel {
             id: String,
         }
-        let answer: Opened = self
+        let response = self
             .http
             .post(format!("{}/conversations.open", self.base))
             .bearer_auth(&self.token)
             .json(&json!({"users": user}))
             .send()
-            .await?
-            .error_for_status()?
-            .json()
             .await?;
+        let answer: Opened = rate_checked(response)?.json().await?;
         match answer {
             Opened {
                 ok: true,
@@ -252,20 +248,7 @@ impl SlackApi {
             .send()
             .await
             .map_err(|e| SlackError::Unreachable(e.without_url()))?;
-        if response.status() == reqwest::StatusCode::TOO_MANY_REQUESTS {
-            let wait = response
-                .headers()
-                .get(reqwest::header::RETRY_AFTER)
-                .and_then(|v| v.to_str().ok())
-                .and_then(|v| v.trim().parse::<u64>().ok())
-                .unwrap_or(1);
-            return Err(SlackError::RateLimited(Duration::from_secs(
-                wait.clamp(1, 300),
-            )));
-        }
-        let answer: Posted = response
-            .error_for_status()
-            .map_err(|e| SlackError::Unreachable(e.without_url()))?
+        let answer: Posted = rate_checked(response)?
             .json()
             .await
             .map_err(|e| SlackError::Unreachable(e.without_url()))?;
@@ -323,4 +306,23 @@ impl SlackApi {
             _ => false,
         }
     }
+}
+
+/// A 429 as [`SlackError::RateLimited`] with Slack's `Retry-After`; other error statuses as
+/// unreachable.
+fn rate_checked(response: reqwest::Response) -> Result<reqwest::Response, SlackError> {
+    if response.status() == reqwest::StatusCode::TOO_MANY_REQUESTS {
+        let wait = response
+            .headers()
+            .get(reqwest::header::RETRY_AFTER)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.trim().parse::<u64>().ok())
+            .unwrap_or(1);
+        return Err(SlackError::RateLimited(Duration::from_secs(
+            wait.clamp(1, 300),
+        )));
+    }
+    response
+        .error_for_status()
+        .map_err(|e| SlackError::Unreachable(e.without_url()))
 }

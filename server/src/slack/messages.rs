@@ -41,6 +41,18 @@ pub fn escape(text: &str) -> String {
         .replace('>', "&gt;")
 }
 
+/// A section's text within Slack's 3,000 characters (escaping can make typed text up to
+/// five times longer), cut at a character boundary.
+pub fn fit(text: String) -> String {
+    const MAX: usize = 2_900;
+    if text.chars().count() <= MAX {
+        return text;
+    }
+    let mut cut: String = text.chars().take(MAX).collect();
+    cut.push_str(" …");
+    cut
+}
+
 fn when(t: chrono::DateTime<chrono::Utc>) -> String {
     t.format("%Y-%m-%d %H:%M UTC").to_string()
 }
@@ -166,9 +178,9 @@ pub fn request_message(
         json!({"type": "section", "text": {"type": "mrkdwn", "text": format!(
             "*{}* asks for *{}* as `{}` on account {} for {}\n{}\n<{page}|Open request {}>",
             name(names, &r.requester), escape(&r.profile), r.os_user, r.account, human(r.duration),
-            fields.join("\n"), r.id
+            fit(fields.join("\n")), r.id
         )}}),
-        json!({"type": "context", "elements": [{"type": "mrkdwn", "text": status(record, required, names)}]}),
+        json!({"type": "context", "elements": [{"type": "mrkdwn", "text": fit(status(record, required, names))}]}),
     ];
     if matches!(r.state, RequestState::Pending) {
         let id = r.id.to_string();

@@ -13,6 +13,7 @@ pub mod audit;
 pub mod cli_logins;
 pub mod drift;
 pub mod jobs;
+pub mod leases;
 mod lite;
 mod port;
 pub mod principals;

@@ -202,31 +202,10 @@ pub async fn postpone(
     row.map(|r| r.try_get("attempts")).transpose()
 }
 
-/// Releases every principal lease taken under `prefix` (a node's lease-owner prefix, see
-/// `scheduler::LeaseHolder`), so a restarted process takes back its own unfinished work at
-/// once instead of waiting out the leases of the process it replaces. With `prefix`
-/// `None`, every lease is released (SQLite: one process by design). Returns how many.
+/// Releases the leases taken under `prefix`, or all with `None` (SQLite), at start-up:
+/// see `leases::release_of`.
 pub async fn release_leases_of(db: &Db, prefix: Option<&str>) -> Result<u64, StoreError> {
-    let done = match prefix {
-        Some(prefix) => {
-            query(
-                "UPDATE principals SET lease_owner = NULL, lease_until = NULL \
-                 WHERE lease_owner IS NOT NULL AND substr(lease_owner, 1, length($1)) = $1",
-            )
-            .bind(prefix)
-            .execute(db.writer())
-            .await?
-        }
-        None => {
-            query(
-                "UPDATE principals SET lease_owner = NULL, lease_until = NULL \
-                 WHERE lease_owner IS NOT NULL",
-            )
-            .execute(db.writer())
-            .await?
-        }
-    };
-    Ok(done.rows_affected())
+    super::leases::release_of(db, super::leases::Leased::Principals, prefix).await
 }
 
 /// Releases a lease without recording anything (shutdown).

@@ -45,7 +45,7 @@ pub async fn insert(tx: &mut WriteTx, stored: &RequestRecord) -> Result<(), Stor
         record_decision_approvals(tx, r.id, approvals).await?;
     }
     if tx.slack_outbox {
-        super::slack_posts::owe(tx, r.id, r.created_at).await?;
+        super::slack_posts::owe_new(tx, r.id, r.created_at).await?;
         if let Some(event) = super::slack_dms::event_of(&r.state) {
             super::slack_dms::owe(tx, r.id, event, r.created_at).await?;
         }

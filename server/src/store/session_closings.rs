@@ -168,26 +168,7 @@ pub async fn outstanding(db: &Db) -> Result<(i64, Option<DateTime<Utc>>), StoreE
 }
 
 /// Releases the leases taken under `prefix`, or all with `None` (SQLite), at start-up:
-/// see `principals::release_leases_of`.
+/// see `leases::release_of`.
 pub async fn release_leases_of(db: &Db, prefix: Option<&str>) -> Result<u64, StoreError> {
-    let done = match prefix {
-        Some(prefix) => {
-            query(
-                "UPDATE session_closings SET lease_owner = NULL, lease_until = NULL \
-                 WHERE lease_owner IS NOT NULL AND substr(lease_owner, 1, length($1)) = $1",
-            )
-            .bind(prefix)
-            .execute(db.writer())
-            .await?
-        }
-        None => {
-            query(
-                "UPDATE session_closings SET lease_owner = NULL, lease_until = NULL \
-                 WHERE lease_owner IS NOT NULL",
-            )
-            .execute(db.writer())
-            .await?
-        }
-    };
-    Ok(done.rows_affected())
+    super::leases::release_of(db, super::leases::Leased::SessionClosings, prefix).await
 }

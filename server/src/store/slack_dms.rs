@@ -137,6 +137,23 @@ pub async fn done(
     Ok(())
 }
 
+/// Extends `owner`'s lease on the DMs of `id` while one is being sent.
+pub async fn renew(
+    db: &Db,
+    id: RequestId,
+    owner: &str,
+    lease_until: DateTime<Utc>,
+) -> Result<bool, StoreError> {
+    super::leases::renew(
+        db,
+        super::leases::Leased::SlackDms,
+        &id.to_string(),
+        owner,
+        lease_until,
+    )
+    .await
+}
+
 /// Records a failed attempt and when to try again.
 pub async fn failed(
     db: &Db,
@@ -174,26 +191,7 @@ pub async fn next_due(db: &Db, now: DateTime<Utc>) -> Result<Option<DateTime<Utc
 }
 
 /// Releases the leases taken under `prefix`, or all with `None` (SQLite), at start-up:
-/// see `principals::release_leases_of`.
+/// see `leases::release_of`.
 pub async fn release_leases_of(db: &Db, prefix: Option<&str>) -> Result<u64, StoreError> {
-    let done = match prefix {
-        Some(prefix) => {
-            query(
-                "UPDATE slack_dms SET lease_owner = NULL, lease_until = NULL \
-                 WHERE lease_owner IS NOT NULL AND substr(lease_owner, 1, length($1)) = $1",
-            )
-            .bind(prefix)
-            .execute(db.writer())
-            .await?
-        }
-        None => {
-            query(
-                "UPDATE slack_dms SET lease_owner = NULL, lease_until = NULL \
-                 WHERE lease_owner IS NOT NULL",
-            )
-            .execute(db.writer())
-            .await?
-        }
-    };
-    Ok(done.rows_affected())
+    super::leases::release_of(db, super::leases::Leased::SlackDms, prefix).await
 }

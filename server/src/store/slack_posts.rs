@@ -20,12 +20,30 @@ pub struct Post {
     pub attempts: i64,
 }
 
-/// Owes request `id`'s channel message an update, inside the transaction that changes it.
-pub async fn owe(tx: &mut WriteTx, id: RequestId, now: DateTime<Utc>) -> Result<(), StoreError> {
+/// Owes the new request `id` its channel message, inside the transaction that files it.
+pub async fn owe_new(
+    tx: &mut WriteTx,
+    id: RequestId,
+    now: DateTime<Utc>,
+) -> Result<(), StoreError> {
     query(
         "INSERT INTO slack_posts (request_id, wanted, next_attempt_at) VALUES ($1, 1, $2) \
-         ON CONFLICT (request_id) DO UPDATE SET wanted = slack_posts.wanted + 1, \
-         next_attempt_at = $2, attempts = 0",
+         ON CONFLICT (request_id) DO NOTHING",
+    )
+    .bind(id.to_string())
+    .bind(to_millis(now))
+    .execute(&mut *tx)
+    .await?;
+    Ok(())
+}
+
+/// Owes request `id`'s channel message an update, inside the transaction that changes it.
+/// Only requests announced since `[slack]` was on have one: turning Slack on does not
+/// post old requests as they end.
+pub async fn owe(tx: &mut WriteTx, id: RequestId, now: DateTime<Utc>) -> Result<(), StoreError> {
+    query(
+        "UPDATE slack_posts SET wanted = wanted + 1, next_attempt_at = $2, attempts = 0 \
+         WHERE request_id = $1",
     )
     .bind(id.to_string())
     .bind(to_millis(now))
@@ -119,6 +137,23 @@ pub async fn nothing_to_post(db: &Db, post: &Post, owner: &str) -> Result<(), St
     Ok(())
 }
 
+/// Extends `owner`'s lease on the message of `id` while it is being sent.
+pub async fn renew(
+    db: &Db,
+    id: RequestId,
+    owner: &str,
+    lease_until: DateTime<Utc>,
+) -> Result<bool, StoreError> {
+    super::leases::renew(
+        db,
+        super::leases::Leased::SlackPosts,
+        &id.to_string(),
+        owner,
+        lease_until,
+    )
+    .await
+}
+
 /// Records a failed attempt and when to try again.
 pub async fn failed(
     db: &Db,
@@ -166,26 +201,7 @@ pub async fn behind(db: &Db) -> Result<(i64, i64), StoreError> {
 }
 
 /// Releases the leases taken under `prefix`, or all with `None` (SQLite), at start-up:
-/// see `principals::release_leases_of`.
+/// see `leases::release_of`.
 pub async fn release_leases_of(db: &Db, prefix: Option<&str>) -> Result<u64, StoreError> {
-    let done = match prefix {
-        Some(prefix) => {
-            query(
-                "UPDATE slack_posts SET lease_owner = NULL, lease_until = NULL \
-                 WHERE lease_owner IS NOT NULL AND substr(lease_owner, 1, length($1)) = $1",
-            )
-            .bind(prefix)
-            .execute(db.writer())
-            .await?
-        }
-        None => {
-            query(
-                "UPDATE slack_posts SET lease_owner = NULL, lease_until = NULL \
-                 WHERE lease_owner IS NOT NULL",
-            )
-            .execute(db.writer())
-            .await?
-        }
-    };
-    Ok(done.rows_affected())
+    super::leases::release_of(db, super::leases::Leased::SlackPosts, prefix).await
 }

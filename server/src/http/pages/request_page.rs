@@ -93,11 +93,8 @@ fn reaches(state: &AppState, stored: &RequestRecord) -> Vec<Reach> {
         .reached_by(r)
         .into_iter()
         .map(|t| Reach {
-            jitgate: format!(
-                "jitgate ssh {} --as {}",
-                t.name.as_deref().unwrap_or(&t.instance_id),
-                r.os_user
-            ),
+            // The id, not the Name tag: a tag may be shared or hold shell characters.
+            jitgate: format!("jitgate ssh {} --as {}", t.instance_id, r.os_user),
             command: format!(
                 "aws ssm start-session --region {} --target {} --reason {}{document}",
                 t.region, t.instance_id, r.id
