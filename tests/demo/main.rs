@@ -249,7 +249,10 @@ impl Demo {
         )
         .await
         .with_context(|| format!("opening the database {}", config.database.url.redacted()))?
-        .with_audit_key(config.audit.keys().current().cloned());
+        .with_audit_key(config.audit.keys().current().cloned())
+        // The demo files requests in process: they are announced in Slack as the
+        // server's own would be.
+        .with_slack_outbox(config.slack.is_some());
         // The peer accepts any keys; fixed ones keep the demo off the default chain.
         let credentials = Credentials::new("demo", "demo", None, None, "demo");
         let idc = IdcClient::connect_with(&config.aws, Some(credentials.clone()))
@@ -411,7 +414,10 @@ impl Demo {
                     .await?
                     .json()
                     .await?;
-                if let Some(message) = messages.as_array().and_then(|m| m.last()) {
+                if let Some(message) = messages
+                    .as_array()
+                    .and_then(|m| m.iter().rev().find(|m| m["channel"] == "CACCESS"))
+                {
                     let versions = message["versions"].as_array().map_or(0, Vec::len);
                     let text = message["versions"]
                         .as_array()
