@@ -181,6 +181,36 @@ class SessionsTest(PeerTestCase):
         with self.assertRaises(self.oidc.exceptions.InvalidGrantException):
             self.oidc.create_token(**refresh)
 
+    def test_resume_needs_unexpired_keys_of_the_sessions_owner(self):
+        """What breaks long sessions on static keys: once the portal's keys expire, the
+        plugin cannot resume with them; fresh keys of the same person can."""
+        import time
+
+        instance = self.control("POST", "/_peer/seed", {"instances": [{"name": "web-9", "account": ACCOUNT}]})[
+            "instances"
+        ]["web-9"]["instance_id"]
+        self.control("POST", "/_peer/config", {"role_credential_seconds": 1})
+        self.grant("dave")
+        try:
+            token = self.sign_in("dave")
+            ssm = self.signed("ssm", self.role_credentials(token))
+            session = ssm.start_session(Target=instance)["SessionId"]
+            time.sleep(1.5)
+            with self.assertRaises(botocore.exceptions.ClientError) as expired:
+                ssm.resume_session(SessionId=session)
+            self.assertEqual(expired.exception.response["Error"]["Code"], "ExpiredTokenException")
+            self.control("POST", "/_peer/config", {"role_credential_seconds": 3600})
+            fresh = self.signed("ssm", self.role_credentials(token))
+            self.assertEqual(fresh.resume_session(SessionId=session)["SessionId"], session)
+            self.grant("erin")
+            other = self.signed("ssm", self.role_credentials(self.sign_in("erin")))
+            self.ungrant("erin")
+            with self.assertRaises(botocore.exceptions.ClientError) as foreign:
+                other.resume_session(SessionId=session)
+            self.assertEqual(foreign.exception.response["Error"]["Code"], "AccessDeniedException")
+        finally:
+            self.ungrant("dave")
+
     def test_sessions_run_as_the_enforced_user_and_end_when_terminated(self):
         instance = self.control("POST", "/_peer/seed", {"instances": [{"name": "web-1", "account": ACCOUNT}]})[
             "instances"
