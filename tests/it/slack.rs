@@ -577,3 +577,68 @@ async fn the_requester_is_told_before_the_grant_ends() -> Result<()> {
     assert_eq!(expiring(&peer.messages().await?).len(), 1, "told once");
     Ok(())
 }
+
+/// A request nobody decides is re-announced in its message's thread after
+/// `remind_after`, then posted to the escalation channel after twice that; a decided one
+/// is not.
+#[tokio::test]
+async fn an_undecided_request_is_reminded_then_escalated() -> Result<()> {
+    let peer = SlackPeer::start().await?;
+    let api = peer.api_url();
+    let w = World::start_with_sign_in(Backend::Sqlite, |c| {
+        c.profile(prod_profile()).raw(&format!(
+            "[slack]\nsigning_secret = \"{SECRET}\"\nbot_token = \"{SLACK_BOT_TOKEN}\"\napi_base_url = \"{api}\"\nchannel = \"C0ACCESS\"\nremind_after = \"1m\"\nescalation_channel = \"C0ONCALL\"\n"
+        ))
+    })
+    .await?;
+    let waiting = w
+        .submit("alice", "prod-web", "app", Duration::from_secs(3600))
+        .await?;
+    let decided = w
+        .submit("dave", "prod-web", "app", Duration::from_secs(3600))
+        .await?;
+    w.approve_as("bob", decided).await?;
+    let announced = messages_when(&peer, "both requests announced", |m| m.len() >= 2).await?;
+    let message_of = |id: &str| {
+        announced
+            .iter()
+            .find(|m| latest(m).contains(id))
+            .and_then(|m| m["ts"].as_str())
+            .map(str::to_owned)
+    };
+    let ts = message_of(&waiting.to_string()).context("no message for the waiting request")?;
+    let all = crate::harness::wait_for(
+        "the reminder, then the escalation",
+        Duration::from_secs(180),
+        Duration::from_millis(500),
+        || async {
+            let all = peer.messages().await?;
+            Ok(all
+                .iter()
+                .any(|m| m["channel"] == "C0ONCALL")
+                .then_some(all))
+        },
+    )
+    .await?;
+    let reminders: Vec<&Value> = all
+        .iter()
+        .filter(|m| m.get("thread_ts").is_some())
+        .collect();
+    assert_eq!(reminders.len(), 1, "one reminder: {reminders:?}");
+    assert_eq!(reminders[0]["thread_ts"], ts.as_str());
+    assert_eq!(reminders[0]["reply_broadcast"], true);
+    assert!(latest(reminders[0]).contains("Still waiting after 1m"));
+    let escalated: Vec<String> = all
+        .iter()
+        .filter(|m| m["channel"] == "C0ONCALL")
+        .map(latest)
+        .collect();
+    assert_eq!(escalated.len(), 1, "{escalated:?}");
+    assert!(escalated[0].contains("Nobody has decided") && escalated[0].contains("for 2m"));
+    assert!(escalated[0].contains(&format!("/requests/{waiting}")));
+    assert!(
+        !escalated[0].contains(&decided.to_string()),
+        "the decided request is neither reminded nor escalated"
+    );
+    Ok(())
+}

@@ -40,7 +40,8 @@ Served:
 * A control API under ``/_peer/``: ``POST users`` (``{"U1": "alice@example.com"}``, adds
   users), ``GET calls`` (every call so far: ``{"method", "path", "body"}``, oldest
   first), ``GET messages`` (every posted message: ``{"channel", "ts", "versions":
-  [{"text", "blocks"}...]}``, oldest first), ``POST sign`` (``{"secret", "timestamp", "body"}`` → ``{"signature"}``, made by
+  [{"text", "blocks"}...]}``, plus ``thread_ts`` and ``reply_broadcast`` for a reply, oldest
+  first), ``POST sign`` (``{"secret", "timestamp", "body"}`` → ``{"signature"}``, made by
   ``slack_sdk.signature.SignatureVerifier``, an implementation independent of jitgate's,
   so tests sign interaction payloads as Slack would).
 """
@@ -87,9 +88,11 @@ class Peer:
         with self.lock:
             ts = f"1700000000.{self.next_ts:06d}"
             self.next_ts += 1
-            self.messages.append(
-                {"channel": channel, "ts": ts, "versions": [{"text": body.get("text"), "blocks": body.get("blocks")}]}
-            )
+            message = {"channel": channel, "ts": ts, "versions": [{"text": body.get("text"), "blocks": body.get("blocks")}]}
+            if body.get("thread_ts"):
+                message["thread_ts"] = body["thread_ts"]
+                message["reply_broadcast"] = bool(body.get("reply_broadcast"))
+            self.messages.append(message)
         return {"ok": True, "channel": channel, "ts": ts}
 
     def update_message(self, body):

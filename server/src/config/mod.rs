@@ -117,6 +117,13 @@ pub struct SlackConfig {
     /// shorter than this get none).
     #[serde(default = "default_expiring_soon")]
     pub expiring_soon: HumanDuration,
+    /// A request nobody decided for this long is re-announced to the approvers (a reply
+    /// in its message's thread, shown in the channel); absent: no reminders.
+    #[serde(default)]
+    pub remind_after: Option<HumanDuration>,
+    /// Where a request still undecided after twice `remind_after` is posted.
+    #[serde(default)]
+    pub escalation_channel: Option<String>,
 }
 
 fn default_expiring_soon() -> HumanDuration {

@@ -79,6 +79,30 @@ pub fn check(config: &Config) -> Vec<Problem> {
                 format!("`{channel}` is not a Slack channel: give its id (C0123456789) or #name"),
             );
         }
+        if let Some(after) = &slack.remind_after
+            && after.get() < std::time::Duration::from_secs(60)
+        {
+            out.add(
+                "slack.remind_after",
+                "must be at least 1m (how long a request waits before approvers are reminded)",
+            );
+        }
+        if let Some(channel) = &slack.escalation_channel {
+            if !is_channel(channel) {
+                out.add(
+                    "slack.escalation_channel",
+                    format!(
+                        "`{channel}` is not a Slack channel: give its id (C0123456789) or #name"
+                    ),
+                );
+            }
+            if slack.remind_after.is_none() {
+                out.add(
+                    "slack.escalation_channel",
+                    "needs slack.remind_after: requests are escalated after twice that",
+                );
+            }
+        }
         if slack.expiring_soon.get() < std::time::Duration::from_secs(60) {
             out.add(
                 "slack.expiring_soon",

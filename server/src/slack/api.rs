@@ -228,6 +228,18 @@ impl SlackApi {
         self.chat("chat.postMessage", &body).await
     }
 
+    /// Replies in the thread of `at`, shown in the channel too (`reply_broadcast`).
+    pub async fn post_broadcast_reply(
+        &self,
+        at: &MessageRef,
+        text: &str,
+        blocks: &serde_json::Value,
+    ) -> Result<MessageRef, SlackError> {
+        let body = json!({"channel": at.channel, "thread_ts": at.ts, "reply_broadcast": true,
+                          "text": text, "blocks": blocks, "unfurl_links": false});
+        self.chat("chat.postMessage", &body).await
+    }
+
     /// Replaces the message at `at` (`chat.update`).
     pub async fn update_message(
         &self,

@@ -197,6 +197,39 @@ pub fn request_message(
     (text, Value::Array(blocks))
 }
 
+/// The reminder in a pending request's thread, or its escalation to `escalation_channel`
+/// (`escalate`), after `waited`.
+pub fn reminder_text(
+    record: &RequestRecord,
+    required: u32,
+    page: &str,
+    names: &Names,
+    waited: std::time::Duration,
+    escalate: bool,
+) -> String {
+    let r = &record.request;
+    let who = format!(
+        "{}'s request for *{}* as `{}` on account {}",
+        name(names, &r.requester),
+        escape(&r.profile),
+        r.os_user,
+        r.account
+    );
+    let lead = if escalate {
+        format!(
+            ":rotating_light: Nobody has decided {who} for {}",
+            human(waited)
+        )
+    } else {
+        format!(":bell: Still waiting after {}: {who}", human(waited))
+    };
+    fit(format!(
+        "{lead} ({}). *Reason:* {} <{page}|Review it>",
+        progress(record, required, names),
+        escape(&r.reason)
+    ))
+}
+
 /// The requester's DM about `event` (see store/slack_dms.rs `event_of`); `None` when the
 /// request has moved on since (its later step's DM says what matters).
 pub fn dm_text(record: &RequestRecord, event: &str, page: &str, names: &Names) -> Option<String> {

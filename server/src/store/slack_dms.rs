@@ -71,6 +71,39 @@ pub async fn owe_expiring(
     Ok(done.rows_affected())
 }
 
+/// Owes a reminder (`remind`) to each pending request filed at least `after` ago, and an
+/// escalation (`escalate`) to those filed twice that ago when `escalate` is on; once each.
+pub async fn owe_reminders(
+    db: &Db,
+    now: DateTime<Utc>,
+    after: std::time::Duration,
+    escalate: bool,
+) -> Result<u64, StoreError> {
+    let after_ms = i64::try_from(after.as_millis()).unwrap_or(i64::MAX);
+    let mut tx = db.begin().await?;
+    let mut owed = 0;
+    let steps: &[(&str, i64)] = if escalate {
+        &[("remind", 1), ("escalate", 2)]
+    } else {
+        &[("remind", 1)]
+    };
+    for (event, times) in steps {
+        let done = query(
+            "INSERT INTO slack_dms (request_id, event, owed_at, next_attempt_at) \
+             SELECT id, $1, $2, $2 FROM requests WHERE state = 'pending' AND created_at <= $3 \
+             ON CONFLICT (request_id, event) DO NOTHING",
+        )
+        .bind(*event)
+        .bind(to_millis(now))
+        .bind(to_millis(now).saturating_sub(after_ms.saturating_mul(*times)))
+        .execute(&mut tx)
+        .await?;
+        owed += done.rows_affected();
+    }
+    tx.commit().await?;
+    Ok(owed)
+}
+
 /// Claims up to `limit` owed DMs that are due and not leased, oldest first.
 pub async fn claim(
     db: &Db,

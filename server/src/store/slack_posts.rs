@@ -37,6 +37,20 @@ pub async fn owe_new(
     Ok(())
 }
 
+/// Where request `id`'s channel message is, once posted.
+pub async fn message_of(db: &Db, id: RequestId) -> Result<Option<(String, String)>, StoreError> {
+    let row = query("SELECT channel, ts FROM slack_posts WHERE request_id = $1")
+        .bind(id.to_string())
+        .fetch_optional(db.reader())
+        .await?;
+    let Some(row) = row else {
+        return Ok(None);
+    };
+    let channel: Option<String> = row.try_get("channel")?;
+    let ts: Option<String> = row.try_get("ts")?;
+    Ok(channel.zip(ts))
+}
+
 /// Owes request `id`'s channel message an update, inside the transaction that changes it.
 /// Only requests announced since `[slack]` was on have one: turning Slack on does not
 /// post old requests as they end.
