@@ -23,14 +23,19 @@ fn payload(member: &str, request: &str, response_url: &str) -> String {
     }))
 }
 
+/// The `[slack]` section of a server pointed at the Slack peer's `api`, with `extra` keys.
+fn slack_section(api: &str, extra: &str) -> String {
+    format!(
+        "[slack]\nsigning_secret = \"{SECRET}\"\nbot_token = \"{SLACK_BOT_TOKEN}\"\napi_base_url = \"{api}\"\n{extra}"
+    )
+}
+
 /// A server with `[slack]` pointing at `peer`, where alice and bob have signed in once
 /// (so jitgate knows their emails) and are Slack members UALICE and UBOB.
 async fn slack_world(peer: &SlackPeer) -> Result<World> {
     let api = peer.api_url();
     let w = World::start_with_sign_in(Backend::Sqlite, |c| {
-        c.profile(prod_profile()).raw(&format!(
-            "[slack]\nsigning_secret = \"{SECRET}\"\nbot_token = \"{SLACK_BOT_TOKEN}\"\napi_base_url = \"{api}\"\n"
-        ))
+        c.profile(prod_profile()).raw(&slack_section(&api, ""))
     })
     .await?;
     w.session_of("alice").await?;
@@ -296,9 +301,8 @@ async fn a_request_is_announced_and_its_message_follows_it() -> Result<()> {
         ..prod_profile()
     };
     let w = World::start_with_sign_in(Backend::Sqlite, |c| {
-        c.profile(two).raw(&format!(
-            "[slack]\nsigning_secret = \"{SECRET}\"\nbot_token = \"{SLACK_BOT_TOKEN}\"\napi_base_url = \"{api}\"\nchannel = \"#access\"\n"
-        ))
+        c.profile(two)
+            .raw(&slack_section(&api, "channel = \"#access\"\n"))
     })
     .await?;
     let id = w
@@ -353,9 +357,7 @@ async fn slack_down_blocks_nothing_and_loses_nothing() -> Result<()> {
             slack_channel: Some("C0PRODWEB".into()),
             ..prod_profile()
         })
-        .raw(&format!(
-            "[slack]\nsigning_secret = \"{SECRET}\"\nbot_token = \"{SLACK_BOT_TOKEN}\"\napi_base_url = \"{api}\"\n"
-        ))
+        .raw(&slack_section(&api, ""))
     })
     .await?;
     peer.faults(&json!({"outage": true})).await?;
@@ -406,9 +408,8 @@ async fn two_replicas_post_each_message_once() -> Result<()> {
     let peer = SlackPeer::start().await?;
     let api = peer.api_url();
     let w = World::start_with_sign_in(Backend::Postgres, |c| {
-        c.profile(prod_profile()).raw(&format!(
-            "[slack]\nsigning_secret = \"{SECRET}\"\nbot_token = \"{SLACK_BOT_TOKEN}\"\napi_base_url = \"{api}\"\nchannel = \"C0ACCESS\"\n"
-        ))
+        c.profile(prod_profile())
+            .raw(&slack_section(&api, "channel = \"C0ACCESS\"\n"))
     })
     .await?;
     let second_toml = w
@@ -586,8 +587,9 @@ async fn an_undecided_request_is_reminded_then_escalated() -> Result<()> {
     let peer = SlackPeer::start().await?;
     let api = peer.api_url();
     let w = World::start_with_sign_in(Backend::Sqlite, |c| {
-        c.profile(prod_profile()).raw(&format!(
-            "[slack]\nsigning_secret = \"{SECRET}\"\nbot_token = \"{SLACK_BOT_TOKEN}\"\napi_base_url = \"{api}\"\nchannel = \"C0ACCESS\"\nremind_after = \"1m\"\nescalation_channel = \"C0ONCALL\"\n"
+        c.profile(prod_profile()).raw(&slack_section(
+            &api,
+            "channel = \"C0ACCESS\"\nremind_after = \"1m\"\nescalation_channel = \"C0ONCALL\"\n",
         ))
     })
     .await?;
