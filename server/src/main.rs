@@ -12,7 +12,7 @@ use jitgate_core::clock::{Clock, SystemClock};
 use jitgate_server::audit;
 use jitgate_server::aws::{IdcClient, MemberClients};
 use jitgate_server::broker::{Broker, CatalogCell, Wakers};
-use jitgate_server::config::{self, Config};
+use jitgate_server::config::{self, Config, SlackMode};
 use jitgate_server::http::{AppState, router};
 use jitgate_server::oidc::Provider;
 use jitgate_server::scheduler::{LeaseHolder, Scheduler, reclaim_leases};
@@ -328,8 +328,26 @@ async fn serve(config: Arc<Config>) -> anyhow::Result<ExitCode> {
     )
     .await
     .context("opening the session store")?;
-    let state = AppState {
+    let interactions = slack.map(|slack| jitgate_server::slack::Interactions {
+        broker: broker.clone(),
+        oidc: oidc.clone(),
         slack,
+        user_match: config
+            .slack
+            .as_ref()
+            .map(|s| s.user_match)
+            .unwrap_or_default(),
+    });
+    let slack_mode = config.slack.as_ref().map(|s| s.mode);
+    let slack_http = match (interactions, slack_mode) {
+        (Some(interactions), Some(SlackMode::Socket)) => {
+            jitgate_server::slack::socket::spawn(interactions);
+            None
+        }
+        (interactions, _) => interactions,
+    };
+    let state = AppState {
+        slack_http,
         config: config.clone(),
         oidc,
         broker,

@@ -70,8 +70,8 @@ struct Target {
     peer: String,
     /// Base URL of the running server, where the people sign in first.
     server: String,
-    /// Where bob's Slack click is signed (the Slack peer), and with what secret.
-    slack: Option<(String, String)>,
+    /// The Slack peer, which brings bob's click over the server's Socket Mode connection.
+    slack: Option<String>,
 }
 
 /// What `GET /api/v1/me` says of a signed-in person (the fields the demo shows).
@@ -131,7 +131,7 @@ async fn walk_and_wait(stage: &stage::Stage, interactive: bool) -> Result<()> {
             config: stage.server.config_path(),
             peer: stage.aws.url().to_owned(),
             server: stage.url.clone(),
-            slack: Some((stage.slack.url().to_owned(), stage.slack_secret.clone())),
+            slack: Some(stage.slack.url().to_owned()),
         };
         if let Err(e) = run(&target).await {
             let log = stage.server.log();
@@ -173,29 +173,37 @@ async fn walk_and_wait(stage: &stage::Stage, interactive: bool) -> Result<()> {
     Ok(())
 }
 
-/// Posts a Slack "Approve" click on request `id` by Slack member `member`, signed as
-/// Slack signs (by the Slack peer, with slack_sdk), to the server's interaction endpoint.
-async fn slack_click(
-    server: &str,
-    peer: &str,
-    secret: &str,
-    member: &str,
-    id: RequestId,
-) -> Result<()> {
+/// Sends a Slack "Approve" click on request `id` by Slack member `member` as Slack does in
+/// Socket Mode: the Slack peer pushes the envelope down the server's WebSocket and waits
+/// for its acknowledgement.
+async fn slack_click(peer: &str, member: &str, id: RequestId) -> Result<serde_json::Value> {
     let interaction = serde_json::json!({
         "type": "block_actions",
         "user": {"id": member},
         "actions": [{"action_id": "approve", "value": id.to_string()}],
         "response_url": format!("{peer}/response/demo"),
     });
-    let answer = testkit::post_signed(peer, server, secret, &interaction).await?;
-    if !answer.status().is_success() {
-        bail!(
-            "the server answered the Slack click with {}",
-            answer.status()
-        );
+    let http = reqwest::Client::new();
+    // The server connects within a second or two of starting.
+    for _ in 0..60 {
+        let answer: serde_json::Value = http
+            .post(format!("{peer}/_peer/socket/push"))
+            .json(&serde_json::json!({"payload": interaction, "wait": 3}))
+            .send()
+            .await?
+            .error_for_status()?
+            .json()
+            .await?;
+        if answer["error"] == "no_connection" {
+            tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+            continue;
+        }
+        if answer["acked"] != true {
+            bail!("the server did not acknowledge the Slack click within 3 s: {answer}");
+        }
+        return Ok(answer);
     }
-    Ok(())
+    bail!("the server never opened its Slack Socket Mode connection")
 }
 
 /// The `jitgate-server` built beside this binary.
@@ -386,10 +394,13 @@ impl Demo {
     /// Step 4: an approver approves; the server provisions and activates.
     async fn bob_approves(&self, id: RequestId, target: &Target) -> Result<RequestRecord> {
         match &target.slack {
-            Some((peer, secret)) => {
+            Some(peer) => {
                 step(5, "bob (sre) approves with the Approve button in Slack");
-                slack_click(&target.server, peer, secret, "UBOB", id).await?;
-                detail("POST /slack/interactions, signed by slack_sdk (the Slack peer): 200");
+                let ack = slack_click(peer, "UBOB", id).await?;
+                detail(&format!(
+                    "the click came over the server's Socket Mode WebSocket; acknowledged in {:.0} ms",
+                    ack["seconds"].as_f64().unwrap_or_default() * 1000.0
+                ));
                 let (approved, _) = self
                     .wait_request(id, "approved", |r| {
                         !matches!(r.request.state, RequestState::Pending)

@@ -8,7 +8,9 @@ use std::path::PathBuf;
 
 use anyhow::{Context, Result, bail};
 use serde_json::{Value, json};
-use testkit::{AwsPeer, OidcPeer, PeerKnobs, SLACK_BOT_TOKEN, ServerProcess, SlackPeer};
+use testkit::{
+    AwsPeer, OidcPeer, PeerKnobs, SLACK_APP_TOKEN, SLACK_BOT_TOKEN, ServerProcess, SlackPeer,
+};
 
 /// Where the demo keeps its database (fresh on every run): `$JITGATE_DEMO_DIR`, else
 /// `demo/` in the cache dir.
@@ -24,8 +26,6 @@ pub struct Stage {
     pub aws: AwsPeer,
     pub oidc: OidcPeer,
     pub slack: SlackPeer,
-    /// The Slack app's signing secret, as the server has it.
-    pub slack_secret: String,
     pub server: ServerProcess,
     pub url: String,
     pub db_path: PathBuf,
@@ -116,14 +116,15 @@ impl Stage {
                 ("UCAROL", "carol@example.com"),
             ])
             .await?;
-        let slack_secret = audit_key();
-
         let key = audit_key();
         let mut config = config_text(&url, &db_path, aws.url(), oidc.issuer(), &seeded, &key)?;
         config.push_str(&format!(
-            "\n[slack]\n# The Slack peer started by the demo (tests/peers/slack_peer.py).\n\
-             signing_secret = \"{slack_secret}\"\nbot_token = \"{SLACK_BOT_TOKEN}\"\n\
-             api_base_url = \"{}\"\n# Requests are announced here; the message follows each one.\n\
+            "\n[slack]\n# The Slack peer started by the demo (tests/peers/slack_peer.py). Socket\n\
+             # Mode, the default: jitgate opens a WebSocket to it, nothing comes in over HTTP.\n\
+             app_token = \"{SLACK_APP_TOKEN}\"\nbot_token = \"{SLACK_BOT_TOKEN}\"\n\
+             api_base_url = \"{}\"\n# Slack members are known by their email here; a deployment may\n\
+             # rather have people link their Slack account on /settings/slack.\n\
+             user_match = \"email\"\n# Requests are announced here; the message follows each one.\n\
              channel = \"#access\"\n",
             slack.api_url()
         ));
@@ -137,7 +138,6 @@ impl Stage {
             aws,
             oidc,
             slack,
-            slack_secret,
             server,
             url,
             db_path,

@@ -23,10 +23,12 @@ fn payload(member: &str, request: &str, response_url: &str) -> String {
     }))
 }
 
-/// The `[slack]` section of a server pointed at the Slack peer's `api`, with `extra` keys.
+/// The `[slack]` section of a server pointed at the Slack peer's `api`, with `extra` keys:
+/// HTTP interactions, the clicker known by the email Slack has for them.
 fn slack_section(api: &str, extra: &str) -> String {
     format!(
-        "[slack]\nsigning_secret = \"{SECRET}\"\nbot_token = \"{SLACK_BOT_TOKEN}\"\napi_base_url = \"{api}\"\n{extra}"
+        "[slack]\nmode = \"http\"\nuser_match = \"email\"\nsigning_secret = \"{SECRET}\"\n\
+         bot_token = \"{SLACK_BOT_TOKEN}\"\napi_base_url = \"{api}\"\n{extra}"
     )
 }
 
@@ -65,7 +67,7 @@ async fn post(
 }
 
 /// The ephemeral answers the server sent to `response_url`s, oldest first.
-async fn told(peer: &SlackPeer) -> Result<Vec<String>> {
+pub(crate) async fn told(peer: &SlackPeer) -> Result<Vec<String>> {
     Ok(peer
         .calls()
         .await?
@@ -75,7 +77,7 @@ async fn told(peer: &SlackPeer) -> Result<Vec<String>> {
         .collect())
 }
 
-async fn wait_told(peer: &SlackPeer, count: usize) -> Result<Vec<String>> {
+pub(crate) async fn wait_told(peer: &SlackPeer, count: usize) -> Result<Vec<String>> {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
     loop {
         let answers = told(peer).await?;
@@ -182,7 +184,7 @@ async fn send(w: &World, peer: &SlackPeer, interaction: &Value) -> Result<reqwes
         .await
 }
 
-fn deny_submission(member: &str, request: &str, reason: &str) -> Value {
+pub(crate) fn deny_submission(member: &str, request: &str, reason: &str) -> Value {
     json!({
         "type": "view_submission",
         "user": {"id": member},

@@ -34,7 +34,7 @@ pub use postgres::{Postgres, start_postgres};
 pub use server::{
     AUDIT_KEY, ServerProcess, audit_keys, cli_binary, keyed, run_cli, run_cli_with, test_env,
 };
-pub use slack_peer::{SLACK_BOT_TOKEN, SlackPeer, post_signed, slack_form_body};
+pub use slack_peer::{SLACK_APP_TOKEN, SLACK_BOT_TOKEN, SlackPeer, post_signed, slack_form_body};
 
 use std::net::TcpListener;
 use std::path::PathBuf;

@@ -14,6 +14,8 @@ use super::{repo_root, watchdog};
 
 /// The bot token the peer accepts (`[slack] bot_token` of the server under test).
 pub const SLACK_BOT_TOKEN: &str = "xoxb-jitgate-tests";
+/// The app-level token the peer accepts for Socket Mode (`[slack] app_token`).
+pub const SLACK_APP_TOKEN: &str = "xapp-1-A0PEER-1-jitgate-tests";
 
 /// A running Slack peer; killed when dropped.
 pub struct SlackPeer {
@@ -30,6 +32,7 @@ impl SlackPeer {
         let mut child = Command::new(&python)
             .arg(repo_root().join("tests/peers/slack_peer.py"))
             .args(["--port", "0", "--bot-token", SLACK_BOT_TOKEN])
+            .args(["--app-token", SLACK_APP_TOKEN])
             .env("PYTHONUNBUFFERED", "1")
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
@@ -135,6 +138,63 @@ impl SlackPeer {
     /// calls answer 429) and/or `{"outage": bool}` (every call answers 503).
     pub async fn faults(&self, faults: &Value) -> Result<()> {
         self.post("faults", faults).await.map(drop)
+    }
+
+    /// Sends `payload` as a Socket Mode `interactive` envelope to one connection (or, with
+    /// `to_all`, the same envelope to every connection) and waits up to 3 seconds, Slack's
+    /// limit, for the acknowledgements: `{"acked", "acks", "ack", "seconds"}`.
+    pub async fn push(&self, payload: &Value, to_all: bool) -> Result<Value> {
+        let to = if to_all { "all" } else { "one" };
+        let answer = self
+            .post(
+                "socket/push",
+                &json!({"payload": payload, "to": to, "wait": 3}),
+            )
+            .await?;
+        if answer["ok"] != true {
+            bail!("the peer could not push: {answer}");
+        }
+        Ok(answer)
+    }
+
+    /// Ends the Socket Mode connections: Slack's `disconnect` message, or (`cut`) the
+    /// TCP connections cut.
+    pub async fn disconnect(&self, cut: bool) -> Result<()> {
+        let how = if cut { "drop" } else { "message" };
+        self.post("socket/disconnect", &json!({"how": how}))
+            .await
+            .map(drop)
+    }
+
+    /// `(live connections, connections opened so far)`.
+    pub async fn sockets(&self) -> Result<(u64, u64)> {
+        let answer: Value = self
+            .http
+            .get(format!("{}/_peer/socket", self.url))
+            .send()
+            .await?
+            .error_for_status()?
+            .json()
+            .await?;
+        Ok((
+            answer["connections"].as_u64().unwrap_or_default(),
+            answer["opened"].as_u64().unwrap_or_default(),
+        ))
+    }
+
+    /// Waits up to 30 seconds until `live` connections are open and `opened` were made.
+    pub async fn wait_sockets(&self, live: u64, opened: u64) -> Result<()> {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+        loop {
+            let (now_live, now_opened) = self.sockets().await?;
+            if now_live == live && now_opened >= opened {
+                return Ok(());
+            }
+            if tokio::time::Instant::now() > deadline {
+                bail!("Socket Mode: {now_live} live, {now_opened} opened; wanted {live}, {opened}");
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
     }
 
     async fn post(&self, route: &str, body: &Value) -> Result<Value> {

@@ -2,7 +2,8 @@
 """Slack test peer for jitgate: the parts of Slack's Web API jitgate calls, on a loopback
 port, recording every call for the tests to read. Usage:
 
-    python tests/peers/slack_peer.py --port 0 [--host 127.0.0.1] --bot-token xoxb-...
+    python tests/peers/slack_peer.py --port 0 [--host 127.0.0.1] --bot-token xoxb-... \
+        [--app-token xapp-...]
 
 Once listening it prints one line, ``READY http://127.0.0.1:<port>``, to stdout; the Web
 API is under ``/api/`` (jitgate's ``[slack] api_base_url``). It stops on SIGTERM/SIGINT.
@@ -37,6 +38,19 @@ Served:
 * ``POST /response/<anything>``: stands for an interaction's ``response_url``
   (https://api.slack.com/interactivity/handling#message_responses); records the JSON
   posted and answers ``{"ok": true}``.
+* ``POST /api/apps.connections.open`` with the app-level token: ``{"ok": true, "url":
+  "ws://127.0.0.1:<port>/link/?ticket=<n>"}``, a one-time URL of the peer's Socket Mode
+  WebSocket (PyPI ``websockets``); ``not_allowed_token_type`` for the bot token,
+  ``invalid_auth`` for another (https://api.slack.com/methods/apps.connections.open).
+  A connection is greeted with ``{"type": "hello", ...}`` as Slack does
+  (https://api.slack.com/apis/socket-mode); the peer records every acknowledgement.
+  Controlled with ``POST /_peer/socket/push`` (``{"payload", "type": "interactive", "to":
+  "one"|"all", "wait": 3}``: sends one envelope to one connection, or the same envelope to
+  every connection as Slack's retries would, and answers ``{"envelope_id", "acked",
+  "acks", "ack", "seconds"}`` once acknowledged or after ``wait`` seconds),
+  ``POST /_peer/socket/disconnect`` (``{"how": "message"}`` sends Slack's ``disconnect``
+  message, ``{"how": "drop"}`` cuts the TCP connections without a close frame) and
+  ``GET /_peer/socket`` (``{"connections", "opened"}``).
 * A control API under ``/_peer/``: ``POST users`` (``{"U1": "alice@example.com"}``, adds
   users), ``GET calls`` (every call so far: ``{"method", "path", "body"}``, oldest
   first), ``GET messages`` (every posted message: ``{"channel", "ts", "versions":
@@ -49,17 +63,29 @@ Served:
 import argparse
 import json
 import signal
+import socket
 import sys
 import threading
+import time
 import urllib.parse
+import uuid
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 from slack_sdk.signature import SignatureVerifier
+from websockets.sync.server import serve as serve_websocket
 
 
 class Peer:
-    def __init__(self, bot_token):
+    def __init__(self, bot_token, app_token=None):
         self.bot_token = bot_token
+        self.app_token = app_token
+        self.ws_url = None  # ws://host:port, once the Socket Mode server listens
+        self.tickets = set()
+        self.next_ticket = 1
+        self.sockets = []  # live Socket Mode connections, oldest first
+        self.opened = 0
+        self.next_socket = 0
+        self.acks = {}  # envelope_id -> [{"ack", "at"}]
         self.users = {}
         self.calls = []
         self.messages = []  # {"channel", "ts", "versions": [{"text", "blocks"}]}
@@ -68,6 +94,106 @@ class Peer:
         self.outage = False
         self.next_ts = 1
         self.lock = threading.Lock()
+        self.acked = threading.Condition(self.lock)
+
+    def open_connection(self):
+        with self.lock:
+            ticket = str(self.next_ticket)
+            self.next_ticket += 1
+            self.tickets.add(ticket)
+        return {"ok": True, "url": f"{self.ws_url}/link/?ticket={ticket}"}
+
+    def serve_socket(self, connection):
+        """One Socket Mode connection: a redeemed ticket, hello, then acknowledgements."""
+        query = urllib.parse.urlparse(connection.request.path).query
+        ticket = urllib.parse.parse_qs(query).get("ticket", [""])[0]
+        with self.lock:
+            if ticket not in self.tickets:
+                connection.close(code=1008, reason="invalid ticket")
+                return
+            self.tickets.discard(ticket)
+            self.sockets.append(connection)
+            self.opened += 1
+            count = len(self.sockets)
+        try:
+            connection.send(json.dumps({
+                "type": "hello",
+                "num_connections": count,
+                "debug_info": {"host": "slack-peer", "approximate_connection_time": 18060},
+                "connection_info": {"app_id": "A0PEER"},
+            }))
+            for message in connection:
+                try:
+                    ack = json.loads(message)
+                except ValueError:
+                    continue
+                envelope = ack.get("envelope_id") if isinstance(ack, dict) else None
+                if envelope:
+                    with self.acked:
+                        self.acks.setdefault(envelope, []).append({"ack": ack, "at": time.monotonic()})
+                        self.acked.notify_all()
+        except Exception:  # a dropped connection ends here as any other
+            pass
+        finally:
+            with self.lock:
+                if connection in self.sockets:
+                    self.sockets.remove(connection)
+
+    def push(self, body):
+        kind = body.get("type", "interactive")
+        wait = float(body.get("wait", 3))
+        with self.lock:
+            live = list(self.sockets)
+            if not live:
+                return {"ok": False, "error": "no_connection"}
+            if body.get("to") == "all":
+                targets = live
+            else:
+                targets = [live[self.next_socket % len(live)]]
+                self.next_socket += 1
+        envelope_id = str(uuid.uuid4())
+        sent = time.monotonic()
+        for attempt, connection in enumerate(targets):
+            envelope = {
+                "envelope_id": envelope_id,
+                "type": kind,
+                "payload": body.get("payload"),
+                "accepts_response_payload": kind == "interactive",
+                "retry_attempt": attempt,
+                "retry_reason": "timeout" if attempt else "",
+            }
+            try:
+                connection.send(json.dumps(envelope))
+            except Exception:
+                pass
+        with self.acked:
+            self.acked.wait_for(lambda: len(self.acks.get(envelope_id, [])) >= len(targets), timeout=wait)
+            acks = list(self.acks.get(envelope_id, []))
+        first = acks[0] if acks else None
+        return {
+            "ok": True,
+            "envelope_id": envelope_id,
+            "acked": first is not None,
+            "acks": len(acks),
+            "ack": first["ack"] if first else None,
+            "seconds": (first["at"] - sent) if first else None,
+        }
+
+    def disconnect(self, how):
+        with self.lock:
+            live = list(self.sockets)
+        for connection in live:
+            try:
+                if how == "drop":
+                    connection.socket.shutdown(socket.SHUT_RDWR)
+                else:
+                    connection.send(json.dumps({
+                        "type": "disconnect", "reason": "refresh_requested",
+                        "debug_info": {"host": "slack-peer"},
+                    }))
+            except OSError:
+                pass
+        return {"ok": True, "connections": len(live)}
 
     def refusal(self):
         """(status, headers) when a chat call is to be refused now, else None."""
@@ -139,6 +265,9 @@ def make_handler(peer):
                     return self.answer(200, json.loads(json.dumps(peer.messages)))
             if self.path == "/_peer/health":
                 return self.answer(200, {"ok": True})
+            if self.path == "/_peer/socket":
+                with peer.lock:
+                    return self.answer(200, {"connections": len(peer.sockets), "opened": peer.opened})
             self.answer(404, {"ok": False, "error": "unknown_method"})
 
         def do_POST(self):
@@ -165,6 +294,24 @@ def make_handler(peer):
                     peer.retry_after = int(body.get("retry_after", peer.retry_after))
                     peer.outage = bool(body.get("outage", peer.outage))
                 return self.answer(200, {"ok": True})
+            if path == "/_peer/socket/push":
+                return self.answer(200, peer.push(body))
+            if path == "/_peer/socket/disconnect":
+                return self.answer(200, peer.disconnect(body.get("how", "message")))
+            if path == "/api/apps.connections.open":
+                peer.record("apps.connections.open", path, {})
+                auth = self.headers.get("Authorization", "")
+                if not auth:
+                    return self.answer(200, {"ok": False, "error": "not_authed"})
+                if auth == f"Bearer {peer.bot_token}":
+                    return self.answer(200, {"ok": False, "error": "not_allowed_token_type"})
+                if peer.app_token is None or auth != f"Bearer {peer.app_token}":
+                    return self.answer(200, {"ok": False, "error": "invalid_auth"})
+                with peer.lock:
+                    down = peer.outage
+                if down:
+                    return self.answer(503, {"ok": False, "error": "service_unavailable"})
+                return self.answer(200, peer.open_connection())
             if path in ("/api/chat.postMessage", "/api/chat.update"):
                 if self.headers.get("Authorization", "") != f"Bearer {peer.bot_token}":
                     return self.answer(200, {"ok": False, "error": "invalid_auth"})
@@ -231,8 +378,13 @@ def main():
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--bot-token", required=True)
+    parser.add_argument("--app-token")
     args = parser.parse_args()
-    server = ThreadingHTTPServer((args.host, args.port), make_handler(Peer(args.bot_token)))
+    peer = Peer(args.bot_token, args.app_token)
+    sockets = serve_websocket(peer.serve_socket, args.host, 0)
+    peer.ws_url = f"ws://{args.host}:{sockets.socket.getsockname()[1]}"
+    threading.Thread(target=sockets.serve_forever, daemon=True).start()
+    server = ThreadingHTTPServer((args.host, args.port), make_handler(peer))
     server.daemon_threads = True
     signal.signal(signal.SIGTERM, lambda *_: threading.Thread(target=server.shutdown).start())
     print(f"READY http://{args.host}:{server.server_address[1]}", flush=True)

@@ -13,6 +13,7 @@ import urllib.request
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 TOKEN = "xoxb-test-token"
+APP_TOKEN = "xapp-1-A0PEER-1-test"
 
 
 def post(url, body, headers=None, form=False):
@@ -30,7 +31,7 @@ class SlackPeerTest(unittest.TestCase):
     def setUpClass(cls):
         cls.proc = subprocess.Popen(
             [sys.executable, os.path.join(HERE, "slack_peer.py"), "--port", "0",
-             "--bot-token", TOKEN],
+             "--bot-token", TOKEN, "--app-token", APP_TOKEN],
             stdout=subprocess.PIPE, text=True,
         )
         line = cls.proc.stdout.readline().strip()
@@ -53,6 +54,37 @@ class SlackPeerTest(unittest.TestCase):
         self.assertEqual(self.users_info("U404"), {"ok": False, "error": "user_not_found"})
         self.assertEqual(self.users_info("U1", token=None)["error"], "not_authed")
         self.assertEqual(self.users_info("U1", token="xoxb-wrong")["error"], "invalid_auth")
+
+    def test_socket_mode_greets_delivers_envelopes_and_records_acks(self):
+        from websockets.sync.client import connect
+
+        opened = post(f"{self.url}/api/apps.connections.open", {},
+                      {"Authorization": f"Bearer {APP_TOKEN}"})
+        self.assertTrue(opened["ok"])
+        self.assertTrue(opened["url"].startswith("ws://127.0.0.1:"), opened)
+        refused = post(f"{self.url}/api/apps.connections.open", {},
+                       {"Authorization": f"Bearer {TOKEN}"})
+        self.assertEqual(refused["error"], "not_allowed_token_type")
+        with connect(opened["url"]) as ws:
+            self.assertEqual(json.loads(ws.recv(timeout=5))["type"], "hello")
+            import threading
+            answer = {}
+            pusher = threading.Thread(target=lambda: answer.update(post(
+                f"{self.url}/_peer/socket/push", {"payload": {"type": "block_actions"}, "wait": 5})))
+            pusher.start()
+            envelope = json.loads(ws.recv(timeout=5))
+            self.assertEqual(envelope["type"], "interactive")
+            self.assertEqual(envelope["payload"], {"type": "block_actions"})
+            ws.send(json.dumps({"envelope_id": envelope["envelope_id"]}))
+            pusher.join(timeout=10)
+            self.assertTrue(answer["acked"], answer)
+            self.assertEqual(answer["envelope_id"], envelope["envelope_id"])
+            post(f"{self.url}/_peer/socket/disconnect", {"how": "message"})
+            self.assertEqual(json.loads(ws.recv(timeout=5))["type"], "disconnect")
+        # A ticket is good for one connection.
+        with self.assertRaises(Exception):
+            with connect(opened["url"]) as ws:
+                ws.recv(timeout=5)
 
     def test_signatures_are_slacks_v0_hmac(self):
         body = "payload=%7B%7D"

@@ -93,6 +93,7 @@ const SECRET_KEYS: &[&str] = &[
     "audit.previous_keys",
     "slack.signing_secret",
     "slack.bot_token",
+    "slack.app_token",
 ];
 
 fn is_secret(key: &str) -> bool {
@@ -323,7 +324,8 @@ mod tests {
             "url = \"sqlite://jitgate.db\"",
             "url = \"sqlite://jitgate.db\"",
         );
-        let with_slack = format!("{text}\n[slack]\nsigning_secret = \"\"\nbot_token = \"\"\n");
+        let with_slack =
+            format!("{text}\n[slack]\nmode = \"http\"\nsigning_secret = \"\"\nbot_token = \"\"\n");
         let config = load_from_str(
             &with_slack,
             env(&[
@@ -341,6 +343,24 @@ mod tests {
         let p = problems(&with_slack.replace("bot_token = \"\"", "bot_token = \"xoxp-user\""));
         assert_eq!(keys_of(&p), ["slack.signing_secret", "slack.bot_token"]);
         assert!(!p.iter().any(|p| p.message.contains("xoxp-user")), "{p:?}");
+        // Socket Mode, the default: the app-level token from the environment.
+        let socket = format!("{text}\n[slack]\nbot_token = \"xoxb-1\"\n");
+        let p = problems(&socket);
+        assert_eq!(keys_of(&p), ["slack.app_token"]);
+        assert!(p[0].message.contains("JITGATE_SLACK_APP_TOKEN"), "{p:?}");
+        let config = load_from_str(
+            &socket,
+            env(&[("JITGATE_SLACK_APP_TOKEN", "xapp-1-A1-2-abc")]),
+        )
+        .unwrap();
+        let slack = config.slack.unwrap();
+        assert_eq!(slack.mode, super::super::SlackMode::Socket);
+        assert_eq!(slack.app_token.unwrap().expose(), "xapp-1-A1-2-abc");
+        let p = problems(&format!(
+            "{text}\n[slack]\napp_token = \"xoxb-9\"\nbot_token = \"xoxb-1\"\n"
+        ));
+        assert_eq!(keys_of(&p), ["slack.app_token"]);
+        assert!(!p[0].message.contains("xoxb-9"), "{p:?}");
     }
 
     #[test]

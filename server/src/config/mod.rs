@@ -95,15 +95,27 @@ fn default_scopes() -> Vec<String> {
     vec!["email".into(), "profile".into(), "groups".into()]
 }
 
-/// `[slack]`: approve from Slack. Today: interactions over HTTP
-/// (`POST /slack/interactions`, signed by Slack), the clicking Slack user matched to a
-/// jitgate user by the email Slack has for them (`users.info`).
+/// `[slack]`: approve from Slack. Interactions arrive over Socket Mode (a WebSocket
+/// jitgate opens, the default: nothing inbound) or HTTP (`POST /slack/interactions`,
+/// signed by Slack); the clicking Slack member is matched to a jitgate user by the link
+/// they made on `/settings/slack` and/or the email Slack has for them (`user_match`).
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct SlackConfig {
-    /// The app's signing secret: every interaction's `X-Slack-Signature` is checked
-    /// with it before anything in it is read.
-    pub signing_secret: Secret,
+    /// How Slack's interactions reach jitgate.
+    #[serde(default)]
+    pub mode: SlackMode,
+    /// The app-level token (`xapp-...`, scope `connections:write`) Socket Mode opens its
+    /// connections with.
+    #[serde(default)]
+    pub app_token: Option<Secret>,
+    /// The app's signing secret (HTTP mode): every interaction's `X-Slack-Signature` is
+    /// checked with it before anything in it is read.
+    #[serde(default)]
+    pub signing_secret: Option<Secret>,
+    /// How a clicking Slack member is known as a jitgate user.
+    #[serde(default)]
+    pub user_match: UserMatch,
     /// The bot token (`xoxb-...`) for the Web API calls.
     pub bot_token: Secret,
     /// Slack's Web API (tests point it at the Slack peer).
@@ -124,6 +136,41 @@ pub struct SlackConfig {
     /// Where a request still undecided after twice `remind_after` is posted.
     #[serde(default)]
     pub escalation_channel: Option<String>,
+}
+
+/// `[slack] mode`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SlackMode {
+    /// jitgate holds a WebSocket to Slack (`apps.connections.open`): no inbound exposure.
+    #[default]
+    Socket,
+    /// Slack posts to `POST /slack/interactions` on the public URL.
+    Http,
+}
+
+/// `[slack] user_match`: who a Slack member is to jitgate.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum UserMatch {
+    /// Only a link the person made on `/settings/slack` (proved by a code sent to them
+    /// in Slack).
+    #[default]
+    Link,
+    /// The email Slack has for the member (`users.info`), equal to one jitgate user's.
+    Email,
+    /// The link if there is one, else the email.
+    Both,
+}
+
+impl UserMatch {
+    pub fn by_link(self) -> bool {
+        matches!(self, UserMatch::Link | UserMatch::Both)
+    }
+
+    pub fn by_email(self) -> bool {
+        matches!(self, UserMatch::Email | UserMatch::Both)
+    }
 }
 
 fn default_expiring_soon() -> HumanDuration {

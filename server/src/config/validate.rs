@@ -5,7 +5,7 @@ use std::collections::HashSet;
 use std::net::SocketAddr;
 use std::str::FromStr;
 
-use super::{Config, OS_USER_PLACEHOLDER, ProfileConfig, load::Problem};
+use super::{Config, OS_USER_PLACEHOLDER, ProfileConfig, SlackMode, load::Problem};
 use crate::domain::RunAsMode;
 
 /// Longest grant a profile may allow; beyond a month "just in time" has lost its meaning.
@@ -65,11 +65,34 @@ pub fn check(config: &Config) -> Vec<Problem> {
                 format!("`{api}` must be an http(s):// URL (Slack's is https://slack.com/api)"),
             );
         }
-        if slack.signing_secret.expose().trim().is_empty() {
-            out.add(
-                "slack.signing_secret",
-                "must not be empty: the Slack app's signing secret (Basic Information)",
-            );
+        match slack.mode {
+            SlackMode::Http => {
+                if slack
+                    .signing_secret
+                    .as_ref()
+                    .is_none_or(|s| s.expose().trim().is_empty())
+                {
+                    out.add(
+                        "slack.signing_secret",
+                        "is needed with mode = \"http\": the Slack app's signing secret \
+                         (Basic Information), e.g. in JITGATE_SLACK_SIGNING_SECRET",
+                    );
+                }
+            }
+            SlackMode::Socket => {
+                if !slack
+                    .app_token
+                    .as_ref()
+                    .is_some_and(|t| t.expose().starts_with("xapp-"))
+                {
+                    out.add(
+                        "slack.app_token",
+                        "is needed with mode = \"socket\" (the default): an app-level token \
+                         (xapp-..., scope connections:write, from Basic Information), e.g. in \
+                         JITGATE_SLACK_APP_TOKEN",
+                    );
+                }
+            }
         }
         if let Some(channel) = &slack.channel
             && !is_channel(channel)

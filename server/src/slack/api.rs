@@ -1,5 +1,6 @@
 //! The Slack Web API calls jitgate makes, with the bot token: `users.info` (the email
 //! Slack has for the clicking member), `views.open` (the deny modal),
+//! `apps.connections.open` (Socket Mode, with the app-level token),
 //! `chat.postMessage` / `chat.update` (each request's channel message) and the
 //! interaction's `response_url` (an ephemeral answer only the clicker sees).
 
@@ -35,7 +36,10 @@ pub struct SlackApi {
     http: reqwest::Client,
     base: String,
     token: String,
-    signing_secret: String,
+    /// HTTP mode's signing secret.
+    signing_secret: Option<String>,
+    /// Socket Mode's app-level token.
+    app_token: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -85,13 +89,54 @@ impl SlackApi {
             http,
             base: config.api_base_url.trim_end_matches('/').to_owned(),
             token: config.bot_token.expose().to_owned(),
-            signing_secret: config.signing_secret.expose().to_owned(),
+            signing_secret: config
+                .signing_secret
+                .as_ref()
+                .map(|s| s.expose().to_owned())
+                .filter(|s| !s.trim().is_empty()),
+            app_token: config.app_token.as_ref().map(|t| t.expose().to_owned()),
         })
     }
 
-    /// The secret interactions are signed with.
-    pub fn signing_secret(&self) -> &str {
-        &self.signing_secret
+    /// The secret interactions are signed with (HTTP mode); `None` without one, and then
+    /// no HTTP interaction is accepted.
+    pub fn signing_secret(&self) -> Option<&str> {
+        self.signing_secret.as_deref()
+    }
+
+    /// A Socket Mode WebSocket URL, good for one connection (`apps.connections.open`,
+    /// with the app-level token).
+    pub async fn open_connection(&self) -> Result<String, SlackError> {
+        #[derive(Deserialize)]
+        struct Opened {
+            ok: bool,
+            error: Option<String>,
+            url: Option<String>,
+        }
+        let Some(app_token) = &self.app_token else {
+            return Err(SlackError::Refused("no app-level token configured".into()));
+        };
+        let response = self
+            .http
+            .post(format!("{}/apps.connections.open", self.base))
+            .bearer_auth(app_token)
+            .send()
+            .await
+            .map_err(|e| SlackError::Unreachable(e.without_url()))?;
+        let answer: Opened = rate_checked(response)?
+            .json()
+            .await
+            .map_err(|e| SlackError::Unreachable(e.without_url()))?;
+        match answer {
+            Opened {
+                ok: true,
+                url: Some(url),
+                ..
+            } => Ok(url),
+            Opened { error, .. } => Err(SlackError::Refused(
+                error.unwrap_or_else(|| "no url in the answer".into()),
+            )),
+        }
     }
 
     /// The email Slack has for member `user_id`; `None` when it has none.
