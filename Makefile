@@ -24,8 +24,8 @@ build: deps
 lint:
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --workspace --all-targets --quiet -- -D warnings
-	@if grep -rn 'crate::store' server/src/http; then \
-	  echo "lint: server/src/http reaches the store only through the broker (docs/ARCHITECTURE.md)"; \
+	@if grep -rn 'crate::store' server/src/http server/src/slack; then \
+	  echo "lint: the edges (server/src/http, server/src/slack) reach the store only through the broker (docs/ARCHITECTURE.md)"; \
 	  exit 1; fi
 
 ## unit-peer: the test peers' own tests (AWS peer: unittest; OIDC peer: node --test)

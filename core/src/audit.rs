@@ -44,6 +44,9 @@ pub enum Action {
     SessionTerminated,
     SessionsClosed,
     SessionCloseFailed,
+    SlackLinkOffered,
+    SlackLinked,
+    SlackUnlinked,
 }
 
 impl Action {
@@ -83,6 +86,9 @@ impl Action {
         Action::SessionTerminated,
         Action::SessionsClosed,
         Action::SessionCloseFailed,
+        Action::SlackLinkOffered,
+        Action::SlackLinked,
+        Action::SlackUnlinked,
     ];
 
     /// The action a stored name stands for; `None` for a name this release does not know
@@ -128,6 +134,9 @@ impl Action {
             Action::SessionTerminated => "ssm.session_terminated",
             Action::SessionsClosed => "ssm.sessions_closed",
             Action::SessionCloseFailed => "ssm.session_close_failed",
+            Action::SlackLinkOffered => "auth.slack_link_offered",
+            Action::SlackLinked => "auth.slack_linked",
+            Action::SlackUnlinked => "auth.slack_unlinked",
         }
     }
 }

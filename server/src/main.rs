@@ -328,16 +328,18 @@ async fn serve(config: Arc<Config>) -> anyhow::Result<ExitCode> {
     )
     .await
     .context("opening the session store")?;
-    let interactions = slack.map(|slack| jitgate_server::slack::Interactions {
-        broker: broker.clone(),
-        oidc: oidc.clone(),
-        slack,
-        user_match: config
-            .slack
-            .as_ref()
-            .map(|s| s.user_match)
-            .unwrap_or_default(),
-    });
+    let interactions = slack
+        .clone()
+        .map(|slack| jitgate_server::slack::Interactions {
+            broker: broker.clone(),
+            oidc: oidc.clone(),
+            slack,
+            user_match: config
+                .slack
+                .as_ref()
+                .map(|s| s.user_match)
+                .unwrap_or_default(),
+        });
     let slack_mode = config.slack.as_ref().map(|s| s.mode);
     let slack_http = match (interactions, slack_mode) {
         (Some(interactions), Some(SlackMode::Socket)) => {
@@ -347,6 +349,7 @@ async fn serve(config: Arc<Config>) -> anyhow::Result<ExitCode> {
         (interactions, _) => interactions,
     };
     let state = AppState {
+        slack,
         slack_http,
         config: config.clone(),
         oidc,

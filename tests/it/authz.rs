@@ -133,6 +133,14 @@ async fn every_web_route_answers_each_role_as_expected() -> Result<()> {
             [u, f, f, f, ok],
         ),
         (Method::GET, cli, [see_other, ok, ok, ok, ok]),
+        // Linking a Slack account: anyone signed in, for themselves; without [slack]
+        // (as here) there is nothing to link (tests/it/slack_link.rs has it set up).
+        (Method::GET, "/settings/slack".into(), [u, n, n, n, n]),
+        (
+            Method::POST,
+            "/settings/slack/unlink".into(),
+            [u, n, n, n, n],
+        ),
     ];
     for (method, path, expected) in &matrix {
         for (role, want) in roles.iter().zip(expected) {

@@ -34,6 +34,7 @@ mod queue;
 mod roles;
 mod signin;
 mod slack;
+mod slack_link;
 mod slack_socket;
 mod smoke;
 mod store;

@@ -14,6 +14,7 @@ use crate::app::ports::{
     Binding, Directory, IdcStanding, NoPermissionSet, PermissionSets, PortResult, RequestQuery,
     Signals, Store, Transaction,
 };
+use crate::app::slack_links::{PendingSlackLink, SlackLink};
 use crate::audit::{Action as Audited, AuditEvent, EventFilter, NewEvent};
 use crate::domain::{
     ApiToken, CliLogin, IdcLookup, OsUser, PermissionSetArn, PrincipalId, Request, RequestId,
@@ -29,6 +30,8 @@ pub(crate) struct State {
     pub touched: Vec<PrincipalId>,
     pub tokens: Vec<(ApiToken, String)>,
     pub cli_logins: Vec<(String, CliLogin, DateTime<Utc>, bool)>,
+    pub slack_links: HashMap<UserId, SlackLink>,
+    pub pending_slack: HashMap<UserId, (PendingSlackLink, String)>,
 }
 
 /// A store that keeps everything in memory: a transaction works on a copy and puts it
@@ -263,6 +266,23 @@ impl Store for MemStore {
     async fn idc_standing(&self, user: &UserId) -> PortResult<Option<IdcStanding>> {
         Ok(self.state().people.get(user).cloned())
     }
+
+    async fn slack_link_of(&self, user: &UserId) -> PortResult<Option<SlackLink>> {
+        Ok(self.state().slack_links.get(user).cloned())
+    }
+
+    async fn pending_slack_link(&self, user: &UserId) -> PortResult<Option<PendingSlackLink>> {
+        Ok(self.state().pending_slack.get(user).map(|(p, _)| p.clone()))
+    }
+
+    async fn person_by_slack_member(&self, member: &str) -> PortResult<Option<UserId>> {
+        Ok(self
+            .state()
+            .slack_links
+            .iter()
+            .find(|(_, l)| l.member == member)
+            .map(|(u, _)| u.clone()))
+    }
 }
 
 impl Transaction for MemTx {
@@ -422,6 +442,59 @@ impl Transaction for MemTx {
     async fn append(&mut self, event: NewEvent) -> PortResult<()> {
         self.work.events.push(event);
         Ok(())
+    }
+
+    async fn pending_slack_link(
+        &mut self,
+        user: &UserId,
+    ) -> PortResult<Option<(PendingSlackLink, String)>> {
+        Ok(self.work.pending_slack.get(user).cloned())
+    }
+
+    async fn put_pending_slack_link(
+        &mut self,
+        user: &UserId,
+        pending: &PendingSlackLink,
+        hash: &str,
+    ) -> PortResult<()> {
+        self.work
+            .pending_slack
+            .insert(user.clone(), (pending.clone(), hash.to_owned()));
+        Ok(())
+    }
+
+    async fn drop_pending_slack_link(&mut self, user: &UserId) -> PortResult<()> {
+        self.work.pending_slack.remove(user);
+        Ok(())
+    }
+
+    async fn link_slack(
+        &mut self,
+        user: &UserId,
+        member: &str,
+        now: DateTime<Utc>,
+    ) -> PortResult<Option<UserId>> {
+        let before = self
+            .work
+            .slack_links
+            .iter()
+            .find(|(u, l)| l.member == member && *u != user)
+            .map(|(u, _)| u.clone());
+        if let Some(other) = &before {
+            self.work.slack_links.remove(other);
+        }
+        self.work.slack_links.insert(
+            user.clone(),
+            SlackLink {
+                member: member.to_owned(),
+                linked_at: now,
+            },
+        );
+        Ok(before)
+    }
+
+    async fn unlink_slack(&mut self, user: &UserId) -> PortResult<Option<String>> {
+        Ok(self.work.slack_links.remove(user).map(|l| l.member))
     }
 
     async fn commit(self) -> PortResult<()> {

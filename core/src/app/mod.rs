@@ -13,6 +13,7 @@ pub(crate) mod memory;
 pub mod people;
 pub mod ports;
 pub mod requests;
+pub mod slack_links;
 pub mod targets;
 pub mod trail;
 
@@ -21,5 +22,6 @@ pub use credentials::{Credentials, IssuedToken};
 pub use error::AppError;
 pub use people::{People, SignInCheck};
 pub use requests::{Action, Requests, Via};
+pub use slack_links::{PendingSlackLink, SlackLink, SlackLinkStatus, SlackLinks};
 pub use targets::{Reachable, TargetList, Targets};
 pub use trail::{AuditPage, Trail};

@@ -8,6 +8,7 @@ use std::future::Future;
 
 use chrono::{DateTime, Utc};
 
+use super::slack_links::{PendingSlackLink, SlackLink};
 use crate::audit::{AuditEvent, EventFilter, NewEvent};
 use crate::domain::{
     ApiToken, CliLogin, IdcLookup, OsUser, PermissionSetArn, PrincipalId, Request, RequestId,
@@ -193,6 +194,24 @@ pub trait Store: Send + Sync + 'static {
         &self,
         user: &UserId,
     ) -> impl Future<Output = PortResult<Option<IdcStanding>>> + Send;
+
+    /// The Slack account `user` linked, if any.
+    fn slack_link_of(
+        &self,
+        user: &UserId,
+    ) -> impl Future<Output = PortResult<Option<SlackLink>>> + Send;
+
+    /// The code sent to `user`'s Slack member, if one was (expired or not).
+    fn pending_slack_link(
+        &self,
+        user: &UserId,
+    ) -> impl Future<Output = PortResult<Option<PendingSlackLink>>> + Send;
+
+    /// The person who linked Slack member `member`.
+    fn person_by_slack_member(
+        &self,
+        member: &str,
+    ) -> impl Future<Output = PortResult<Option<UserId>>> + Send;
 }
 
 /// A write transaction: everything one use case changes, with its audit events, commits
@@ -303,6 +322,41 @@ pub trait Transaction: Send {
         login: &CliLogin,
         expires_at: DateTime<Utc>,
     ) -> impl Future<Output = PortResult<()>> + Send;
+
+    /// The code sent to `user`'s Slack member and its hash, locked for this transaction.
+    fn pending_slack_link(
+        &mut self,
+        user: &UserId,
+    ) -> impl Future<Output = PortResult<Option<(PendingSlackLink, String)>>> + Send;
+
+    /// Stores (or replaces) the code sent to `user`'s Slack member, by its hash.
+    fn put_pending_slack_link(
+        &mut self,
+        user: &UserId,
+        pending: &PendingSlackLink,
+        hash: &str,
+    ) -> impl Future<Output = PortResult<()>> + Send;
+
+    /// Forgets the code sent to `user`'s Slack member.
+    fn drop_pending_slack_link(
+        &mut self,
+        user: &UserId,
+    ) -> impl Future<Output = PortResult<()>> + Send;
+
+    /// Links `user` to Slack member `member` at `now`, replacing `user`'s earlier link;
+    /// answers who had `member` before (their link is removed), if someone else did.
+    fn link_slack(
+        &mut self,
+        user: &UserId,
+        member: &str,
+        now: DateTime<Utc>,
+    ) -> impl Future<Output = PortResult<Option<UserId>>> + Send;
+
+    /// Removes `user`'s link; answers the member it was to.
+    fn unlink_slack(
+        &mut self,
+        user: &UserId,
+    ) -> impl Future<Output = PortResult<Option<String>>> + Send;
 
     /// Appends an audit event, chained after the last.
     fn append(&mut self, event: NewEvent) -> impl Future<Output = PortResult<()>> + Send;

@@ -12,6 +12,7 @@ mod credentials;
 mod identity;
 mod inventory;
 mod reads;
+mod slack_links;
 
 pub use catalog::{Catalog, CatalogCell, CatalogSets, NotResolved};
 pub use claims::Stale;
@@ -22,6 +23,7 @@ pub use jitgate_core::app::ports::Listing;
 pub use jitgate_core::app::{Action, Via};
 pub use jitgate_core::app::{Reachable, TargetList};
 pub use reads::{AUDIT_SCAN_LIMIT, AuditExport, AuditPage};
+pub use slack_links::{SlackLinkStatus, is_member_id};
 
 use std::sync::Arc;
 
@@ -29,7 +31,9 @@ use chrono::{DateTime, Utc};
 use tokio::sync::Notify;
 
 use jitgate_core::app::ports::{PortFailure, Signals};
-use jitgate_core::app::{AppError, Credentials, People, Requests, Rules, Targets, Trail};
+use jitgate_core::app::{
+    AppError, Credentials, People, Requests, Rules, SlackLinks, Targets, Trail,
+};
 use jitgate_core::clock::Clock;
 
 use crate::aws::{AwsError, IdcDirectory, IdentityCenter};
@@ -127,6 +131,8 @@ pub struct Broker<I> {
     targets: Targets<Db, IdcDirectory<I>>,
     /// Claims refreshes in flight in this process, one per person.
     refreshing: Arc<claims::Refreshing>,
+    /// The Slack accounts people linked.
+    slack_links: SlackLinks<Db>,
 }
 
 impl<I> Clone for Broker<I> {
@@ -146,6 +152,7 @@ impl<I> Clone for Broker<I> {
             inventory: self.inventory.clone(),
             targets: self.targets.clone(),
             refreshing: self.refreshing.clone(),
+            slack_links: self.slack_links.clone(),
         }
     }
 }
@@ -176,6 +183,7 @@ impl<I: IdentityCenter> Broker<I> {
             config.auth.max_open_requests,
         );
         let inventory = Arc::new(InventoryCell::default());
+        let db_for_links = db.clone();
         let targets = Targets::new(
             requests.clone(),
             inventory.clone(),
@@ -201,6 +209,7 @@ impl<I: IdentityCenter> Broker<I> {
             inventory,
             targets,
             refreshing: Arc::default(),
+            slack_links: SlackLinks::new(db_for_links),
         }
     }
 

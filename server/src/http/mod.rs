@@ -38,6 +38,8 @@ pub struct AppState {
     /// The sign-in provider: not configured, not reached yet, or ready.
     pub oidc: Provider,
     pub broker: Broker<IdcClient>,
+    /// Slack's Web API, when `[slack]` is configured (the link page sends codes).
+    pub slack: Option<Arc<crate::slack::SlackApi>>,
     /// Slack's interactions, when `[slack] mode = "http"`.
     pub slack_http: Option<crate::slack::Interactions>,
 }

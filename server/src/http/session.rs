@@ -73,6 +73,7 @@ impl CurrentUser {
             is_requester,
             is_approver: !super::access::approved_profiles(self, state.broker.rules()).is_empty(),
             is_admin: self.actor.is_admin,
+            slack: state.slack.is_some(),
         }
     }
 }
@@ -114,6 +115,8 @@ pub struct UserView {
     pub is_approver: bool,
     /// In `[auth] admin_groups`: the nav shows the admin pages.
     pub is_admin: bool,
+    /// Slack is set up: the nav offers linking a Slack account.
+    pub slack: bool,
 }
 
 async fn session_of(parts: &mut Parts, state: &AppState) -> Result<Session, WebError> {

@@ -205,14 +205,21 @@ impl Interactions {
 
     /// The jitgate user Slack member `member` is, by `[slack] user_match`.
     async fn who(&self, member: &str) -> Result<User, String> {
+        if self.user_match.by_link() {
+            match self.broker.person_by_slack_member(member).await {
+                Ok(Some(person)) => return Ok(person),
+                Ok(None) => {}
+                Err(e) => return Err(refusal(WebError::from(e))),
+            }
+        }
         if self.user_match.by_email() {
             return self.by_email(member).await;
         }
-        Err(
-            "jitgate does not know who you are in Slack: link your Slack account on \
-             jitgate's Settings page, then try again."
-                .into(),
-        )
+        Err(format!(
+            "jitgate does not know who you are in Slack: link your Slack account at \
+             {}/settings/slack, then try again.",
+            self.broker.config().server.public_url.trim_end_matches('/')
+        ))
     }
 
     /// The one jitgate user with the email Slack has for `member`.

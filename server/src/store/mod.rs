@@ -21,6 +21,7 @@ pub mod requests;
 pub mod session_closings;
 pub mod sessions;
 pub mod slack_dms;
+pub mod slack_links;
 pub mod slack_posts;
 mod sql;
 pub mod tokens;

@@ -12,7 +12,10 @@ use jitgate_core::domain::{
     ApiToken, CliLogin, OsUser, PrincipalId, Request, RequestId, RequestRecord, User, UserId,
 };
 
-use super::{Db, StoreError, WriteTx, audit, cli_logins, principals, requests, tokens, users};
+use super::{
+    Db, StoreError, WriteTx, audit, cli_logins, principals, requests, slack_links, tokens, users,
+};
+use jitgate_core::app::{PendingSlackLink, SlackLink};
 
 fn port(e: StoreError) -> PortFailure {
     PortFailure::new(e)
@@ -115,6 +118,22 @@ impl Store for Db {
             lookup: u.idc_lookup,
         }))
     }
+
+    async fn slack_link_of(&self, user: &UserId) -> PortResult<Option<SlackLink>> {
+        slack_links::link_of(self, user.as_str())
+            .await
+            .map_err(port)
+    }
+
+    async fn pending_slack_link(&self, user: &UserId) -> PortResult<Option<PendingSlackLink>> {
+        slack_links::pending(self, user.as_str())
+            .await
+            .map_err(port)
+    }
+
+    async fn person_by_slack_member(&self, member: &str) -> PortResult<Option<UserId>> {
+        slack_links::person_of(self, member).await.map_err(port)
+    }
 }
 
 impl Transaction for WriteTx {
@@ -208,6 +227,47 @@ impl Transaction for WriteTx {
         cli_logins::insert(self, hash, login, expires_at)
             .await
             .map_err(port)
+    }
+
+    async fn pending_slack_link(
+        &mut self,
+        user: &UserId,
+    ) -> PortResult<Option<(PendingSlackLink, String)>> {
+        slack_links::pending_for_update(self, user.as_str())
+            .await
+            .map_err(port)
+    }
+
+    async fn put_pending_slack_link(
+        &mut self,
+        user: &UserId,
+        pending: &PendingSlackLink,
+        hash: &str,
+    ) -> PortResult<()> {
+        slack_links::put_pending(self, user.as_str(), pending, hash)
+            .await
+            .map_err(port)
+    }
+
+    async fn drop_pending_slack_link(&mut self, user: &UserId) -> PortResult<()> {
+        slack_links::drop_pending(self, user.as_str())
+            .await
+            .map_err(port)
+    }
+
+    async fn link_slack(
+        &mut self,
+        user: &UserId,
+        member: &str,
+        now: DateTime<Utc>,
+    ) -> PortResult<Option<UserId>> {
+        slack_links::link(self, user.as_str(), member, now)
+            .await
+            .map_err(port)
+    }
+
+    async fn unlink_slack(&mut self, user: &UserId) -> PortResult<Option<String>> {
+        slack_links::unlink(self, user.as_str()).await.map_err(port)
     }
 
     async fn append(&mut self, event: NewEvent) -> PortResult<()> {

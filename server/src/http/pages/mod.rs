@@ -5,7 +5,7 @@
 //! Submodules, one per page or resource: `home`, `new_request` (form and submit),
 //! `my_requests`, `approvals` (the queue), `request_page` (details, timeline, actions),
 //! `actions` (approve, deny, cancel, revoke, extend), `admin` (all requests, audit
-//! search and export); `view` holds the formatting the pages share.
+//! search and export), `slack_settings` (linking a Slack account); `view` holds the formatting the pages share.
 //!
 //! Handlers take a [`Viewer`] (the signed-in person and their navigation) and fail with
 //! a [`PageError`], so an error page keeps the person's navigation; statuses come from
@@ -18,6 +18,7 @@ mod home;
 mod my_requests;
 mod new_request;
 mod request_page;
+mod slack_settings;
 mod view;
 
 use askama::Template;
@@ -50,6 +51,10 @@ pub(super) fn router() -> Router<AppState> {
         .route("/admin/requests", get(admin::requests::show))
         .route("/admin/audit", get(admin::audit::show))
         .route("/admin/audit/export", get(admin::export::download))
+        .route("/settings/slack", get(slack_settings::show))
+        .route("/settings/slack/link", post(slack_settings::link))
+        .route("/settings/slack/confirm", post(slack_settings::confirm))
+        .route("/settings/slack/unlink", post(slack_settings::unlink))
 }
 
 /// What a page handler answers.
