@@ -37,6 +37,7 @@ mod slack;
 mod slack_link;
 mod slack_socket;
 mod smoke;
+mod step_up;
 mod store;
 mod sweep;
 mod unstoppable;

@@ -266,7 +266,7 @@ async fn deny_from_slack_asks_why_in_a_modal_and_records_it() -> Result<()> {
 }
 
 /// The channel messages the peer holds, oldest first.
-async fn messages_when(
+pub(crate) async fn messages_when(
     peer: &SlackPeer,
     what: &str,
     done: impl Fn(&[Value]) -> bool,
@@ -284,7 +284,7 @@ async fn messages_when(
 }
 
 /// The text of a message's latest version, blocks included.
-fn latest(message: &Value) -> String {
+pub(crate) fn latest(message: &Value) -> String {
     message["versions"]
         .as_array()
         .and_then(|v| v.last())

@@ -61,6 +61,7 @@ fn actor(name: &str, groups: &[&str]) -> Actor {
         groups: groups.iter().map(ToString::to_string).collect(),
         is_admin: false,
         approves_all: false,
+        authenticated_at: None,
     }
 }
 

@@ -41,6 +41,8 @@ pub struct ProfileSpec {
     pub targets: Vec<(String, String)>,
     /// The Slack channel its requests are announced in.
     pub slack_channel: Option<String>,
+    /// Approvals need a fresh sign-in on the web.
+    pub step_up: bool,
 }
 
 impl Default for ProfileSpec {
@@ -62,6 +64,7 @@ impl Default for ProfileSpec {
             approval_timeout: "1h".into(),
             targets: Vec::new(),
             slack_channel: None,
+            step_up: false,
         }
     }
 }
@@ -103,6 +106,9 @@ impl ProfileSpec {
         }
         if let Some(channel) = &self.slack_channel {
             t.insert("slack_channel".into(), channel.clone().into());
+        }
+        if self.step_up {
+            t.insert("step_up".into(), true.into());
         }
         t
     }

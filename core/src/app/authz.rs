@@ -11,6 +11,8 @@ pub struct Rules {
     admin_groups: Vec<String>,
     admins_approve: bool,
     policies: Vec<Policy>,
+    /// How recent a sign-in approves for a `step_up` profile.
+    step_up_max_age: std::time::Duration,
 }
 
 /// What a person may do to a request now (buttons on its page, CLI and Slack choices).
@@ -38,7 +40,27 @@ impl Rules {
             admin_groups,
             admins_approve,
             policies,
+            step_up_max_age: std::time::Duration::from_secs(5 * 60),
         }
+    }
+
+    /// These rules, with sign-ins up to `max_age` old approving for `step_up` profiles.
+    pub fn with_step_up_max_age(mut self, max_age: std::time::Duration) -> Self {
+        self.step_up_max_age = max_age;
+        self
+    }
+
+    /// Whether `actor` signed in recently enough at `now` to approve for a `step_up`
+    /// profile: a web session whose ID token said when they authenticated, at most
+    /// `step_up_max_age` ago (a little ahead of `now` is clock skew, not a forgery: the
+    /// token's signature vouches for it).
+    pub fn stepped_up(&self, actor: &Actor, now: chrono::DateTime<chrono::Utc>) -> bool {
+        let Some(at) = actor.authenticated_at else {
+            return false;
+        };
+        let max_age =
+            chrono::TimeDelta::from_std(self.step_up_max_age).unwrap_or(chrono::TimeDelta::MAX);
+        now - at <= max_age
     }
 
     /// The actor for a person with `groups` as the identity provider said last: who they
@@ -51,6 +73,7 @@ impl Rules {
             groups,
             is_admin,
             approves_all: is_admin && self.admins_approve,
+            authenticated_at: None,
         }
     }
 
@@ -157,6 +180,7 @@ mod tests {
             auto_approve: false,
             approval_timeout: Duration::from_secs(3600),
             run_as_mode: RunAsMode::PrincipalTag,
+            step_up: false,
         }
     }
 

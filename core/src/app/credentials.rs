@@ -238,6 +238,7 @@ mod tests {
             groups: vec!["developers".into()],
             is_admin: false,
             approves_all: false,
+            authenticated_at: None,
         }
     }
 

@@ -79,6 +79,15 @@ pub enum AppError {
     /// Something the answer needs is not there yet (says what, and what to do).
     #[error("{0}")]
     NotReady(&'static str),
+    /// Approving for this profile needs a fresh sign-in on the web.
+    #[error(
+        "approving for profile {profile} needs a fresh sign-in: approve on the request's web \
+         page, where jitgate asks you to sign in again"
+    )]
+    StepUpRequired {
+        /// The profile with `step_up`.
+        profile: String,
+    },
     /// The store failed.
     #[error("storage: {0}")]
     Store(PortFailure),

@@ -372,6 +372,17 @@ impl<S: Store, D: Directory> Requests<S, D> {
             Action::Approve => {
                 self.apply(id, by, None, now, |r| {
                     let policy = self.policy(&r.profile)?;
+                    // Asked only of someone who could approve otherwise: a refusal for
+                    // another reason says that reason, not "sign in again".
+                    if policy.step_up
+                        && policy.may_approve(actor)
+                        && r.requester != actor.user
+                        && !self.rules.stepped_up(actor, now)
+                    {
+                        return Err(AppError::StepUpRequired {
+                            profile: policy.profile.clone(),
+                        });
+                    }
                     Ok(r.approve(actor, policy, now)?)
                 })
                 .await

@@ -264,6 +264,7 @@ mod tests {
             groups: vec![],
             is_admin: false,
             approves_all: false,
+            authenticated_at: None,
         }
     }
 

@@ -147,6 +147,7 @@ mod tests {
             groups: Vec::new(),
             is_admin,
             approves_all: false,
+            authenticated_at: None,
         }
     }
 

@@ -73,6 +73,11 @@ pub struct Actor {
     /// gives admins that power (`[auth] admins_approve`); otherwise approving needs an
     /// approver group of the profile, for admins too.
     pub approves_all: bool,
+    /// When the person last proved who they are to the identity provider (the ID
+    /// token's `auth_time`), for a web session; `None` for the API, the CLI and Slack.
+    /// Profiles with `step_up` take approvals only from a recent one.
+    #[serde(default)]
+    pub authenticated_at: Option<chrono::DateTime<chrono::Utc>>,
 }
 
 impl Actor {
@@ -110,6 +115,9 @@ pub struct Policy {
     pub approval_timeout: Duration,
     /// How the OS user is enforced for grants of this profile.
     pub run_as_mode: RunAsMode,
+    /// Approving needs a fresh sign-in at the identity provider (its MFA), on the web:
+    /// not a Slack click, an API token or the CLI.
+    pub step_up: bool,
 }
 
 impl Policy {
@@ -145,6 +153,7 @@ impl Policy {
             auto_approve: false,
             approval_timeout: Duration::ZERO,
             run_as_mode: RunAsMode::default(),
+            step_up: false,
         }
     }
 
@@ -168,6 +177,7 @@ mod tests {
             groups: groups.iter().map(ToString::to_string).collect(),
             is_admin,
             approves_all: is_admin,
+            authenticated_at: None,
         }
     }
 
@@ -185,6 +195,7 @@ mod tests {
             auto_approve: false,
             approval_timeout: Duration::from_secs(3600),
             run_as_mode: RunAsMode::PrincipalTag,
+            step_up: false,
         }
     }
 

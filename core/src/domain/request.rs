@@ -871,12 +871,14 @@ mod tests {
             groups: groups.iter().map(ToString::to_string).collect(),
             is_admin,
             approves_all: is_admin,
+            authenticated_at: None,
         }
     }
 
     fn admin_who_does_not_approve() -> Actor {
         Actor {
             approves_all: false,
+            authenticated_at: None,
             ..admin()
         }
     }
@@ -930,6 +932,7 @@ mod tests {
             auto_approve: false,
             approval_timeout: hours(4),
             run_as_mode: RunAsMode::PrincipalTag,
+            step_up: false,
         }
     }
 

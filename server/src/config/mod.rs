@@ -393,6 +393,10 @@ pub struct AuthConfig {
     /// The issuer of the IdC users' external ids, with `idc_match = "external_id"` (as
     /// the SCIM provisioning from the identity provider records it).
     pub idc_external_id_issuer: Option<String>,
+    /// How recent a sign-in must be to approve for a profile with `step_up`: the
+    /// approver signs in again (the provider asked for `prompt=login`, `max_age`) when
+    /// theirs is older.
+    pub step_up_max_age: HumanDuration,
 }
 
 /// See [`AuthConfig::idc_match`].
@@ -418,6 +422,7 @@ impl Default for AuthConfig {
             idc_match: IdcMatch::VerifiedEmail,
             idc_match_claim: None,
             idc_external_id_issuer: None,
+            step_up_max_age: HumanDuration::from_secs(5 * 60),
         }
     }
 }
@@ -467,6 +472,11 @@ pub struct ProfileConfig {
     /// The Slack channel this profile's requests are announced in (else `[slack] channel`).
     #[serde(default)]
     pub slack_channel: Option<String>,
+    /// Approving needs a fresh sign-in at the identity provider, on the web (within
+    /// `[auth] step_up_max_age`): Slack shows a "Review and approve" link instead of an
+    /// Approve button, and the API and CLI cannot approve.
+    #[serde(default)]
+    pub step_up: bool,
 }
 
 fn default_min_duration() -> HumanDuration {
@@ -496,6 +506,7 @@ impl Config {
             self.auth.admins_approve,
             self.profiles.iter().map(ProfileConfig::policy).collect(),
         )
+        .with_step_up_max_age(self.auth.step_up_max_age.get())
     }
 
     /// This process's node identity for leases: `[scheduler] node_id`, else
@@ -543,6 +554,7 @@ impl ProfileConfig {
             auto_approve: self.auto_approve,
             approval_timeout: self.approval_timeout.get(),
             run_as_mode: self.run_as_mode,
+            step_up: self.step_up,
         }
     }
 

@@ -140,6 +140,15 @@ pub fn check(config: &Config) -> Vec<Problem> {
         }
     }
     let auth = &config.auth;
+    let step_up = auth.step_up_max_age.get();
+    if step_up < std::time::Duration::from_secs(30)
+        || step_up > std::time::Duration::from_secs(3600)
+    {
+        out.add(
+            "auth.step_up_max_age",
+            "must be between 30s and 1h (how recent a sign-in approves for a step_up profile)",
+        );
+    }
     if auth.session_idle.get().is_zero() || auth.session_idle.get() > auth.session_max.get() {
         out.add(
             "auth.session_idle",

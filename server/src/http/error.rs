@@ -27,6 +27,10 @@ pub enum WebError {
     Unauthorized(String),
     #[error("{0}")]
     Forbidden(String),
+    /// Approving needs a fresh sign-in (a `step_up` profile): the web sends the person
+    /// to sign in again; the API, the CLI and Slack say so.
+    #[error("{0}")]
+    StepUpRequired(String),
     /// The signed-in person has no IAM Identity Center user to grant access to.
     #[error("{0}")]
     NoIdcUser(String),
@@ -103,6 +107,7 @@ impl From<AppError> for WebError {
             AppError::Limit(why) => WebError::Limit(why),
             AppError::NoSuch(what) => WebError::NotFound(what),
             AppError::Forbidden(why) => WebError::Forbidden(why),
+            e @ AppError::StepUpRequired { .. } => WebError::StepUpRequired(e.to_string()),
             AppError::NotReady(what) => WebError::Unavailable(what.to_owned()),
             e @ (AppError::Store(_) | AppError::Directory(_)) => WebError::Internal(e.to_string()),
         }
@@ -130,6 +135,7 @@ impl WebError {
                 (StatusCode::FORBIDDEN, "forbidden")
             }
             WebError::NoIdcUser(_) => (StatusCode::FORBIDDEN, "no_idc_user"),
+            WebError::StepUpRequired(_) => (StatusCode::FORBIDDEN, "step_up_required"),
             WebError::IdcBinding(_) => (StatusCode::FORBIDDEN, "idc_binding"),
             WebError::NotFound(_) => (StatusCode::NOT_FOUND, "not_found"),
             WebError::BadRequest(_) => (StatusCode::BAD_REQUEST, "bad_request"),
@@ -166,6 +172,7 @@ impl WebError {
         matches!(
             self,
             WebError::Forbidden(_)
+                | WebError::StepUpRequired(_)
                 | WebError::Limit(_)
                 | WebError::NoIdcUser(_)
                 | WebError::IdcBinding(_)
@@ -225,6 +232,7 @@ impl WebError {
             | WebError::NoIdcUser(_)
             | WebError::IdcBinding(_)
             | WebError::MissingRole { .. } => "Not allowed",
+            WebError::StepUpRequired(_) => "Sign in again",
             WebError::NotFound(_) => "Not found",
             WebError::BadRequest(_) | WebError::Invalid { .. } => "Bad request",
             WebError::Domain(e) => match e.kind() {

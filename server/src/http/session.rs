@@ -24,6 +24,9 @@ const CSRF_KEY: &str = "csrf";
 pub(super) struct SessionUser {
     pub id: String,
     pub signed_in_at_millis: i64,
+    /// When the provider last authenticated them (its `auth_time`), if it said.
+    #[serde(default)]
+    pub authenticated_at_millis: Option<i64>,
 }
 
 /// The signed-in person of a request; extracting it refuses anonymous requests.
@@ -176,10 +179,13 @@ impl FromRequestParts<AppState> for MaybeUser {
         };
         let csrf = csrf_token(&session).await?;
         keep_alive(&session, state).await?;
-        let actor = state
+        let mut actor = state
             .broker
             .rules()
             .actor(user.id.clone(), user.groups.clone());
+        actor.authenticated_at = signed_in
+            .authenticated_at_millis
+            .and_then(chrono::DateTime::from_timestamp_millis);
         Ok(MaybeUser(Some(CurrentUser { user, csrf, actor })))
     }
 }

@@ -18,7 +18,13 @@ use crate::oidc::idc_match;
 #[derive(Deserialize)]
 pub(super) struct LoginQuery {
     return_to: Option<String>,
+    /// `1`: authenticate again at the provider, for an approval that needs it.
+    step_up: Option<String>,
 }
+
+/// How far the provider's clock may be behind ours when it says when it authenticated
+/// someone for a step-up.
+const STEP_UP_SKEW: chrono::TimeDelta = chrono::TimeDelta::seconds(60);
 
 /// Longest `return_to` kept: a deep link, not a place to store data in someone's session.
 const MAX_RETURN_TO: usize = 1024;
@@ -54,7 +60,11 @@ pub(super) async fn login(
     Query(query): Query<LoginQuery>,
 ) -> Result<Redirect, WebError> {
     let oidc = state.oidc.get().map_err(WebError::Unavailable)?;
-    let (url, flow) = oidc.start(local_path(query.return_to));
+    let step_up = query
+        .step_up
+        .is_some_and(|v| v == "1")
+        .then(|| state.broker.now());
+    let (url, flow) = oidc.start(local_path(query.return_to), step_up);
     session.set_expiry(Some(tower_sessions::Expiry::OnInactivity(SIGN_IN_WINDOW)));
     session.insert(FLOW_KEY, &flow).await.map_err(internal)?;
     Ok(Redirect::to(&url))
@@ -105,6 +115,19 @@ pub(super) async fn callback(
         .await
         .map_err(|e| WebError::SignInRefused(e.to_string()))?;
     let now = state.broker.now();
+    if let Some(since) = flow
+        .step_up_since_millis
+        .and_then(chrono::DateTime::from_timestamp_millis)
+        && signed_in
+            .auth_time
+            .is_none_or(|at| at < since - STEP_UP_SKEW)
+    {
+        return Err(WebError::SignInRefused(format!(
+            "asked to authenticate again, the provider answered with an earlier sign-in \
+             (auth_time {:?}, asked at {since})",
+            signed_in.auth_time
+        )));
+    }
     let lookup = idc_match::lookup(&state.config.auth, &signed_in.subject, &signed_in.claims);
     let check = state
         .broker
@@ -149,6 +172,7 @@ pub(super) async fn callback(
             SessionUser {
                 id: user.id.to_string(),
                 signed_in_at_millis: now.timestamp_millis(),
+                authenticated_at_millis: signed_in.auth_time.map(|t| t.timestamp_millis()),
             },
         )
         .await

@@ -86,6 +86,10 @@ pub struct LoginFlow {
     pub pkce_verifier: String,
     /// Where to go after signing in (a local path).
     pub return_to: String,
+    /// A step-up (`prompt=login`, `max_age=0`): when it began, in milliseconds since the
+    /// epoch; the provider's `auth_time` must not be older.
+    #[serde(default)]
+    pub step_up_since_millis: Option<i64>,
 }
 
 /// Who signed in, as the provider vouched.
@@ -103,6 +107,9 @@ pub struct SignedIn {
     /// For confirming the claims later without the person (`[auth] claims_max_age`);
     /// `None` when the provider issued none.
     pub refresh_token: Option<SecretString>,
+    /// When the person authenticated, by the ID token's `auth_time` (providers send it
+    /// when `max_age` is asked).
+    pub auth_time: Option<chrono::DateTime<chrono::Utc>>,
 }
 
 /// What the provider says of a person asked again with their refresh token.
@@ -168,7 +175,14 @@ impl Oidc {
     }
 
     /// The provider URL to send the browser to, and what to remember meanwhile.
-    pub fn start(&self, return_to: String) -> (String, LoginFlow) {
+    /// With `step_up_at` (now), the provider is asked to authenticate the person again
+    /// whatever session it holds (`prompt=login`, `max_age=0`, OpenID Connect Core 3.1.2.1),
+    /// so its MFA applies again.
+    pub fn start(
+        &self,
+        return_to: String,
+        step_up_at: Option<chrono::DateTime<chrono::Utc>>,
+    ) -> (String, LoginFlow) {
         let (challenge, verifier) = PkceCodeChallenge::new_random_sha256();
         let mut request = self.client.authorize_url(
             CoreAuthenticationFlow::AuthorizationCode,
@@ -178,12 +192,18 @@ impl Oidc {
         for scope in &self.scopes {
             request = request.add_scope(Scope::new(scope.clone()));
         }
+        if step_up_at.is_some() {
+            request = request
+                .add_prompt(openidconnect::core::CoreAuthPrompt::Login)
+                .set_max_age(std::time::Duration::ZERO);
+        }
         let (url, state, nonce) = request.set_pkce_challenge(challenge).url();
         let flow = LoginFlow {
             state: state.secret().clone(),
             nonce: nonce.secret().clone(),
             pkce_verifier: verifier.secret().clone(),
             return_to,
+            step_up_since_millis: step_up_at.map(|t| t.timestamp_millis()),
         };
         (url.to_string(), flow)
     }
@@ -256,6 +276,7 @@ impl Oidc {
             .and_then(idc_match::verified_flag)
             == Some(true);
         Ok(SignedIn {
+            auth_time: claims.auth_time(),
             refresh_token,
             issuer: claims.issuer().to_string(),
             subject,

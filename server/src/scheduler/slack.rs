@@ -129,6 +129,7 @@ async fn deliver<I: IdentityCenter>(
         return;
     };
     let required = profile.map_or(1, |p| p.approvals_required);
+    let step_up = profile.is_some_and(|p| p.step_up);
     let page = format!(
         "{}/requests/{id}",
         config.server.public_url.trim_end_matches('/')
@@ -139,7 +140,7 @@ async fn deliver<I: IdentityCenter>(
             names.insert(id.as_str().to_owned(), user.user_name);
         }
     }
-    let (text, blocks) = messages::request_message(&record, required, &page, &names);
+    let (text, blocks) = messages::request_message(&record, required, step_up, &page, &names);
     let sent = match &post.ts {
         Some(ts) => {
             let at = MessageRef {

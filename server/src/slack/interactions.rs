@@ -108,6 +108,10 @@ impl Interactions {
         let Some(click) = interaction.actions.first() else {
             return Reply::Ack;
         };
+        // A link button (a step-up profile's "Review and approve"): Slack opened the page.
+        if click.action_id == "review" {
+            return Reply::Ack;
+        }
         if click.action_id == "deny" {
             if let Some(trigger) = &interaction.trigger_id
                 && let Err(e) = self.slack.open_deny_modal(trigger, &click.value).await

@@ -154,10 +154,13 @@ fn capitalized(text: &str) -> String {
 }
 
 /// The message of `record`: its notification text and its blocks. `required` is the
-/// profile's number of approvals; `page` the request's web page.
+/// profile's number of approvals; `page` the request's web page. A `step_up` profile's
+/// approvals need a fresh sign-in, so it gets a "Review and approve" link to the page
+/// instead of an Approve button.
 pub fn request_message(
     record: &RequestRecord,
     required: u32,
+    step_up: bool,
     page: &str,
     names: &Names,
 ) -> (String, Value) {
@@ -184,10 +187,16 @@ pub fn request_message(
     ];
     if matches!(r.state, RequestState::Pending) {
         let id = r.id.to_string();
+        let approve = if step_up {
+            json!({"type": "button", "action_id": "review", "style": "primary", "url": page,
+                   "text": {"type": "plain_text", "text": "Review and approve"}})
+        } else {
+            json!({"type": "button", "action_id": "approve", "style": "primary", "value": id,
+                   "text": {"type": "plain_text", "text": "Approve"}})
+        };
         blocks.push(
             json!({"type": "actions", "block_id": "decide", "elements": [
-                {"type": "button", "action_id": "approve", "style": "primary", "value": id,
-                 "text": {"type": "plain_text", "text": "Approve"}},
+                approve,
                 {"type": "button", "action_id": "deny", "style": "danger", "value": id,
                  "text": {"type": "plain_text", "text": "Deny"}},
             ]}),
@@ -350,9 +359,22 @@ mod tests {
 
     #[test]
     fn pending_has_buttons_and_progress_and_escapes_what_people_typed() {
+        let (_, blocks) = request_message(
+            &record(RequestState::Pending, &[]),
+            1,
+            true,
+            "https://jitgate.example.com/requests/1",
+            &names(),
+        );
+        let all = blocks.to_string();
+        assert!(
+            all.contains("Review and approve") && !all.contains("\"action_id\":\"approve\""),
+            "a step-up profile links to the page instead: {all}"
+        );
         let (text, blocks) = request_message(
             &record(RequestState::Pending, &["sub-bob"]),
             2,
+            false,
             "https://j/requests/7",
             &names(),
         );
@@ -376,7 +398,7 @@ mod tests {
             activated_at: at,
             expires_at: at,
         };
-        let (_, blocks) = request_message(&record(active, &["sub-bob"]), 1, "p", &names());
+        let (_, blocks) = request_message(&record(active, &["sub-bob"]), 1, false, "p", &names());
         let all = blocks.to_string();
         assert!(!all.contains("\"actions\""), "{all}");
         assert!(
@@ -388,7 +410,7 @@ mod tests {
             at,
             comment: Some("not now".into()),
         };
-        let (text, _) = request_message(&record(denied, &[]), 1, "p", &names());
+        let (text, _) = request_message(&record(denied, &[]), 1, false, "p", &names());
         assert!(text.contains("Denied by bob: not now"), "{text}");
     }
 }

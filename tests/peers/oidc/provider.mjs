@@ -345,7 +345,7 @@ if (verbose) {
 // POST /_peer/refresh-tokens {"issue": false}: later code exchanges get no refresh token,
 // as from a provider (or an app set-up) that issues none.
 let issueRefreshTokens = true;
-const TAMPER_MODES = new Set(['none', 'expired', 'wrong_nonce', 'wrong_audience', 'wrong_issuer', 'foreign_key', 'unknown_kid']);
+const TAMPER_MODES = new Set(['none', 'expired', 'wrong_nonce', 'wrong_audience', 'wrong_issuer', 'foreign_key', 'unknown_kid', 'stale_auth_time']);
 let tamper = 'none';
 
 async function readBody(req, limit = 64 * 1024) {
@@ -392,6 +392,11 @@ async function tamperIdToken(idToken, mode) {
       break;
     case 'wrong_issuer':
       claims.iss = 'http://127.0.0.1:1/not-the-issuer';
+      break;
+    // A validly signed token saying the person authenticated an hour ago: a provider
+    // that ignored prompt=login / max_age=0.
+    case 'stale_auth_time':
+      claims.auth_time = now - 3600;
       break;
     case 'foreign_key':
       key = (await rsaKey(header.kid)).key;

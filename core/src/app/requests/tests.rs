@@ -27,6 +27,7 @@ fn policy(name: &str) -> Policy {
         auto_approve: false,
         approval_timeout: Duration::from_secs(3600),
         run_as_mode: RunAsMode::PrincipalTag,
+        step_up: false,
     }
 }
 
@@ -478,4 +479,36 @@ async fn only_the_grantee_connects_and_only_while_the_grant_is_active() {
     w.app.expire(id, w.now + TimeDelta::hours(1)).await.unwrap();
     let ended = w.app.connectable(&alice, id).await.unwrap_err();
     assert_eq!(kind(ended), ErrorKind::Conflict, "ended");
+}
+
+#[tokio::test]
+async fn a_step_up_profile_takes_approvals_only_from_a_fresh_sign_in() {
+    let stepped = Policy {
+        step_up: true,
+        ..policy("prod")
+    };
+    let w = World::with(
+        Arc::new(Rules::new(vec!["admins".into()], false, vec![stepped])),
+        true,
+        3,
+    );
+    let id = w.submit("alice", "app").await.unwrap().request.id;
+    // No sign-in time (the API, the CLI, a Slack click), or one too old: sign in again.
+    let mut bob = w.actor("bob", "sre");
+    for at in [None, Some(w.now - TimeDelta::minutes(6))] {
+        bob.authenticated_at = at;
+        assert!(matches!(
+            w.app.act(&bob, id, Action::Approve, w.now).await,
+            Err(AppError::StepUpRequired { .. })
+        ));
+    }
+    // Alice's own approval is refused for what it is, not for her sign-in.
+    let alice = w.actor("alice", "sre");
+    match w.app.act(&alice, id, Action::Approve, w.now).await {
+        Err(AppError::Domain(e)) => assert_eq!(e.kind(), ErrorKind::Forbidden),
+        other => panic!("self-approval: {other:?}"),
+    }
+    bob.authenticated_at = Some(w.now - TimeDelta::minutes(4));
+    let approved = w.app.act(&bob, id, Action::Approve, w.now).await.unwrap();
+    assert_eq!(approved.request.state.name(), StateName::Approved);
 }

@@ -224,7 +224,7 @@ async fn act(
     responses(
         (status = 200, description = "the request as it is now", body = RequestView),
         (status = 401, description = "no valid token or session", body = ErrorBody),
-        (status = 403, description = "not allowed (says why)", body = ErrorBody),
+        (status = 403, description = "not allowed (says why); code step_up_required: the profile takes approvals only on the web, after a fresh sign-in", body = ErrorBody),
         (status = 404, description = "no such request, or not one the caller may see", body = ErrorBody),
         (status = 409, description = "not possible in the request's state", body = ErrorBody),
     )

@@ -130,6 +130,12 @@ async fn act(
     };
     let error: WebError = match outcome {
         Ok(_) => return Ok(Redirect::to(&format!("/requests/{id}")).into_response()),
+        // A step-up profile: sign in again at the provider, come back here, approve.
+        Err(WebError::StepUpRequired(_)) => {
+            return Ok(
+                Redirect::to(&format!("/login?step_up=1&return_to=/requests/{id}")).into_response(),
+            );
+        }
         Err(e) if e.is_refusal() => e,
         Err(e) => return Err(viewer.refuse(e)),
     };

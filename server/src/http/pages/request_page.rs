@@ -61,6 +61,8 @@ struct RequestPage {
     next_steps: Option<String>,
     /// For an active grant: the instances it reaches and how to connect to each.
     reaches: Vec<Reach>,
+    /// The profile takes approvals only after a fresh sign-in.
+    step_up: bool,
 }
 
 /// An instance an active grant reaches, with the command that connects to it.
@@ -206,6 +208,10 @@ pub(super) async fn page(
         refusal,
         next_steps: next_steps(stored, &events, viewer.user.actor.is_admin),
         reaches: reaches(state, stored),
+        step_up: state
+            .config
+            .profile(&stored.request.profile)
+            .is_some_and(|p| p.step_up),
     };
     render(status, &page).or_page(viewer)
 }
