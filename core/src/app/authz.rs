@@ -60,7 +60,9 @@ impl Rules {
         };
         let max_age =
             chrono::TimeDelta::from_std(self.step_up_max_age).unwrap_or(chrono::TimeDelta::MAX);
-        now - at <= max_age
+        // A provider's clock far ahead would otherwise lengthen the window by as much.
+        let skew = chrono::TimeDelta::seconds(60);
+        now - at <= max_age && at <= now + skew
     }
 
     /// The actor for a person with `groups` as the identity provider said last: who they

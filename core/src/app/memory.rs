@@ -14,12 +14,12 @@ use crate::app::ports::{
     Binding, Directory, IdcStanding, NoPermissionSet, PermissionSets, PortResult, RequestQuery,
     Signals, Store, Transaction,
 };
-use crate::app::slack_links::{PendingSlackLink, SlackLink};
 use crate::audit::{Action as Audited, AuditEvent, EventFilter, NewEvent};
 use crate::domain::{
     ApiToken, CliLogin, IdcLookup, OsUser, PermissionSetArn, PrincipalId, Request, RequestId,
     RequestRecord, StateName, User, UserId,
 };
+use crate::domain::{PendingSlackLink, SlackLink};
 
 #[derive(Clone, Default)]
 pub(crate) struct State {

@@ -8,12 +8,12 @@ use std::future::Future;
 
 use chrono::{DateTime, Utc};
 
-use super::slack_links::{PendingSlackLink, SlackLink};
 use crate::audit::{AuditEvent, EventFilter, NewEvent};
 use crate::domain::{
     ApiToken, CliLogin, IdcLookup, OsUser, PermissionSetArn, PrincipalId, Request, RequestId,
     RequestRecord, StateName, User, UserId,
 };
+use crate::domain::{PendingSlackLink, SlackLink};
 
 /// A failure of an adapter (the database, AWS), carried through the application layer
 /// untouched so the edge that called can log it and answer "unavailable".

@@ -16,6 +16,7 @@ use super::error::AppError;
 use super::ports::{PortFailure, Store, Transaction};
 use crate::audit::{Action, NewEvent};
 use crate::domain::{Actor, UserId};
+pub use crate::domain::{PendingSlackLink, SlackLink};
 
 /// How long a code may be typed back, and how long a lockout lasts.
 pub const CODE_LIFETIME: TimeDelta = TimeDelta::minutes(10);
@@ -23,26 +24,6 @@ pub const CODE_LIFETIME: TimeDelta = TimeDelta::minutes(10);
 pub const MAX_TRIES: i64 = 5;
 /// The least time between two codes for one person: each is a DM to someone in Slack.
 pub const RESEND_AFTER: TimeDelta = TimeDelta::seconds(30);
-
-/// A person's Slack account, as linked.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct SlackLink {
-    /// The Slack member id (`U...`).
-    pub member: String,
-    /// When the code was typed back.
-    pub linked_at: DateTime<Utc>,
-}
-
-/// A code sent and not typed back yet.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct PendingSlackLink {
-    /// The member the code went to.
-    pub member: String,
-    /// When the code stops working (and a lockout ends).
-    pub expires_at: DateTime<Utc>,
-    /// Wrong codes typed so far.
-    pub tries: i64,
-}
 
 /// Where a person's link stands, for their settings page.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -67,6 +48,24 @@ fn store_err(e: PortFailure) -> AppError {
 /// [`CODE_LIFETIME`] a guess has a 1 in 20 million chance per window.
 fn new_code() -> String {
     format!("{:08}", rand::rng().random_range(0..100_000_000u32))
+}
+
+/// Refuses a new code while a lockout lasts or within [`RESEND_AFTER`] of the last.
+fn too_soon(p: &PendingSlackLink, now: DateTime<Utc>) -> Result<(), AppError> {
+    if p.tries >= MAX_TRIES {
+        return Err(AppError::Limit(format!(
+            "too many wrong codes: ask for a new one after {} UTC",
+            p.expires_at.format("%H:%M")
+        )));
+    }
+    if now < p.expires_at - CODE_LIFETIME + RESEND_AFTER {
+        return Err(AppError::Limit(
+            "a code was sent less than 30 seconds ago: wait for it, or a moment before \
+             asking again"
+                .into(),
+        ));
+    }
+    Ok(())
 }
 
 /// Slack member ids: `U` or `W` then upper-case letters and digits.
@@ -103,6 +102,20 @@ impl<S: Store> SlackLinks<S> {
         Ok(SlackLinkStatus { linked, pending })
     }
 
+    /// Whether `actor` may ask for a code now (not locked out, none sent in the last
+    /// [`RESEND_AFTER`]): checked before looking anyone up in Slack on their behalf.
+    pub async fn may_offer(&self, actor: &Actor, now: DateTime<Utc>) -> Result<(), AppError> {
+        let earlier = self
+            .store
+            .pending_slack_link(&actor.user)
+            .await
+            .map_err(store_err)?;
+        match earlier {
+            Some(p) if p.expires_at > now => too_soon(&p, now),
+            _ => Ok(()),
+        }
+    }
+
     /// `actor` says they are Slack member `member`: answers the code to send that member
     /// (the caller sends it). Refused while a lockout from wrong codes lasts.
     pub async fn offer(
@@ -124,19 +137,7 @@ impl<S: Store> SlackLinks<S> {
             .map_err(store_err)?;
         let tries = match earlier {
             Some((p, _)) if p.expires_at > now => {
-                if p.tries >= MAX_TRIES {
-                    return Err(AppError::Limit(format!(
-                        "too many wrong codes: ask for a new one after {} UTC",
-                        p.expires_at.format("%H:%M")
-                    )));
-                }
-                if now < p.expires_at - CODE_LIFETIME + RESEND_AFTER {
-                    return Err(AppError::Limit(
-                        "a code was sent less than 30 seconds ago: wait for it, or a moment \
-                         before asking again"
-                            .into(),
-                    ));
-                }
+                too_soon(&p, now)?;
                 // Asking again does not buy more guesses.
                 p.tries
             }

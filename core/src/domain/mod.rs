@@ -18,6 +18,7 @@ pub mod os_user;
 pub mod policy;
 pub mod record;
 pub mod request;
+pub mod slack_link;
 pub mod target;
 pub mod user;
 
@@ -30,5 +31,6 @@ pub use record::RequestRecord;
 pub use request::{
     Approval, Draft, EndReason, Extension, Request, RequestState, StateName, visible_text,
 };
+pub use slack_link::{PendingSlackLink, SlackLink};
 pub use target::{Target, TargetScope};
 pub use user::{ApiToken, CliLogin, RefreshToken, User};

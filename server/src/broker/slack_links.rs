@@ -14,6 +14,11 @@ impl<I: IdentityCenter> Broker<I> {
         Ok(self.slack_links.status(actor, self.now()).await?)
     }
 
+    /// Whether `actor` may ask for a code now (before Slack is asked who they name).
+    pub async fn may_offer_slack_link(&self, actor: &Actor) -> Result<(), BrokerError> {
+        Ok(self.slack_links.may_offer(actor, self.now()).await?)
+    }
+
     /// `actor` says they are Slack member `member`: the code to send that member.
     pub async fn offer_slack_link(
         &self,
@@ -23,10 +28,18 @@ impl<I: IdentityCenter> Broker<I> {
         Ok(self.slack_links.offer(actor, member, self.now()).await?)
     }
 
-    /// `actor` typed `code`: their account is linked to the member it was sent to.
-    pub async fn confirm_slack_link(&self, actor: &Actor, code: &str) -> Result<(), BrokerError> {
-        self.slack_links.confirm(actor, code, self.now()).await?;
-        Ok(())
+    /// `actor` typed `code`: their account is linked to the member it was sent to (the
+    /// member, answered).
+    pub async fn confirm_slack_link(
+        &self,
+        actor: &Actor,
+        code: &str,
+    ) -> Result<String, BrokerError> {
+        Ok(self
+            .slack_links
+            .confirm(actor, code, self.now())
+            .await?
+            .member)
     }
 
     /// Removes `actor`'s link; `false` when there was none.

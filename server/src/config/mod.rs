@@ -474,7 +474,7 @@ pub struct ProfileConfig {
     pub slack_channel: Option<String>,
     /// Approving needs a fresh sign-in at the identity provider, on the web (within
     /// `[auth] step_up_max_age`): Slack shows a "Review and approve" link instead of an
-    /// Approve button, and the API and CLI cannot approve.
+    /// Approve button, and API tokens (so the CLI) cannot approve.
     #[serde(default)]
     pub step_up: bool,
 }

@@ -89,7 +89,8 @@ pub fn check(config: &Config) -> Vec<Problem> {
                         "slack.app_token",
                         "is needed with mode = \"socket\" (the default): an app-level token \
                          (xapp-..., scope connections:write, from Basic Information), e.g. in \
-                         JITGATE_SLACK_APP_TOKEN",
+                         JITGATE_SLACK_APP_TOKEN; or set mode = \"http\" to keep Slack posting \
+                         to /slack/interactions",
                     );
                 }
             }

@@ -15,10 +15,9 @@ use serde_json::{Value, json};
 use super::SlackApi;
 use super::api::{DENY_CALLBACK, REASON_BLOCK, REASON_INPUT};
 use crate::aws::IdcClient;
-use crate::broker::{Action, Broker, Stale, Via};
+use crate::broker::{Action, Broker, BrokerError, Stale, Via};
 use crate::config::UserMatch;
 use crate::domain::{RequestId, User};
-use crate::http::WebError;
 use crate::oidc::Provider;
 
 /// What an interaction needs: the same broker and sign-in provider as the web's.
@@ -177,7 +176,7 @@ impl Interactions {
                 return Err(format!("{why}: sign in to jitgate on the web."));
             }
             Err(Stale::Unavailable(why)) => return Err(why),
-            Err(Stale::Failed(e)) => return Err(refusal(WebError::from(e))),
+            Err(Stale::Failed(e)) => return Err(refusal(e)),
         };
         let actor = self
             .broker
@@ -203,7 +202,7 @@ impl Interactions {
                     r.state.name().as_str()
                 ))
             }
-            Err(e) => Err(refusal(WebError::from(e))),
+            Err(e) => Err(refusal(e)),
         }
     }
 
@@ -213,7 +212,7 @@ impl Interactions {
             match self.broker.person_by_slack_member(member).await {
                 Ok(Some(person)) => return Ok(person),
                 Ok(None) => {}
-                Err(e) => return Err(refusal(WebError::from(e))),
+                Err(e) => return Err(refusal(e)),
             }
         }
         if self.user_match.by_email() {
@@ -251,7 +250,7 @@ impl Interactions {
                 "No one jitgate knows has the email {email} (or several do): sign in to \
                  jitgate on the web once, then try again."
             )),
-            Err(e) => Err(refusal(WebError::from(e))),
+            Err(e) => Err(refusal(e)),
         }
     }
 }
@@ -276,12 +275,19 @@ fn click_action(interaction: &Interaction) -> Result<(RequestId, Action), String
     Ok((id, action))
 }
 
-/// What to tell the clicker of a refusal: the reason, or for a failure of jitgate its
-/// reference only (the detail is logged).
-fn refusal(e: WebError) -> String {
-    let (message, reference) = e.public_message();
-    match reference {
-        Some(id) => format!("{message} (reference {id})"),
-        None => message,
+/// What to tell the clicker of a refusal: the use case's reason, or for a failure of
+/// jitgate or its peers a reference only (the detail is logged under it), as the web's
+/// error page does (`http/error.rs`).
+fn refusal(e: BrokerError) -> String {
+    match e {
+        BrokerError::App(e) => e.to_string(),
+        other => {
+            let reference = uuid::Uuid::new_v4().simple().to_string();
+            tracing::error!(reference = %reference, error = %other, "Slack action failed");
+            format!(
+                "jitgate could not complete this; try again in a minute, or on the web \
+                 (reference {reference})"
+            )
+        }
     }
 }

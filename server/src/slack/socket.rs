@@ -20,6 +20,7 @@ use tokio::time::Instant;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::{Connector, connect_async_tls_with_config};
 
+use super::SlackError;
 use super::interactions::{Interactions, Reply};
 
 /// How long an envelope's handling may take before it is acknowledged without an answer
@@ -29,6 +30,8 @@ const ACK_WITHIN: Duration = Duration::from_millis(2500);
 const PING_EVERY: Duration = Duration::from_secs(10);
 const SILENT_AFTER: Duration = Duration::from_secs(30);
 const MAX_BACKOFF: Duration = Duration::from_secs(30);
+/// A TCP and TLS handshake that takes longer is given up (and retried).
+const CONNECT_WITHIN: Duration = Duration::from_secs(10);
 
 /// Keeps a Socket Mode connection open for as long as the process runs.
 pub fn spawn(interactions: Interactions) -> tokio::task::JoinHandle<()> {
@@ -42,6 +45,8 @@ enum Ended {
     Refresh(String),
     /// Slack turned Socket Mode off for the app, or the connection dropped.
     Lost(String),
+    /// `apps.connections.open` was rate limited: wait this long.
+    Throttled(std::time::Duration),
 }
 
 async fn run(interactions: Interactions) {
@@ -59,7 +64,12 @@ async fn run(interactions: Interactions) {
             Ended::Refresh(reason) => {
                 tracing::info!(reason = %reason, "Slack asked for a new Socket Mode connection");
                 failures = 0;
-                continue;
+                // Not at once: a peer that keeps asking must not make this spin.
+                tokio::time::sleep(Duration::from_secs(1)).await;
+            }
+            Ended::Throttled(wait) => {
+                tracing::warn!(retry_in = ?wait, "Slack rate limits apps.connections.open");
+                tokio::time::sleep(wait).await;
             }
             Ended::Lost(why) => {
                 if greeted {
@@ -107,15 +117,21 @@ struct Envelope {
 async fn connection(interactions: &Interactions, connector: &Connector) -> (Ended, bool) {
     let url = match interactions.slack.open_connection().await {
         Ok(url) => url,
+        Err(SlackError::RateLimited(wait)) => return (Ended::Throttled(wait), false),
         Err(e) => return (Ended::Lost(format!("apps.connections.open: {e}")), false),
     };
-    let socket =
-        match connect_async_tls_with_config(url.as_str(), None, false, Some(connector.clone()))
-            .await
-        {
-            Ok((socket, _)) => socket,
-            Err(e) => return (Ended::Lost(format!("connecting: {e}")), false),
-        };
+    let connecting =
+        connect_async_tls_with_config(url.as_str(), None, false, Some(connector.clone()));
+    let socket = match tokio::time::timeout(CONNECT_WITHIN, connecting).await {
+        Ok(Ok((socket, _))) => socket,
+        Ok(Err(e)) => return (Ended::Lost(format!("connecting: {e}")), false),
+        Err(_) => {
+            return (
+                Ended::Lost(format!("no connection within {CONNECT_WITHIN:?}")),
+                false,
+            );
+        }
+    };
     let (mut sink, mut stream) = socket.split();
     let (acks, mut to_send) = mpsc::channel::<String>(64);
     let mut ping = tokio::time::interval(PING_EVERY);

@@ -107,6 +107,9 @@ pub(super) async fn link(
         )
         .await
     };
+    if let Err(e) = state.broker.may_offer_slack_link(&viewer.user.actor).await {
+        return refused(WebError::from(e).public_message().0).await;
+    }
     let member = if who.contains('@') {
         match slack.member_by_email(&who).await {
             Ok(Some(member)) => member,
@@ -139,7 +142,9 @@ pub(super) async fn link(
         Ok(code) => code,
         Err(e) => return refused(WebError::from(e).public_message().0).await,
     };
-    if let Err(e) = send_code(&slack, &member, &code, &state.config.server.public_url).await {
+    let asker = viewer.view.display.clone();
+    let url = state.config.server.public_url.clone();
+    if let Err(e) = send_code(&slack, &member, &code, &asker, &url).await {
         tracing::warn!(error = %e, member = %member, "could not DM a Slack link code");
         return refused(format!(
             "Slack did not deliver the code to {member} ({e}); check the member id and that \
@@ -155,17 +160,24 @@ async fn send_code(
     slack: &SlackApi,
     member: &str,
     code: &str,
+    asker: &str,
     public_url: &str,
 ) -> Result<(), crate::slack::SlackError> {
-    let channel = slack.open_dm(member).await?;
     let url = format!("{}/settings/slack", public_url.trim_end_matches('/'));
     let text = format!(
-        "Your jitgate code is *{code}*. Type it at {url} to link this Slack account; it works \
-         for 10 minutes. If you did not ask for it, ignore this message: nothing is linked \
-         without the code."
+        "jitgate user *{}* asked to link this Slack account to theirs. If that is you, type \
+         *{code}* at {url}; it works for 10 minutes. Never give this code to anyone: whoever \
+         types it has your Slack approvals counted as theirs. If it was not you, ignore this \
+         message (nothing is linked without the code) and tell your jitgate administrator.",
+        crate::slack::messages::escape(asker)
     );
+    dm(slack, member, &text).await
+}
+
+async fn dm(slack: &SlackApi, member: &str, text: &str) -> Result<(), crate::slack::SlackError> {
+    let channel = slack.open_dm(member).await?;
     let blocks = json!([{"type": "section", "text": {"type": "mrkdwn", "text": text}}]);
-    slack.post_message(&channel, &text, &blocks).await.map(drop)
+    slack.post_message(&channel, text, &blocks).await.map(drop)
 }
 
 /// `POST /settings/slack/confirm`: the code typed back.
@@ -195,7 +207,22 @@ pub(super) async fn confirm(
         .confirm_slack_link(&viewer.user.actor, &code)
         .await
     {
-        Ok(()) => Ok(Redirect::to("/settings/slack").into_response()),
+        Ok(member) => {
+            // Told in Slack too: a code given away shows up there.
+            let text = format!(
+                "This Slack account is now linked to jitgate user *{}*: its Approve and Deny \
+                 clicks count as theirs. If that is not you, unlink it at {}/settings/slack \
+                 and tell your jitgate administrator.",
+                crate::slack::messages::escape(&viewer.view.display),
+                state.config.server.public_url.trim_end_matches('/')
+            );
+            if let Some(slack) = &state.slack
+                && let Err(e) = dm(slack, &member, &text).await
+            {
+                tracing::warn!(error = %e, "could not confirm a Slack link by DM");
+            }
+            Ok(Redirect::to("/settings/slack").into_response())
+        }
         Err(e) => {
             let e = WebError::from(e);
             let status = e.status();
