@@ -362,7 +362,9 @@ async fn slack_down_blocks_nothing_and_loses_nothing() -> Result<()> {
         .raw(&slack_section(&api, ""))
     })
     .await?;
-    peer.faults(&json!({"outage": true})).await?;
+    // Slack failing with 500s, as in an incident.
+    peer.faults(&json!({"outage": true, "outage_status": 500}))
+        .await?;
     let id = w
         .submit("alice", "prod-web", "app", Duration::from_secs(3600))
         .await?;
@@ -578,6 +580,23 @@ async fn the_requester_is_told_before_the_grant_ends() -> Result<()> {
     );
     tokio::time::sleep(Duration::from_secs(3)).await;
     assert_eq!(expiring(&peer.messages().await?).len(), 1, "told once");
+
+    // Extended by two minutes: still within the lead time, so she is told again, of the
+    // new end.
+    w.extend_as("alice", id, Duration::from_secs(120)).await?;
+    w.approve_as("bob", id).await?;
+    let all = messages_when(&peer, "alice's DM of the new end", |m| {
+        expiring(m).len() >= 2
+    })
+    .await?;
+    let told = expiring(&all);
+    let new_end = ends + chrono::TimeDelta::minutes(2);
+    assert!(
+        told[1].contains(&new_end.format("%H:%M").to_string()),
+        "the new end, {new_end}: {told:?}"
+    );
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert_eq!(expiring(&peer.messages().await?).len(), 2, "once per end");
     Ok(())
 }
 
@@ -644,5 +663,106 @@ async fn an_undecided_request_is_reminded_then_escalated() -> Result<()> {
         !escalated[0].contains(&decided.to_string()),
         "the decided request is neither reminded nor escalated"
     );
+    Ok(())
+}
+
+/// Slack down for ten minutes, its Web API and its WebSocket, as users would meet it:
+/// approvals go on meanwhile; once Slack is back each request's message goes out once,
+/// showing where the request is by then, and Socket Mode is connected again, so a click
+/// lands.
+#[tokio::test]
+async fn ten_minutes_of_slack_down_lose_nothing_and_block_nothing() -> Result<()> {
+    let peer = SlackPeer::start().await?;
+    let section = format!(
+        "[slack]\nuser_match = \"email\"\napp_token = \"{}\"\nbot_token = \"{SLACK_BOT_TOKEN}\"\n\
+         api_base_url = \"{}\"\nchannel = \"C0ACCESS\"\n",
+        crate::harness::SLACK_APP_TOKEN,
+        peer.api_url()
+    );
+    let w = World::start_with_sign_in(Backend::Sqlite, |c| c.profile(prod_profile()).raw(&section))
+        .await?;
+    w.session_of("bob").await?;
+    peer.add_users(&[("UBOB", "bob@example.com")]).await?;
+    peer.wait_sockets(1, 1).await?;
+
+    peer.faults(&json!({"outage": true})).await?;
+    peer.disconnect(true).await?;
+    let granted = w
+        .submit("alice", "prod-web", "app", Duration::from_secs(3600))
+        .await?;
+    w.approve_as("bob", granted).await?;
+    let waiting = w
+        .submit("dave", "prod-web", "app", Duration::from_secs(3600))
+        .await?;
+    w.wait_state(
+        granted,
+        jitgate_server::domain::StateName::Active,
+        Duration::from_secs(30),
+    )
+    .await?;
+    let down = tokio::time::Instant::now();
+    while down.elapsed() < Duration::from_secs(600) {
+        tokio::time::sleep(Duration::from_secs(30)).await;
+        assert!(peer.messages().await?.is_empty(), "Slack is down");
+        assert_eq!(
+            peer.sockets().await?.0,
+            0,
+            "no connection while Slack is down"
+        );
+    }
+
+    peer.faults(&json!({"outage": false})).await?;
+    // Within a minute (the back-off's ceiling) and a pass.
+    let channel = |all: &[Value]| -> Vec<Value> {
+        all.iter()
+            .filter(|m| m["channel"] == "C0ACCESS")
+            .cloned()
+            .collect()
+    };
+    let posted = crate::harness::wait_for(
+        "both messages once Slack is back",
+        Duration::from_secs(120),
+        Duration::from_millis(250),
+        || async {
+            let all = channel(&peer.messages().await?);
+            Ok((all.len() >= 2).then_some(all))
+        },
+    )
+    .await?;
+    let shown: Vec<String> = posted.iter().map(latest).collect();
+    assert!(
+        shown.iter().any(|m| m.contains("Active until")),
+        "the granted request as it is now: {shown:?}"
+    );
+    assert!(
+        shown
+            .iter()
+            .any(|m| m.contains("\"action_id\":\"approve\"") && m.contains("0 of 1 approvals")),
+        "the waiting one, still to decide: {shown:?}"
+    );
+    crate::harness::wait_for(
+        "Socket Mode connected again",
+        Duration::from_secs(60),
+        Duration::from_millis(250),
+        || async { Ok((peer.sockets().await?.0 == 1).then_some(())) },
+    )
+    .await?;
+    let click = json!({
+        "type": "block_actions",
+        "user": {"id": "UBOB"},
+        "actions": [{"action_id": "approve", "value": waiting.to_string()}],
+        "response_url": peer.response_url("after-outage/bob"),
+    });
+    assert_eq!(peer.push(&click, false).await?["acked"], true);
+    let answers = wait_told(&peer, 1).await?;
+    assert!(answers[0].contains("You approved"), "{answers:?}");
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let posts = peer
+        .calls()
+        .await?
+        .into_iter()
+        .filter(|c| c["method"] == "chat.postMessage" && c["body"]["channel"] == "C0ACCESS")
+        .count();
+    assert_eq!(posts, 2, "each request posted once, not once per change");
     Ok(())
 }

@@ -74,7 +74,12 @@ async fn a_step_up_profile_approves_only_after_a_fresh_sign_in() -> Result<()> {
 
     // On the web, bob's stale session is sent to sign in again, for this page (which
     // says so beside its Approve button).
-    let html = bob.get(format!("{base}{page}")).send().await?.text().await?;
+    let html = bob
+        .get(format!("{base}{page}"))
+        .send()
+        .await?
+        .text()
+        .await?;
     assert!(html.contains("id=\"step-up-note\""), "{html}");
     let csrf = csrf_on(&bob, &base, &page).await?;
     let approve = || {

@@ -32,9 +32,9 @@ Served:
   message, keeping every earlier version; ``message_not_found`` for an unknown ts
   (https://api.slack.com/methods/chat.update).
 * Faults for both chat methods, set with ``POST /_peer/faults`` ``{"rate_limited": N,
-  "retry_after": S, "outage": true|false}``: the next N calls answer HTTP 429 with
-  ``Retry-After: S``, as Slack's rate limits do; while ``outage`` is on every call
-  answers 503. Refused calls are not recorded.
+  "retry_after": S, "outage": true|false, "outage_status": 500}``: the next N calls
+  answer HTTP 429 with ``Retry-After: S``, as Slack's rate limits do; while ``outage`` is
+  on every call answers ``outage_status`` (503 unless set). Refused calls are not recorded.
 * ``POST /response/<anything>``: stands for an interaction's ``response_url``
   (https://api.slack.com/interactivity/handling#message_responses); records the JSON
   posted and answers ``{"ok": true}``.
@@ -92,6 +92,7 @@ class Peer:
         self.rate_limited = 0
         self.retry_after = 1
         self.outage = False
+        self.outage_status = 503
         self.next_ts = 1
         self.lock = threading.Lock()
         self.acked = threading.Condition(self.lock)
@@ -199,7 +200,7 @@ class Peer:
         """(status, headers) when a chat call is to be refused now, else None."""
         with self.lock:
             if self.outage:
-                return 503, {}
+                return self.outage_status, {}
             if self.rate_limited > 0:
                 self.rate_limited -= 1
                 return 429, {"Retry-After": str(self.retry_after)}
@@ -293,6 +294,7 @@ def make_handler(peer):
                     peer.rate_limited = int(body.get("rate_limited", peer.rate_limited))
                     peer.retry_after = int(body.get("retry_after", peer.retry_after))
                     peer.outage = bool(body.get("outage", peer.outage))
+                    peer.outage_status = int(body.get("outage_status", peer.outage_status))
                 return self.answer(200, {"ok": True})
             if path == "/_peer/socket/push":
                 return self.answer(200, peer.push(body))

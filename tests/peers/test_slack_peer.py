@@ -137,7 +137,11 @@ class SlackPeerTest(unittest.TestCase):
         with self.assertRaises(urllib.error.HTTPError) as down:
             post(f"{self.url}/api/chat.postMessage", {"channel": "C1", "text": "x"}, auth)
         self.assertEqual(down.exception.code, 503)
-        post(f"{self.url}/_peer/faults", {"outage": False})
+        post(f"{self.url}/_peer/faults", {"outage": True, "outage_status": 500})
+        with self.assertRaises(urllib.error.HTTPError) as down:
+            post(f"{self.url}/api/chat.postMessage", {"channel": "C1", "text": "x"}, auth)
+        self.assertEqual(down.exception.code, 500)
+        post(f"{self.url}/_peer/faults", {"outage": False, "outage_status": 503})
         self.assertTrue(post(f"{self.url}/api/chat.postMessage", {"channel": "C1", "text": "x"}, auth)["ok"])
 
 

@@ -251,6 +251,18 @@ pub fn dm_text(record: &RequestRecord, event: &str, page: &str, names: &Names) -
     );
     let what = format!("your request for {target}");
     let access = format!("your access to {target}");
+    // `expiring@<millis>`: about that end time only; an extension since owes another.
+    let event = match event.split_once('@') {
+        Some(("expiring", at)) => match &r.state {
+            RequestState::Active { expires_at, .. }
+                if at.parse::<i64>().ok() == Some(expires_at.timestamp_millis()) =>
+            {
+                "expiring"
+            }
+            _ => return None,
+        },
+        _ => event,
+    };
     let body = match (event, &r.state) {
         ("approved", RequestState::Approved { .. }) => {
             let by: Vec<String> = r.approvals.iter().map(|a| name(names, &a.by)).collect();

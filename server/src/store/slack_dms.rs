@@ -51,7 +51,8 @@ pub async fn owe(
 
 /// Owes an "expiring" DM to each active grant that ends within `lead` of `now` and
 /// lasts longer than `lead` (a grant shorter than that would be told at once); once per
-/// grant.
+/// grant and end time (`expiring@<expires_at millis>`), so a grant extended after its DM
+/// is told again before its new end.
 pub async fn owe_expiring(
     db: &Db,
     now: DateTime<Utc>,
@@ -60,7 +61,7 @@ pub async fn owe_expiring(
     let lead_ms = i64::try_from(lead.as_millis()).unwrap_or(i64::MAX);
     let mut tx = db.begin().await?;
     let done = query(
-        "INSERT INTO slack_dms (request_id, event, owed_at, next_attempt_at)          SELECT id, 'expiring', $1, $1 FROM requests          WHERE state = 'active' AND expires_at > $1 AND expires_at <= $2            AND duration_secs * 1000 > $3          ON CONFLICT (request_id, event) DO NOTHING",
+        "INSERT INTO slack_dms (request_id, event, owed_at, next_attempt_at)          SELECT id, 'expiring@' || CAST(expires_at AS TEXT), $1, $1 FROM requests          WHERE state = 'active' AND expires_at > $1 AND expires_at <= $2            AND duration_secs * 1000 > $3          ON CONFLICT (request_id, event) DO NOTHING",
     )
     .bind(to_millis(now))
     .bind(to_millis(now).saturating_add(lead_ms))
