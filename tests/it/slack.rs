@@ -66,6 +66,33 @@ async fn post(
     Ok(request.send().await?.status())
 }
 
+/// A second server on `w`'s config and database (Postgres), on another port.
+pub(crate) async fn second_replica(w: &World) -> Result<crate::harness::ServerProcess> {
+    let toml = w
+        .config_toml
+        .lines()
+        .map(|l| {
+            if l.trim_start().starts_with("listen") {
+                crate::harness::free_port().map(|p| format!("listen = \"127.0.0.1:{p}\""))
+            } else {
+                Ok(l.to_owned())
+            }
+        })
+        .collect::<Result<Vec<_>>>()?
+        .join("\n");
+    crate::harness::ServerProcess::spawn(&toml).await
+}
+
+/// A Slack "Approve" click on `request` by `member`, answered through `response_url`.
+pub(crate) fn approve_click(member: &str, request: &str, response_url: &str) -> Value {
+    json!({
+        "type": "block_actions",
+        "user": {"id": member},
+        "actions": [{"action_id": "approve", "value": request}],
+        "response_url": response_url,
+    })
+}
+
 /// The ephemeral answers the server sent to `response_url`s, oldest first.
 pub(crate) async fn told(peer: &SlackPeer) -> Result<Vec<String>> {
     Ok(peer
@@ -416,19 +443,7 @@ async fn two_replicas_post_each_message_once() -> Result<()> {
             .raw(&slack_section(&api, "channel = \"C0ACCESS\"\n"))
     })
     .await?;
-    let second_toml = w
-        .config_toml
-        .lines()
-        .map(|l| {
-            if l.trim_start().starts_with("listen") {
-                crate::harness::free_port().map(|p| format!("listen = \"127.0.0.1:{p}\""))
-            } else {
-                Ok(l.to_owned())
-            }
-        })
-        .collect::<Result<Vec<_>>>()?
-        .join("\n");
-    let _second = crate::harness::ServerProcess::spawn(&second_toml).await?;
+    let _second = second_replica(&w).await?;
     let people = crate::world::DEVELOPERS;
     for who in people {
         w.submit(who, "prod-web", "app", Duration::from_secs(3600))
@@ -747,12 +762,11 @@ async fn ten_minutes_of_slack_down_lose_nothing_and_block_nothing() -> Result<()
         || async { Ok((peer.sockets().await?.0 == 1).then_some(())) },
     )
     .await?;
-    let click = json!({
-        "type": "block_actions",
-        "user": {"id": "UBOB"},
-        "actions": [{"action_id": "approve", "value": waiting.to_string()}],
-        "response_url": peer.response_url("after-outage/bob"),
-    });
+    let click = approve_click(
+        "UBOB",
+        &waiting.to_string(),
+        &peer.response_url("after-outage/bob"),
+    );
     assert_eq!(peer.push(&click, false).await?["acked"], true);
     let answers = wait_told(&peer, 1).await?;
     assert!(answers[0].contains("You approved"), "{answers:?}");

@@ -7,20 +7,10 @@ use std::time::Duration;
 
 use anyhow::{Context, Result};
 use reqwest::StatusCode;
-use serde_json::{Value, json};
 
 use crate::harness::{SLACK_APP_TOKEN, SLACK_BOT_TOKEN, SlackPeer};
-use crate::slack::wait_told;
+use crate::slack::{approve_click, wait_told};
 use crate::world::{Backend, World, prod_profile};
-
-fn approve_click(member: &str, request: &str, response_url: &str) -> Value {
-    json!({
-        "type": "block_actions",
-        "user": {"id": member},
-        "actions": [{"action_id": "approve", "value": request}],
-        "response_url": response_url,
-    })
-}
 
 /// The 8-digit code in the latest DM to `channel`.
 async fn code_sent_to(peer: &SlackPeer, channel: &str) -> Result<String> {

@@ -6,10 +6,9 @@
 use std::time::Duration;
 
 use anyhow::Result;
-use serde_json::{Value, json};
 
 use crate::harness::{SLACK_APP_TOKEN, SLACK_BOT_TOKEN, SlackPeer};
-use crate::slack::{deny_submission, wait_told};
+use crate::slack::{approve_click, deny_submission, wait_told};
 use crate::world::{Backend, World, prod_profile};
 
 /// `[slack]` in Socket Mode (no `mode`: it is the default) against `peer`.
@@ -19,15 +18,6 @@ fn socket_section(peer: &SlackPeer) -> String {
          bot_token = \"{SLACK_BOT_TOKEN}\"\napi_base_url = \"{}\"\n",
         peer.api_url()
     )
-}
-
-fn approve_click(member: &str, request: &str, response_url: &str) -> Value {
-    json!({
-        "type": "block_actions",
-        "user": {"id": member},
-        "actions": [{"action_id": "approve", "value": request}],
-        "response_url": response_url,
-    })
 }
 
 async fn socket_world(peer: &SlackPeer, backend: Backend) -> Result<World> {
@@ -115,19 +105,7 @@ async fn socket_mode_acks_in_time_applies_clicks_and_reconnects() -> Result<()> 
 async fn two_replicas_given_the_same_click_approve_once() -> Result<()> {
     let peer = SlackPeer::start().await?;
     let w = socket_world(&peer, Backend::Postgres).await?;
-    let second_toml = w
-        .config_toml
-        .lines()
-        .map(|l| {
-            if l.trim_start().starts_with("listen") {
-                crate::harness::free_port().map(|p| format!("listen = \"127.0.0.1:{p}\""))
-            } else {
-                Ok(l.to_owned())
-            }
-        })
-        .collect::<Result<Vec<_>>>()?
-        .join("\n");
-    let _second = crate::harness::ServerProcess::spawn(&second_toml).await?;
+    let _second = crate::slack::second_replica(&w).await?;
     peer.wait_sockets(2, 2).await?;
     let id = w
         .submit("alice", "prod-web", "app", Duration::from_secs(3600))

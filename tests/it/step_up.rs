@@ -11,7 +11,7 @@ use reqwest::StatusCode;
 use serde_json::json;
 
 use crate::harness::{ProfileSpec, SLACK_APP_TOKEN, SLACK_BOT_TOKEN, SlackPeer, sign_in_from};
-use crate::slack::{latest, messages_when, wait_told};
+use crate::slack::{approve_click, latest, messages_when, wait_told};
 use crate::world::{Backend, World, prod_profile};
 
 #[tokio::test]
@@ -51,12 +51,7 @@ async fn a_step_up_profile_approves_only_after_a_fresh_sign_in() -> Result<()> {
     );
     assert!(!shown.contains("\"action_id\":\"approve\""), "{shown}");
     // A click that says approve anyway (an old message, a crafted payload) is refused.
-    let click = json!({
-        "type": "block_actions",
-        "user": {"id": "UBOB"},
-        "actions": [{"action_id": "approve", "value": id.to_string()}],
-        "response_url": peer.response_url("step-up/bob"),
-    });
+    let click = approve_click("UBOB", &id.to_string(), &peer.response_url("step-up/bob"));
     assert_eq!(peer.push(&click, false).await?["acked"], true);
     let answers = wait_told(&peer, 1).await?;
     assert!(answers[0].contains("fresh sign-in"), "{answers:?}");
