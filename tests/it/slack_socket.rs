@@ -131,3 +131,50 @@ async fn two_replicas_given_the_same_click_approve_once() -> Result<()> {
     assert_eq!(w.audit_events("request.approved").await?.len(), 1);
     Ok(())
 }
+
+/// A decision slower than Slack's 3 seconds (here Slack's own `users.info` is slow) is
+/// acknowledged bare, so the modal closes; a refusal that comes after still reaches the
+/// clicker, by DM.
+#[tokio::test]
+async fn a_refusal_after_the_ack_reaches_the_clicker_by_dm() -> Result<()> {
+    let peer = SlackPeer::start().await?;
+    let w = socket_world(&peer, Backend::Sqlite).await?;
+    peer.wait_sockets(1, 1).await?;
+    let id = w
+        .submit("alice", "prod-web", "app", Duration::from_secs(3600))
+        .await?
+        .to_string();
+    peer.faults(&serde_json::json!({"users_info_delay": 4}))
+        .await?;
+    let pushed = peer
+        .push(&deny_submission("UALICE", &id, "changed my mind"), false)
+        .await?;
+    assert_eq!(pushed["acked"], true, "{pushed}");
+    assert!(
+        pushed["ack"].get("payload").is_none(),
+        "acked bare: {pushed}"
+    );
+    let told = crate::harness::wait_for(
+        "alice told by DM",
+        Duration::from_secs(30),
+        Duration::from_millis(200),
+        || async {
+            let dms: Vec<String> = peer
+                .messages()
+                .await?
+                .iter()
+                .filter(|m| m["channel"] == "DUALICE")
+                .map(crate::slack::latest)
+                .filter(|t| t.contains("not applied"))
+                .collect();
+            Ok((!dms.is_empty()).then_some(dms))
+        },
+    )
+    .await?;
+    assert!(told[0].contains("own"), "says why: {told:?}");
+    assert_eq!(
+        w.request(id.parse()?).await?.request.state.name().as_str(),
+        "pending"
+    );
+    Ok(())
+}

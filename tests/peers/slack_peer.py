@@ -34,7 +34,8 @@ Served:
 * Faults for both chat methods, set with ``POST /_peer/faults`` ``{"rate_limited": N,
   "retry_after": S, "outage": true|false, "outage_status": 500}``: the next N calls
   answer HTTP 429 with ``Retry-After: S``, as Slack's rate limits do; while ``outage`` is
-  on every call answers ``outage_status`` (503 unless set). Refused calls are not recorded.
+  on every call answers ``outage_status`` (503 unless set). ``{"users_info_delay": S}``
+  makes ``users.info`` answer after S seconds (a slow Slack). Refused calls are not recorded.
 * ``POST /response/<anything>``: stands for an interaction's ``response_url``
   (https://api.slack.com/interactivity/handling#message_responses); records the JSON
   posted and answers ``{"ok": true}``.
@@ -93,6 +94,7 @@ class Peer:
         self.retry_after = 1
         self.outage = False
         self.outage_status = 503
+        self.users_info_delay = 0.0
         self.next_ts = 1
         self.lock = threading.Lock()
         self.acked = threading.Condition(self.lock)
@@ -295,6 +297,7 @@ def make_handler(peer):
                     peer.retry_after = int(body.get("retry_after", peer.retry_after))
                     peer.outage = bool(body.get("outage", peer.outage))
                     peer.outage_status = int(body.get("outage_status", peer.outage_status))
+                    peer.users_info_delay = float(body.get("users_info_delay", peer.users_info_delay))
                 return self.answer(200, {"ok": True})
             if path == "/_peer/socket/push":
                 return self.answer(200, peer.push(body))
@@ -331,6 +334,9 @@ def make_handler(peer):
                 return self.answer(200, {"ok": True})
             if path == "/api/users.info":
                 peer.record("users.info", path, body)
+                with peer.lock:
+                    delay = peer.users_info_delay
+                time.sleep(delay)
                 auth = self.headers.get("Authorization", "")
                 if not auth:
                     return self.answer(200, {"ok": False, "error": "not_authed"})

@@ -213,8 +213,13 @@ fn acknowledge(
     tokio::spawn(async move {
         let reply = match (kind.as_str(), payload) {
             ("interactive", Some(payload)) => {
-                let work = tokio::spawn(async move { interactions.handle(payload).await });
-                match tokio::time::timeout(ACK_WITHIN, work).await {
+                let member = payload
+                    .pointer("/user/id")
+                    .and_then(Value::as_str)
+                    .map(str::to_owned);
+                let slack = interactions.slack.clone();
+                let mut work = tokio::spawn(async move { interactions.handle(payload).await });
+                match tokio::time::timeout(ACK_WITHIN, &mut work).await {
                     Ok(Ok(Ok(reply))) => reply,
                     Ok(Ok(Err(e))) => {
                         tracing::warn!(error = %e, "Slack interaction not understood");
@@ -224,7 +229,17 @@ fn acknowledge(
                         tracing::error!(error = %e, "Slack interaction handler failed");
                         Reply::Ack
                     }
-                    Err(_) => Reply::Ack,
+                    Err(_) => {
+                        // Acknowledged bare, so a modal closes: a refusal that comes later
+                        // still reaches the clicker, by DM.
+                        tokio::spawn(async move {
+                            if let (Ok(Ok(Reply::Body(body))), Some(member)) = (work.await, member)
+                            {
+                                tell_late(&slack, &member, &body).await;
+                            }
+                        });
+                        Reply::Ack
+                    }
                 }
             }
             _ => Reply::Ack,
@@ -237,6 +252,25 @@ fn acknowledge(
             tracing::warn!("Socket Mode connection closed before an envelope was acknowledged");
         }
     });
+}
+
+/// Tells `member` by DM why the action they submitted was refused, when the refusal came
+/// after the acknowledgement (the modal's `errors`, as [`Reply::Body`] carries them).
+async fn tell_late(slack: &super::SlackApi, member: &str, body: &Value) {
+    let why = body
+        .get("errors")
+        .and_then(Value::as_object)
+        .and_then(|errors| errors.values().find_map(Value::as_str))
+        .unwrap_or("jitgate could not apply it");
+    let text = format!("What you submitted in Slack was not applied: {why}");
+    let blocks = json!([{"type": "section", "text": {"type": "plain_text", "text": text}}]);
+    let sent = match slack.open_dm(member).await {
+        Ok(channel) => slack.post_message(&channel, &text, &blocks).await.map(drop),
+        Err(e) => Err(e),
+    };
+    if let Err(e) = sent {
+        tracing::warn!(error = %e, "could not tell a Slack member of a late refusal");
+    }
 }
 
 #[cfg(test)]
